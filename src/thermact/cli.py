@@ -1,0 +1,114 @@
+"""The ``thermact`` command line.
+
+Usage::
+
+    thermact data inspect [DATASET] [key=value ...] [--lenient]
+    thermact data split   [DATASET] [key=value ...] [--lenient]
+    thermact model info   [CONFIG]  [key=value ...]
+
+Arguments of the form ``key=value`` are validated configuration overrides (dotted paths for
+nested keys); any other argument is the positional dataset / config path. Every user error
+(a missing file, a bad key, a corrupt record) prints one ``error:`` line naming the file, record
+or key, and exits with status 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Callable, Sequence
+
+from thermact import __version__
+from thermact.errors import ThermactError
+
+Handler = Callable[[str | None, list[str], bool], int]
+
+
+def _data_inspect(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.data.inspect import main_data_inspect
+
+    return main_data_inspect(target, overrides, lenient)
+
+
+def _data_split(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.data.splits import main_data_split
+
+    return main_data_split(target, overrides, lenient)
+
+
+def _model_info(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.models.info import main_model_info
+
+    return main_model_info(target, overrides)
+
+
+COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
+    "data": {
+        "inspect": (_data_inspect, "[DATASET] summary of recordings, classes, splits, leakage and problems"),
+        "split": (_data_split, "[DATASET] write the split definitions (given, session, leave-one-recording-out)"),
+    },
+    "model": {
+        "info": (_model_info, "[CONFIG] parameters, MACs, stage shapes and receptive field of a model"),
+    },
+}
+
+
+def usage() -> str:
+    lines = [f"thermact {__version__}: action detection on low-resolution thermal sensors", "", "usage:"]
+    for group, cmds in COMMANDS.items():
+        for name, (_, text) in cmds.items():
+            lines.append(f"  thermact {group} {name} {text}")
+    lines += [
+        "",
+        "options:  key=value  validated config override (dotted keys, e.g. clip.window_s=2.5)",
+        "          --lenient  skip bad records with a warning each instead of failing on the first",
+        "          --help, --version",
+    ]
+    return "\n".join(lines)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(choices)}"
+
+
+def parse(argv: Sequence[str]) -> tuple[Handler, str | None, list[str], bool]:
+    """Split argv into (handler, positional target, overrides, lenient); raise ThermactError."""
+    args = list(argv)
+    lenient = "--lenient" in args
+    args = [a for a in args if a != "--lenient"]
+    unknown_flags = [a for a in args if a.startswith("--")]
+    if unknown_flags:
+        raise ThermactError(f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient"]))
+    if len(args) < 2:
+        raise ThermactError("missing command\n" + usage())
+    group, name, rest = args[0], args[1], args[2:]
+    if group not in COMMANDS:
+        raise ThermactError(f"unknown command group {group!r}" + _did_you_mean(group, list(COMMANDS)))
+    if name not in COMMANDS[group]:
+        raise ThermactError(f"unknown command '{group} {name}'" + _did_you_mean(name, list(COMMANDS[group])))
+    positionals = [a for a in rest if "=" not in a]
+    overrides = [a for a in rest if "=" in a]
+    if len(positionals) > 1:
+        raise ThermactError(f"expected at most one positional argument, got {positionals}")
+    return COMMANDS[group][name][0], (positionals[0] if positionals else None), overrides, lenient
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``thermact`` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] == "--version":
+        print(__version__)
+        return 0
+    try:
+        handler, target, overrides, lenient = parse(args)
+        return handler(target, overrides, lenient)
+    except ThermactError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The thermal data layer: recordings, annotations, clips, transforms and splits."""

@@ -1,0 +1,1 @@
+"""Tensor operations written in plain PyTorch (no compiled ops, no torchvision)."""
