@@ -1,0 +1,1 @@
+"""Training machinery: LR schedule, checkpoints, the training loop."""

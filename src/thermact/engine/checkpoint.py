@@ -1,0 +1,112 @@
+"""Checkpoints: everything needed to rebuild a model and resume training exactly.
+
+A checkpoint is a plain dict of tensors and plain Python types (loadable with
+``torch.load(weights_only=True)``)::
+
+    format          "thermact-checkpoint"
+    version         1
+    model           model state_dict
+    optimizer       optimiser state_dict (optional)
+    scaler          GradScaler state_dict (optional)
+    rng             {"torch": ByteTensor, "numpy": {...}, "python": [...], "cuda": [ByteTensor, ...]}
+    step, epoch     counters (the LR schedule is a pure function of the step)
+    config          the resolved run config as a plain dict
+    classes         list of class names, in id order
+    norm            temperature normalisation statistics {mean_c, std_c}
+    metrics         the validation metrics at save time (optional)
+
+Writing is atomic: the bytes go to a temporary file in the same directory, which is then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from thermact.errors import CheckpointError
+from thermact.io import atomic_open
+
+FORMAT = "thermact-checkpoint"
+VERSION = 1
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of every random generator a run uses, as tensors and plain types."""
+    np_state = np.random.get_state()
+    assert isinstance(np_state, tuple)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
+    )
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_to_lists(v) for v in value]
+    return value
+
+
+def _to_tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_to_tuples(v) for v in value)
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus format/version tags) to ``path`` atomically."""
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    with atomic_open(path, "wb") as handle:
+        torch.save(data, handle)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a thermact checkpoint safely (``weights_only=True``) and check its format."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint not found")
+    try:
+        data = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds on corrupt or unsafe files
+        raise CheckpointError(f"{p}: cannot be loaded as a safe (weights-only) checkpoint: {err}") from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not a thermact checkpoint (no 'format': {FORMAT!r} entry)")
+    if data.get("version") != VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint version {data.get('version')!r} is not supported (expected {VERSION})"
+        )
+    for key in ("model", "config", "classes"):
+        if key not in data:
+            raise CheckpointError(f"{p}: checkpoint lacks the {key!r} entry")
+    return data
