@@ -1,0 +1,245 @@
+"""RoIAlign in plain PyTorch, with exactly the semantics of ``torchvision.ops.roi_align``.
+
+Each RoI output bin is the mean of a ``grid_h × grid_w`` grid of bilinearly interpolated samples.
+Both the bilinear kernel and torchvision's border rules factorise over the two axes (a sample counts
+only if its ``y`` *and* its ``x`` lie inside the valid band), so for RoI ``k`` the pooled map is
+
+    out[k] = Wy[k] @ feat[b_k] @ Wx[k]^T
+
+where ``Wy[k]`` (``[oh, H]``) and ``Wx[k]`` (``[ow, W]``) hold the interpolation weights of each output
+row/column averaged over that bin's sampling points. The weight matrices are built without autograd
+(boxes get no gradient, as in torchvision); the two matrix products carry the gradient to the input.
+
+Box format: pixel XYXY ``[x1, y1, x2, y2]`` in the coordinate frame of the *original* image; they are
+multiplied by ``spatial_scale`` to reach feature-map coordinates. With ``aligned=True`` a half-pixel
+offset is subtracted so that pixel ``i`` of the feature map is centred at continuous coordinate
+``i + 0.5`` (the convention of :mod:`thermact.ops.boxes`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["RoIAlign", "roi_align"]
+
+
+def _pair(output_size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(output_size, int):
+        size = (output_size, output_size)
+    else:
+        size = (int(output_size[0]), int(output_size[1]))
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"roi_align: output_size must be positive, got {output_size!r}")
+    return size
+
+
+def _to_rois(
+    boxes: Tensor | list[Tensor] | tuple[Tensor, ...], dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Boxes as ``Tensor[K, 5]`` or a per-image list of ``Tensor[K_i, 4]`` → ``Tensor[K, 5]``."""
+    if isinstance(boxes, Tensor):
+        if boxes.dim() != 2 or boxes.shape[1] != 5:
+            raise ValueError(
+                f"roi_align: boxes tensor must have shape [K, 5] (batch_index, x1, y1, x2, y2), "
+                f"got {list(boxes.shape)}"
+            )
+        return boxes.detach().to(device=device, dtype=dtype)
+    parts: list[Tensor] = []
+    for i, b in enumerate(boxes):
+        if b.dim() != 2 or b.shape[1] != 4:
+            raise ValueError(
+                f"roi_align: boxes[{i}] must have shape [K_i, 4] (x1, y1, x2, y2), got {list(b.shape)}"
+            )
+        b = b.detach().to(device=device, dtype=dtype)
+        parts.append(torch.cat([torch.full_like(b[:, :1], float(i)), b], dim=1))
+    if not parts:
+        return torch.zeros(0, 5, dtype=dtype, device=device)
+    return torch.cat(parts, dim=0)
+
+
+def _axis_weights(start: Tensor, length: Tensor, pooled: int, size: int, sampling_ratio: int) -> Tensor:
+    """Interpolation weights of one axis for every RoI.
+
+    Args:
+        start: ``[K]`` RoI start coordinate on this axis (feature-map units, offset already applied).
+        length: ``[K]`` RoI extent on this axis (already forced ``>= 1`` when ``aligned=False``).
+        pooled: number of output bins on this axis.
+        size: feature-map extent on this axis (``H`` or ``W``).
+        sampling_ratio: samples per bin, or ``<= 0`` for adaptive ``ceil(length / pooled)``.
+
+    Returns:
+        ``[K, pooled, size]``: row ``p`` is the mean over the bin's sampling points of their bilinear
+        weights on the ``size`` feature positions (samples outside ``[-1, size]`` contribute zero).
+    """
+    K = start.shape[0]
+    dtype, device = start.dtype, start.device
+    bin_size = length / pooled
+    if sampling_ratio > 0:
+        grid = torch.full((K,), sampling_ratio, dtype=torch.int64, device=device)
+    else:
+        grid = torch.ceil(length / pooled).clamp(min=0).to(torch.int64)
+    n_max = int(grid.max().item()) if K > 0 else 0
+    weights = torch.zeros(K, pooled, size, dtype=dtype, device=device)
+    if n_max == 0:
+        return weights
+    grid_f = grid.clamp(min=1).to(dtype)
+    p = torch.arange(pooled, device=device, dtype=dtype)
+    i = torch.arange(n_max, device=device, dtype=dtype)
+    # Same operation order as torchvision: start + p * bin + (i + 0.5) * bin / grid.
+    coord = (
+        start[:, None, None]
+        + p[None, :, None] * bin_size[:, None, None]
+        + (i + 0.5)[None, None, :] * bin_size[:, None, None] / grid_f[:, None, None]
+    )  # [K, pooled, n_max]
+    in_grid = torch.arange(n_max, device=device)[None, None, :] < grid[:, None, None]
+    valid = in_grid & (coord >= -1.0) & (coord <= size)
+    c = coord.clamp(min=0.0)
+    low = torch.floor(c).to(torch.int64)
+    at_edge = low >= size - 1
+    low = torch.where(at_edge, torch.full_like(low, size - 1), low)
+    high = torch.where(at_edge, low, low + 1)
+    c = torch.where(at_edge, low.to(dtype), c)
+    frac_high = c - low.to(dtype)
+    frac_low = 1.0 - frac_high
+    zero = torch.zeros((), dtype=dtype, device=device)
+    w_low = torch.where(valid, frac_low, zero)
+    w_high = torch.where(valid, frac_high, zero)
+    weights.scatter_add_(2, low, w_low)
+    weights.scatter_add_(2, high, w_high)
+    return weights / grid_f[:, None, None]
+
+
+def roi_align(
+    input: Tensor,
+    boxes: Tensor | list[Tensor] | tuple[Tensor, ...],
+    output_size: int | tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = True,
+) -> Tensor:
+    """RoIAlign (Mask R-CNN) with the semantics of ``torchvision.ops.roi_align``.
+
+    Args:
+        input: feature map ``[N, C, H, W]`` (float32, float64, bfloat16 or float16; any device).
+        boxes: either ``Tensor[K, 5]`` with rows ``(batch_index, x1, y1, x2, y2)``, or a list of ``N``
+            (or fewer) tensors ``[K_i, 4]`` with rows ``(x1, y1, x2, y2)`` for image ``i``. Coordinates
+            are pixel XYXY in the input-image frame. Boxes receive no gradient.
+        output_size: ``oh`` / ``(oh, ow)`` output bins per RoI.
+        spatial_scale: factor mapping box coordinates to feature-map coordinates (e.g. ``1/16``).
+        sampling_ratio: sampling points per bin along each axis; ``<= 0`` means adaptive,
+            ``ceil(roi_height / oh)`` × ``ceil(roi_width / ow)`` per RoI, as in torchvision.
+        aligned: subtract half a pixel from the scaled box coordinates (pixel-centre convention). When
+            ``False`` the RoI width/height are forced to be at least 1 (legacy behaviour).
+
+    Returns:
+        ``[K, C, oh, ow]`` in ``input.dtype``, RoIs in the order given.
+
+    Sampling rules (torchvision's): a sample at ``(y, x)`` contributes zero if ``y < -1``, ``y > H``,
+    ``x < -1`` or ``x > W``; otherwise coordinates ``<= 0`` clamp to 0 and coordinates at or past the
+    last row/column clamp to it, then bilinear interpolation is applied. Each bin is the mean over its
+    ``grid_h × grid_w`` samples (an empty grid gives 0).
+
+    Cost: two matrix products per image (``C·H·W·K_n·ow + K_n·C·H·oh·ow`` multiply-adds); building the
+    weights takes ``O(K · (oh + ow) · grid)`` memory, so absurdly large boxes with adaptive sampling are
+    expensive, as they are in torchvision. Differentiable w.r.t. ``input`` only.
+    """
+    if input.dim() != 4:
+        raise ValueError(f"roi_align: input must have shape [N, C, H, W], got {list(input.shape)}")
+    if not (input.is_floating_point()):
+        raise ValueError(f"roi_align: input must be a floating-point tensor, got {input.dtype}")
+    oh, ow = _pair(output_size)
+    N, C, H, W = input.shape
+    compute_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    rois = _to_rois(boxes, compute_dtype, input.device)
+    K = rois.shape[0]
+    if K == 0:
+        # Empty, but still attached to the graph of ``input`` (zero gradient), as torchvision's output is.
+        return input.reshape(-1)[:0].reshape(0, C, oh, ow)
+    if H == 0 or W == 0:
+        return input.new_zeros(K, C, oh, ow)
+
+    with torch.no_grad():
+        if not bool(torch.isfinite(rois).all()):
+            raise ValueError("roi_align: boxes contain non-finite values")
+        batch_f = rois[:, 0]
+        b_min, b_max = float(batch_f.min()), float(batch_f.max())
+        if b_min < 0 or b_max > N - 1 or not bool((batch_f == torch.round(batch_f)).all()):
+            raise ValueError(
+                f"roi_align: batch indices must be integers in [0, {N - 1}], got range [{b_min}, {b_max}]"
+            )
+        batch_idx = batch_f.to(torch.int64)
+        counts: list[int] = torch.bincount(batch_idx, minlength=N).tolist()
+        # RoIs are processed grouped by image; the usual already-grouped input needs no reordering.
+        order: Tensor | None = None
+        r = rois
+        if K > 1 and not bool((batch_idx[1:] >= batch_idx[:-1]).all()):
+            order = torch.argsort(batch_idx, stable=True)
+            r = rois[order]
+
+        offset = 0.5 if aligned else 0.0
+        x1 = r[:, 1] * spatial_scale - offset
+        y1 = r[:, 2] * spatial_scale - offset
+        x2 = r[:, 3] * spatial_scale - offset
+        y2 = r[:, 4] * spatial_scale - offset
+        roi_w = x2 - x1
+        roi_h = y2 - y1
+        if not aligned:
+            roi_w = roi_w.clamp(min=1.0)
+            roi_h = roi_h.clamp(min=1.0)
+        wy = _axis_weights(y1, roi_h, oh, H, sampling_ratio).to(input.dtype)  # [K, oh, H]
+        wx = _axis_weights(x1, roi_w, ow, W, sampling_ratio).to(input.dtype)  # [K, ow, W]
+
+    outs: list[Tensor] = []
+    start = 0
+    # unbind (rather than input[n] per image) so that backward assembles one gradient tensor.
+    images = input.unbind(0)
+    for n, k_n in enumerate(counts):
+        if k_n == 0:
+            continue
+        wy_n = wy[start : start + k_n]
+        wx_n = wx[start : start + k_n]
+        start += k_n
+        # Contract W with every RoI of this image in one matmul: [C*H, W] @ [W, k_n*ow].
+        t = images[n].reshape(C * H, W) @ wx_n.reshape(k_n * ow, W).t()
+        t = t.reshape(C, H, k_n, ow)
+        # Contract H per RoI (batched over k): out[k, c, i, j] = sum_h wy[k, i, h] t[c, h, k, j].
+        outs.append(torch.einsum("kih,chkj->kcij", wy_n, t))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+    if order is None:
+        return out
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(K, device=order.device)
+    return out[inverse]
+
+
+class RoIAlign(nn.Module):
+    """Module wrapper of :func:`roi_align`.
+
+    Forward: ``input [N, C, H, W]``, ``boxes Tensor[K, 5] (batch_index, x1, y1, x2, y2)`` or
+    ``list[Tensor[K_i, 4]]`` (pixel XYXY) → ``[K, C, oh, ow]``.
+    """
+
+    def __init__(
+        self,
+        output_size: int | tuple[int, int],
+        spatial_scale: float = 1.0,
+        sampling_ratio: int = -1,
+        aligned: bool = True,
+    ) -> None:
+        super().__init__()
+        self.output_size = _pair(output_size)
+        self.spatial_scale = float(spatial_scale)
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = bool(aligned)
+
+    def forward(self, input: Tensor, boxes: Tensor | list[Tensor]) -> Tensor:
+        return roi_align(
+            input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}"
+        )
