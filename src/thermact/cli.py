@@ -45,7 +45,10 @@ def _model_info(target: str | None, overrides: list[str], lenient: bool) -> int:
 COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
     "data": {
         "inspect": (_data_inspect, "[DATASET] summary of recordings, classes, splits, leakage and problems"),
-        "split": (_data_split, "[DATASET] write the split definitions (given, session, leave-one-recording-out)"),
+        "split": (
+            _data_split,
+            "[DATASET] write the split definitions (given, session, leave-one-recording-out)",
+        ),
     },
     "model": {
         "info": (_model_info, "[CONFIG] parameters, MACs, stage shapes and receptive field of a model"),
@@ -79,7 +82,9 @@ def parse(argv: Sequence[str]) -> tuple[Handler, str | None, list[str], bool]:
     args = [a for a in args if a != "--lenient"]
     unknown_flags = [a for a in args if a.startswith("--")]
     if unknown_flags:
-        raise ThermactError(f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient"]))
+        raise ThermactError(
+            f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient"])
+        )
     if len(args) < 2:
         raise ThermactError("missing command\n" + usage())
     group, name, rest = args[0], args[1], args[2:]
