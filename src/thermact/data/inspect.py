@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -384,10 +385,10 @@ class InspectOptions:
 def main_data_inspect(dataset: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact data inspect [DATASET] [out=PATH] [window_s=..] [num_frames=..] [keyframe_position=..]``.
 
-    The dataset is always read leniently so that every problem is listed (``lenient`` is
-    accepted for a uniform command signature); missing or unreadable files still fail.
+    The dataset is always read leniently so that every problem is listed; missing or unreadable
+    files still fail at once. Problems found while loading make the command exit with status 1
+    after the report is written, unless ``lenient`` (``--lenient``) accepts them.
     """
-    del lenient
     from thermact.config import build_config
 
     opts = build_config(InspectOptions, None, overrides)
@@ -401,6 +402,15 @@ def main_data_inspect(dataset: str | None, overrides: list[str], lenient: bool) 
     write_json_atomic(out, report)
     print(format_report(report))
     print(f"\nwrote {out}")
+    if data.problems.count:
+        if not lenient:
+            print(
+                f"error: {data.problems.count} problem(s) in the input (listed above); "
+                "pass --lenient to skip those records",
+                file=sys.stderr,
+            )
+            return 1
+        print(data.problems.summary())
     return 0
 
 

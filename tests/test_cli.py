@@ -1,0 +1,119 @@
+"""The command line end to end: exit codes and messages on good and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from thermact.cli import main
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_and_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["--help"], capsys)
+    assert code == 0 and "thermact data inspect" in out
+    code, _, err = _run(["data", "inspekt"], capsys)
+    assert code == 2 and "did you mean 'inspect'" in err
+    code, _, err = _run(["dta", "inspect"], capsys)
+    assert code == 2 and "did you mean 'data'" in err
+    code, _, err = _run(["data", "inspect", "--lenent"], capsys)
+    assert code == 2 and "did you mean '--lenient'" in err
+
+
+def test_inspect_on_bundled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "report.json"
+    code, out, _ = _run(["data", "inspect", f"out={out_json}"], capsys)
+    assert code == 0
+    assert "LEAKY" in out
+    report = json.loads(out_json.read_text())
+    assert report["dataset"]["keyframes"] == 387 and report["dataset"]["person_boxes"] == 500
+    assert report["invalid_pixels"]["frames"] == 208
+    assert report["invalid_pixels"]["clips_with_invalid_frames"] == 112
+
+
+def test_wrong_config_key_fails_before_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["data", "inspect", "windw_s=2"], capsys)
+    assert code == 2 and "did you mean 'window_s'" in err
+
+
+def test_missing_dataset_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["data", "inspect", str(tmp_path / "nope"), f"out={tmp_path / 'r.json'}"], capsys)
+    assert code == 2
+    assert f"error: {tmp_path / 'nope'}: dataset directory not found" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_corrupt_hdf5_names_the_file(
+    dataset_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = dataset_copy / "frames" / "SL18_R2.h5"
+    target.write_bytes(target.read_bytes()[:4000])
+    code, _, err = _run(["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}"], capsys)
+    assert code == 2 and "SL18_R2.h5" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_nan_frame_strict_and_lenient(
+    dataset_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = dataset_copy / "frames" / "SL18_R1.h5"
+    with h5py.File(path, "r+") as f:
+        frames = f["frames"][()]
+        frames[3] = np.nan
+        f["frames"][...] = frames
+    code, _, err = _run(["data", "split", str(dataset_copy), f"out={tmp_path / 's'}"], capsys)
+    assert code == 2 and "SL18_R1.h5: frame 3" in err and "no valid pixel" in err
+    assert not (tmp_path / "s").exists()
+    code, out, err = _run(["data", "split", str(dataset_copy), f"out={tmp_path / 's'}", "--lenient"], capsys)
+    assert code == 0 and "warning:" in err and "1 record(s) skipped" in out
+
+
+def test_malformed_json_line_exits_non_zero_unless_lenient(
+    dataset_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = dataset_copy / "raw_annotations" / "SL18_R4_annotation.json"
+    raw.write_text(raw.read_text().rstrip("\n") + "\n{broken\n")
+    code, out, err = _run(["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}"], capsys)
+    assert code == 1
+    assert "SL18_R4_annotation.json:55: malformed JSON line" in out
+    assert "1 problem(s)" in err
+    code, out, _ = _run(
+        ["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}", "--lenient"], capsys
+    )
+    assert code == 0 and "1 record(s) skipped" in out
+
+
+def test_unknown_class_and_off_frame_box(
+    dataset_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = dataset_copy / "annotations" / "val.json"
+    data = json.loads(path.read_text())
+    data["annotations"][0]["category_id"] = 42
+    data["annotations"][1]["bbox"] = [1.2, 0.5, 0.1, 0.1]
+    path.write_text(json.dumps(data))
+    code, _, err = _run(["data", "split", str(dataset_copy), f"out={tmp_path / 's'}"], capsys)
+    assert code == 2 and "val.json: annotations[0]" in err and "unknown class id 42" in err
+    code, out, err = _run(["data", "split", str(dataset_copy), f"out={tmp_path / 's'}", "--lenient"], capsys)
+    assert code == 0
+    assert "lies off the 60x40 frame" in err
+    # dropping the two boxes also makes the COCO file disagree with the raw file: reported too
+    assert "0 person box(es) in the COCO file but 2 in the raw annotations" in err
+    assert err.count("warning:") == 3 and "3 record(s) skipped" in out
+
+
+def test_console_script_module_entry_point() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "thermact", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "0.1.0"
