@@ -20,6 +20,7 @@ with ``p = keyframe_position``; so with ``p = 1`` the last point is exactly the 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import numpy as np
@@ -43,8 +44,10 @@ class ClipConfig:
     keyframe_position: KeyframePosition = "center"
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0:
-            raise ValueError(f"window_s must be > 0, got {self.window_s}")
+        if not math.isfinite(self.window_s) or self.window_s <= 0:
+            raise ValueError(f"window_s must be a finite number > 0, got {self.window_s}")
+        if self.keyframe_position not in ("center", "causal"):
+            raise ValueError(f"keyframe_position must be 'center' or 'causal', got {self.keyframe_position!r}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
 
@@ -92,12 +95,18 @@ def clip_indices(
     return nearest_indices(timestamps, clip_times(keyframe_ms, cfg))
 
 
-def pathway_indices(num_frames: int, stride: int) -> npt.NDArray[np.int64]:
+def pathway_indices(
+    num_frames: int, stride: int, keyframe_position: KeyframePosition = "center"
+) -> npt.NDArray[np.int64]:
     """Indices of the frames a pathway with temporal ``stride`` takes from a clip of ``num_frames``.
 
-    SlowFast's slow pathway takes every ``alpha``-th frame of the fast one; the frames are chosen
-    so the keyframe's neighbourhood is kept symmetrical: ``stride // 2, stride // 2 + stride, ...``.
+    SlowFast's slow pathway takes every ``stride``-th (``alpha``-th) frame of the fast one:
+    ``o, o + stride, ..., o + (n - 1) * stride`` with ``n = num_frames // stride``. The offset
+    ``o`` is ``(stride - 1) // 2`` for centred clips (the picks sit as close to symmetric around the
+    keyframe as integers allow) and ``stride - 1`` for causal clips, so that the newest frame, the
+    keyframe, is always part of the slow pathway. ``stride = 1`` returns every frame.
     """
     if stride < 1 or num_frames % stride:
         raise ValueError(f"num_frames {num_frames} must be a multiple of the pathway stride {stride}")
-    return np.arange(stride // 2, num_frames, stride, dtype=np.int64)
+    offset = stride - 1 if keyframe_position == "causal" else (stride - 1) // 2
+    return np.arange(offset, num_frames, stride, dtype=np.int64)

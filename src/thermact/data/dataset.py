@@ -1,0 +1,356 @@
+"""A PyTorch dataset of clips around annotated keyframes, and its collate function.
+
+Each item is one keyframe: a clip of ``clip.num_frames`` frames sampled on a time grid around it
+(:mod:`thermact.data.clips`; edge frames are replicated at the start/end of a recording, an index
+outside the recording is never produced), its person boxes, their action labels and track ids.
+
+Pipeline of :meth:`ClipDataset.__getitem__`, in this order:
+
+1. frames (°C, dead pixels repaired) and validity mask of the clip, person boxes (pixel XYXY);
+2. augmentation (if given) at the sensor resolution, with a generator seeded from
+   ``(seed, epoch, index)`` so a sample does not depend on the worker that loads it;
+3. normalisation (if given);
+4. resize to ``input_size`` (if given; bilinear, so it commutes with the normalisation up to
+   float rounding).
+
+Items are :class:`ClipSample`; :func:`collate_clips` turns a list of them into a
+:class:`ClipBatch` with boxes concatenated into RoIs ``[K, 5] = (batch_index, x1, y1, x2, y2)``,
+the format of :func:`thermact.ops.roi_align.roi_align`.
+
+Worker safety: the dataset holds :class:`~thermact.data.recording.Recording` objects, which pickle
+without their decoded arrays, so with ``num_workers > 0`` (spawn or fork) each worker reads the
+files it needs once; no HDF5 handle is ever shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from thermact.data.annotations import ClassList, Keyframe, boxes_array
+from thermact.data.clips import ClipConfig, clip_indices, pathway_indices
+from thermact.data.recording import Recording
+from thermact.data.source import ThermalData
+from thermact.data.transforms import Augment, NormStats, normalize, resize
+from thermact.errors import DataError
+
+
+def pathways(
+    clip: torch.Tensor | ClipSample | ClipBatch, strides: Sequence[int] | None = None
+) -> list[torch.Tensor]:
+    """The SlowFast views of a clip: for each stride, the frames :func:`pathway_indices` picks.
+
+    Args:
+        clip: frames ``[..., T, H, W]`` (a sample's ``[1, T, H, W]`` or a batch's
+            ``[B, 1, T, H, W]``), or a :class:`ClipSample` / :class:`ClipBatch`.
+        strides: temporal stride of each pathway, e.g. ``(alpha, 1)`` for slow and fast; default:
+            the sample's or batch's ``pathway_strides`` (required for a bare tensor).
+
+    Returns:
+        one tensor ``[..., T // stride, H, W]`` per stride (stride 1 returns the frames themselves).
+    """
+    if isinstance(clip, torch.Tensor):
+        if strides is None:
+            raise ValueError("pathways of a bare tensor need explicit strides")
+        frames = clip
+    else:
+        frames = clip.frames
+        strides = clip.pathway_strides if strides is None else strides
+    if frames.ndim < 3:
+        raise ValueError(f"frames must be [..., T, H, W], got shape {list(frames.shape)}")
+    num_frames = frames.shape[-3]
+    out: list[torch.Tensor] = []
+    for stride in strides:
+        if stride == 1:
+            out.append(frames)
+            continue
+        idx = torch.from_numpy(pathway_indices(num_frames, stride)).to(frames.device)
+        out.append(frames.index_select(frames.ndim - 3, idx))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSample:
+    """One keyframe's clip and its person boxes.
+
+    Attributes:
+        frames: float32 ``[1, T, H, W]``: °C, or normalised when the dataset has :class:`NormStats`.
+        valid: bool ``[T, H, W]``: True where the sensor value was valid (not repaired).
+        boxes: float32 ``[N, 4]`` pixel XYXY over the (possibly resized) ``H × W`` frame.
+        labels: int64 ``[N]`` action class ids.
+        track_ids: int64 ``[N]`` person identities within the recording.
+        recording_id: the recording the clip comes from.
+        keyframe_ms: keyframe time (ms).
+        keyframe_id: the keyframe's id in the annotations.
+        frame_indices: int64 ``[T]`` indices of the clip's frames in the recording.
+        pathway_strides: the temporal strides of :meth:`pathways`.
+    """
+
+    frames: torch.Tensor
+    valid: torch.Tensor
+    boxes: torch.Tensor
+    labels: torch.Tensor
+    track_ids: torch.Tensor
+    recording_id: str
+    keyframe_ms: int
+    keyframe_id: str
+    frame_indices: torch.Tensor
+    pathway_strides: tuple[int, ...] = (1,)
+
+    def pathways(self, strides: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """``[1, T // s, H, W]`` for each stride ``s`` (default :attr:`pathway_strides`)."""
+        return pathways(self, strides)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipBatch:
+    """A batch of :class:`ClipSample` (see :func:`collate_clips`).
+
+    Attributes:
+        frames: float32 ``[B, 1, T, H, W]``.
+        valid: bool ``[B, T, H, W]``.
+        rois: float32 ``[K, 5]`` = ``(batch_index, x1, y1, x2, y2)``, pixel XYXY, all boxes of the
+            batch in sample order.
+        labels: int64 ``[K]``.
+        track_ids: int64 ``[K]``.
+        num_boxes: int64 ``[B]`` boxes per sample (``rois`` of sample ``b`` are a contiguous run).
+        recording_ids, keyframe_ids: ``B`` strings.
+        keyframe_ms: int64 ``[B]``.
+        frame_indices: int64 ``[B, T]``.
+        pathway_strides: the temporal strides of :meth:`pathways`.
+    """
+
+    frames: torch.Tensor
+    valid: torch.Tensor
+    rois: torch.Tensor
+    labels: torch.Tensor
+    track_ids: torch.Tensor
+    num_boxes: torch.Tensor
+    recording_ids: list[str]
+    keyframe_ids: list[str]
+    keyframe_ms: torch.Tensor
+    frame_indices: torch.Tensor
+    pathway_strides: tuple[int, ...] = (1,)
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def pathways(self, strides: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """``[B, 1, T // s, H, W]`` for each stride ``s`` (default :attr:`pathway_strides`)."""
+        return pathways(self, strides)
+
+    def _map(self, fn: Any) -> ClipBatch:
+        changes = {
+            f.name: fn(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, **changes)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
+        """All tensors moved to ``device``."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> ClipBatch:
+        """Called by ``DataLoader(pin_memory=True)``."""
+        return self._map(lambda t: t.pin_memory())
+
+
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack`` along a new dim 0; for CPU tensors a single-threaded NumPy copy.
+
+    In the main process (``num_workers=0``) torch's multi-threaded copy of a few hundred KB costs
+    more in thread synchronisation than it saves, badly so on a busy machine.
+    """
+    if all(t.device.type == "cpu" and not t.requires_grad for t in tensors):
+        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
+    return torch.stack(list(tensors))
+
+
+def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
+    """Stack samples of the same clip shape into a :class:`ClipBatch` (``collate_fn`` of a DataLoader)."""
+    if not samples:
+        raise ValueError("collate_clips needs at least one sample")
+    shape = samples[0].frames.shape
+    for s in samples:
+        if s.frames.shape != shape:
+            raise ValueError(
+                f"all clips of a batch must have the same shape; {s.keyframe_id} has "
+                f"{list(s.frames.shape)}, {samples[0].keyframe_id} has {list(shape)}"
+            )
+    num_boxes = torch.tensor([int(s.boxes.shape[0]) for s in samples], dtype=torch.int64)
+    batch_index = torch.repeat_interleave(torch.arange(len(samples), dtype=torch.float32), num_boxes)
+    boxes = torch.cat([s.boxes.to(torch.float32) for s in samples], dim=0)
+    return ClipBatch(
+        frames=_stack([s.frames for s in samples]),
+        valid=_stack([s.valid for s in samples]),
+        rois=torch.cat([batch_index.unsqueeze(1), boxes], dim=1),
+        labels=torch.cat([s.labels for s in samples]),
+        track_ids=torch.cat([s.track_ids for s in samples]),
+        num_boxes=num_boxes,
+        recording_ids=[s.recording_id for s in samples],
+        keyframe_ids=[s.keyframe_id for s in samples],
+        keyframe_ms=torch.tensor([s.keyframe_ms for s in samples], dtype=torch.int64),
+        frame_indices=_stack([s.frame_indices for s in samples]),
+        pathway_strides=samples[0].pathway_strides,
+    )
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed for the augmentation of item ``index`` in ``epoch`` (independent of workers)."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+class ClipDataset(torch.utils.data.Dataset[ClipSample]):
+    """Clips around keyframes, one item per keyframe.
+
+    Args:
+        recordings: recording id → :class:`Recording` (every keyframe's recording must be there).
+        keyframes: the keyframes (e.g. one split's); their person boxes become the targets.
+        classes: the action classes (the labels are checked against it).
+        clip: time window, frames per clip and keyframe position.
+        pathway_strides: temporal strides of the pathways (``(alpha, 1)`` for SlowFast); each must
+            divide ``clip.num_frames``.
+        norm: normalisation statistics (from the training keyframes); None keeps °C.
+        augment: random augmentation (training only); None for evaluation.
+        input_size: ``(h, w)`` to resize the frames (and boxes) to; None keeps the sensor size.
+        seed: base seed of the per-item augmentation generators.
+
+    Raises:
+        DataError: a keyframe names an unknown recording, lies outside its recording's time span or
+            has a label outside ``classes``.
+    """
+
+    def __init__(
+        self,
+        recordings: Mapping[str, Recording],
+        keyframes: Sequence[Keyframe],
+        classes: ClassList,
+        clip: ClipConfig,
+        pathway_strides: tuple[int, ...] = (1,),
+        norm: NormStats | None = None,
+        augment: Augment | None = None,
+        input_size: tuple[int, int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        for stride in pathway_strides:
+            pathway_indices(clip.num_frames, stride)  # raises ValueError on a bad stride
+        if input_size is not None and (len(input_size) != 2 or min(input_size) < 1):
+            raise ValueError(f"input_size must be (h, w) with positive entries, got {input_size}")
+        self.recordings = dict(recordings)
+        self.keyframes = list(keyframes)
+        self.classes = classes
+        self.clip = clip
+        self.pathway_strides = tuple(int(s) for s in pathway_strides)
+        self.norm = norm
+        self.augment = augment
+        self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
+        self.seed = int(seed)
+        self.epoch = 0
+        self._check_keyframes()
+
+    @classmethod
+    def from_data(
+        cls,
+        data: ThermalData,
+        keyframes: Sequence[Keyframe] | None,
+        clip: ClipConfig,
+        pathway_strides: tuple[int, ...] = (1,),
+        norm: NormStats | None = None,
+        augment: Augment | None = None,
+        input_size: tuple[int, int] | None = None,
+        seed: int = 0,
+    ) -> ClipDataset:
+        """A dataset over ``keyframes`` (None: all keyframes) of a loaded :class:`ThermalData`."""
+        return cls(
+            data.recordings,
+            data.keyframes if keyframes is None else keyframes,
+            data.classes,
+            clip,
+            pathway_strides=pathway_strides,
+            norm=norm,
+            augment=augment,
+            input_size=input_size,
+            seed=seed,
+        )
+
+    def _check_keyframes(self) -> None:
+        for kf in self.keyframes:
+            rec = self.recordings.get(kf.recording_id)
+            if rec is None:
+                raise DataError(f"keyframe {kf.keyframe_id}: unknown recording {kf.recording_id!r}")
+            if not rec.start_ms <= kf.timestamp_ms <= rec.end_ms:
+                raise DataError(
+                    f"keyframe {kf.keyframe_id}: time {kf.timestamp_ms} ms lies outside {rec.path.name} "
+                    f"({rec.start_ms}..{rec.end_ms} ms)"
+                )
+            for box in kf.persons:
+                if box.label is None or not 0 <= box.label < len(self.classes):
+                    raise DataError(
+                        f"keyframe {kf.keyframe_id}: person track {box.track_id} has label {box.label!r} "
+                        f"outside 0..{len(self.classes) - 1}"
+                    )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draws (call before each training epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.keyframes)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the returned frames (of the first keyframe's recording if not resized)."""
+        if self.input_size is not None:
+            return self.input_size
+        if not self.keyframes:
+            raise DataError("empty dataset has no frame size")
+        return self.recordings[self.keyframes[0].recording_id].frame_size
+
+    def indices(self, index: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Frame indices ``[T]`` of item ``index``'s clip in its recording."""
+        kf = self.keyframes[index]
+        return clip_indices(self.recordings[kf.recording_id].timestamps, kf.timestamp_ms, self.clip)
+
+    def __getitem__(self, index: int) -> ClipSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} keyframes")
+        index = index % len(self)
+        kf = self.keyframes[index]
+        rec = self.recordings[kf.recording_id]
+        idx = clip_indices(rec.timestamps, kf.timestamp_ms, self.clip)
+        # Per-sample work runs in NumPy (single-threaded): tiny torch ops would each pay for
+        # intra-op thread synchronisation in the main process.
+        frames_np: npt.NDArray[np.float32] = rec.frames[idx]
+        valid_np: npt.NDArray[np.bool_] = rec.valid[idx]
+        boxes_np = boxes_array(kf.persons)
+        if self.augment is not None:
+            gen = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+            frames_np, valid_np, boxes_np = self.augment.apply(frames_np, valid_np, boxes_np, gen)
+        if self.norm is not None:
+            frames_np = normalize(frames_np, self.norm)
+        frames = torch.from_numpy(np.ascontiguousarray(frames_np, dtype=np.float32))
+        valid = torch.from_numpy(np.ascontiguousarray(valid_np, dtype=np.bool_))
+        boxes = torch.from_numpy(np.ascontiguousarray(boxes_np, dtype=np.float32))
+        if self.input_size is not None:
+            frames, valid, boxes = resize(frames, valid, boxes, self.input_size)
+        labels = torch.tensor([int(b.label) for b in kf.persons if b.label is not None], dtype=torch.int64)
+        track_ids = torch.tensor([b.track_id for b in kf.persons], dtype=torch.int64)
+        return ClipSample(
+            frames=frames.unsqueeze(0),
+            valid=valid,
+            boxes=boxes,
+            labels=labels,
+            track_ids=track_ids,
+            recording_id=kf.recording_id,
+            keyframe_ms=int(kf.timestamp_ms),
+            keyframe_id=kf.keyframe_id,
+            frame_indices=torch.from_numpy(idx.astype(np.int64)),
+            pathway_strides=self.pathway_strides,
+        )

@@ -1,0 +1,390 @@
+"""Tests for thermact.data.transforms: normalisation, geometric ops, resize and Augment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from thermact.data.annotations import boxes_array
+from thermact.data.clips import ClipConfig
+from thermact.data.source import ThermalData, load_dataset
+from thermact.data.transforms import (
+    Augment,
+    NormStats,
+    clip_frame_union,
+    compute_norm_stats,
+    denormalize,
+    hflip,
+    jitter_boxes,
+    norm_stats_from_arrays,
+    normalize,
+    resize,
+    rotate180,
+    temperature_jitter,
+    vflip,
+)
+from thermact.errors import CheckpointError, DataError
+
+H, W = 40, 60
+Op = Callable[[Any, Any, Any], tuple[Any, Any, Any]]
+
+
+@pytest.fixture(scope="module")
+def data() -> ThermalData:
+    return load_dataset(with_raw=False)
+
+
+def coverage(box: np.ndarray | torch.Tensor, height: int = H, width: int = W) -> np.ndarray:
+    """Fraction of each pixel [H, W] covered by a pixel-XYXY box (pixel i covers [i, i+1))."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cols = np.arange(width, dtype=np.float64)
+    rows = np.arange(height, dtype=np.float64)
+    fx = np.clip(np.minimum(cols + 1, x2) - np.maximum(cols, x1), 0, None)
+    fy = np.clip(np.minimum(rows + 1, y2) - np.maximum(rows, y1), 0, None)
+    out: np.ndarray = fy[:, None] * fx[None, :]
+    return out
+
+
+def random_dyadic_boxes(n: int, seed: int) -> torch.Tensor:
+    """Boxes with coordinates on a 1/16 px grid (exact in float32), inside the 60x40 frame."""
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.integers(0, W * 16 + 1, size=(n, 2)), axis=1) / 16.0
+    y = np.sort(rng.integers(0, H * 16 + 1, size=(n, 2)), axis=1) / 16.0
+    x[:, 1] = np.maximum(x[:, 1], x[:, 0] + 1 / 16)
+    y[:, 1] = np.maximum(y[:, 1], y[:, 0] + 1 / 16)
+    return torch.tensor(np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1), dtype=torch.float32)
+
+
+def random_clip(seed: int, t: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    frames = 15.0 + 10.0 * torch.rand(t, H, W, generator=g)
+    valid = torch.rand(t, H, W, generator=g) > 0.2
+    return frames, valid
+
+
+# ---------------------------------------------------------------------------------------------
+# geometric ops
+
+
+@pytest.mark.parametrize("op", [hflip, vflip, rotate180])
+def test_transformed_boxes_cover_the_same_pixels(op: Op) -> None:
+    boxes = random_dyadic_boxes(50, seed=1)
+    masks = torch.tensor(np.stack([coverage(b) for b in boxes]), dtype=torch.float64)
+    valid = torch.ones(len(boxes), H, W, dtype=torch.bool)
+    moved_masks, _, moved_boxes = op(masks, valid, boxes)
+    for mask, box in zip(moved_masks, moved_boxes, strict=True):
+        np.testing.assert_array_equal(mask.numpy(), coverage(box))
+
+
+@pytest.mark.parametrize("op", [hflip, vflip, rotate180])
+def test_real_boxes_see_the_same_temperatures_after_transform(data: ThermalData, op: Op) -> None:
+    kf = data.keyframes[10]
+    rec = data.recordings[kf.recording_id]
+    idx = rec.exact_index(kf.timestamp_ms)
+    assert idx is not None
+    frames = torch.from_numpy(rec.frames[idx : idx + 1].copy())
+    valid = torch.from_numpy(rec.valid[idx : idx + 1].copy())
+    boxes = torch.from_numpy(boxes_array(kf.persons))
+    new_frames, _, new_boxes = op(frames, valid, boxes)
+    for box, new_box in zip(boxes, new_boxes, strict=True):
+        before = float((coverage(box) * frames[0].numpy()).sum())
+        after = float((coverage(new_box) * new_frames[0].numpy()).sum())
+        assert after == pytest.approx(before, rel=1e-5)
+        assert float((new_box[2:] - new_box[:2]).prod()) == pytest.approx(float((box[2:] - box[:2]).prod()))
+
+
+def test_hflip_box_formula_and_involution() -> None:
+    frames, valid = random_clip(0)
+    boxes = torch.tensor([[0.0, 1.0, 10.0, 5.0], [50.5, 0.0, 60.0, 40.0]])
+    f1, v1, b1 = hflip(frames, valid, boxes)
+    torch.testing.assert_close(b1, torch.tensor([[50.0, 1.0, 60.0, 5.0], [0.0, 0.0, 9.5, 40.0]]))
+    assert torch.equal(f1[:, :, 0], frames[:, :, W - 1])
+    f2, v2, b2 = hflip(f1, v1, b1)
+    assert torch.equal(f2, frames) and torch.equal(v2, valid) and torch.equal(b2, boxes)
+    f3, v3, b3 = vflip(*vflip(frames, valid, boxes))
+    assert torch.equal(f3, frames) and torch.equal(v3, valid) and torch.equal(b3, boxes)
+
+
+def test_rotate180_is_hflip_then_vflip() -> None:
+    frames, valid = random_clip(1)
+    boxes = random_dyadic_boxes(10, seed=2)
+    r = rotate180(frames, valid, boxes)
+    hv = vflip(*hflip(frames, valid, boxes))
+    vh = hflip(*vflip(frames, valid, boxes))
+    for a, b, c in zip(r, hv, vh, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert torch.equal(r[0][0, 0, 0], frames[0, H - 1, W - 1])
+    back = rotate180(*r)
+    assert torch.equal(back[0], frames) and torch.equal(back[2], boxes)
+
+
+def test_geometric_ops_reject_bad_boxes() -> None:
+    frames, valid = random_clip(0)
+    with pytest.raises(ValueError, match="N, 4"):
+        hflip(frames, valid, torch.zeros(3, 5))
+
+
+def test_temperature_jitter_values() -> None:
+    frames = torch.tensor([[[10.0, 20.0], [30.0, 40.0]]])
+    out = temperature_jitter(frames, offset_c=1.5, gain=2.0)
+    torch.testing.assert_close(out, torch.tensor([[[-3.5, 16.5], [36.5, 56.5]]]))
+    assert float(out.mean()) == pytest.approx(float(frames.mean()) + 1.5)
+    out2 = temperature_jitter(frames, offset_c=0.0, gain=0.5, center_c=0.0)
+    torch.testing.assert_close(out2, frames * 0.5)
+
+
+def test_jitter_boxes_stays_inside_frame_with_positive_area() -> None:
+    g = torch.Generator().manual_seed(0)
+    edge_boxes = torch.tensor(
+        [[0.0, 0.0, 60.0, 40.0], [0.0, 0.0, 0.25, 0.25], [59.5, 39.0, 60.0, 40.0], [10.0, 10.0, 20.0, 30.0]]
+    )
+    boxes = torch.cat([edge_boxes, random_dyadic_boxes(200, seed=3)])
+    for _ in range(20):
+        out = jitter_boxes(boxes, 0.49, (H, W), g)
+        assert out.dtype == boxes.dtype and out.shape == boxes.shape
+        assert bool((out[:, 0] >= 0).all() and (out[:, 1] >= 0).all())
+        assert bool((out[:, 2] <= W).all() and (out[:, 3] <= H).all())
+        assert bool((out[:, 2] > out[:, 0]).all() and (out[:, 3] > out[:, 1]).all())
+        size = torch.cat([boxes[:, 2:] - boxes[:, :2]] * 2, dim=1)
+        assert bool(((out - boxes).abs() <= 0.49 * size + 1e-5).all())
+    moved = jitter_boxes(boxes, 0.2, (H, W), torch.Generator().manual_seed(5))
+    again = jitter_boxes(boxes, 0.2, (H, W), torch.Generator().manual_seed(5))
+    assert torch.equal(moved, again) and not torch.equal(moved, boxes)
+    assert torch.equal(jitter_boxes(boxes, 0.0, (H, W), g), boxes)
+    with pytest.raises(ValueError, match="0.5"):
+        jitter_boxes(boxes, 0.5, (H, W), g)
+
+
+# ---------------------------------------------------------------------------------------------
+# resize
+
+
+def test_resize_constant_frame_is_constant_and_boxes_scale_exactly() -> None:
+    frames = torch.full((4, H, W), 21.375)
+    valid = torch.ones(4, H, W, dtype=torch.bool)
+    boxes = torch.tensor([[0.0, 0.0, 60.0, 40.0], [15.0, 10.0, 30.0, 20.0]])
+    for size in [(80, 120), (20, 30), (64, 64), (33, 97)]:
+        f, v, b = resize(frames, valid, boxes, size)
+        assert f.shape == (4, *size) and v.shape == (4, *size) and v.dtype == torch.bool
+        assert float((f - 21.375).abs().max()) < 1e-5
+        assert bool(v.all())
+        sx, sy = size[1] / W, size[0] / H
+        torch.testing.assert_close(b, boxes * torch.tensor([sx, sy, sx, sy]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        resize(frames, valid, boxes, (80, 120))[2][1], torch.tensor([30.0, 20, 60, 40])
+    )
+
+
+def test_resize_mask_is_nearest_and_frames_bilinear() -> None:
+    frames, valid = random_clip(4, t=2)
+    f, v, _ = resize(frames, valid, torch.zeros(0, 4), (2 * H, 2 * W))
+    # nearest: an integer upscale repeats each mask pixel 2x2
+    assert torch.equal(v, valid.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2))
+    # bilinear, align_corners=False: the first output pixel sits at 0.25 px from the first centre ->
+    # clamped to the edge; output (1, 1) lies at input (0.25, 0.25).
+    assert float(f[0, 0, 0]) == pytest.approx(float(frames[0, 0, 0]))
+    expected = (
+        0.5625 * frames[0, 0, 0]
+        + 0.1875 * frames[0, 0, 1]
+        + 0.1875 * frames[0, 1, 0]
+        + 0.0625 * frames[0, 1, 1]
+    )
+    assert float(f[0, 1, 1]) == pytest.approx(float(expected), rel=1e-6)
+    same = resize(frames, valid, torch.zeros(0, 4), (H, W))
+    assert same[0] is frames
+
+
+def test_resize_keeps_box_content() -> None:
+    frames, valid = random_clip(6, t=1)
+    boxes = torch.tensor([[10.0, 8.0, 22.0, 20.0]])
+    f, _, b = resize(frames, valid, boxes, (2 * H, 2 * W))
+    # the mean over the box equals the mean over the scaled box up to interpolation smoothing
+    before = float((coverage(boxes[0]) * frames[0].numpy()).sum() / coverage(boxes[0]).sum())
+    after_cov = coverage(b[0], 2 * H, 2 * W)
+    after = float((after_cov * f[0].numpy()).sum() / after_cov.sum())
+    assert after == pytest.approx(before, abs=0.3)
+    assert after_cov.sum() == pytest.approx(4 * coverage(boxes[0]).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation
+
+
+def test_norm_stats_round_trip_and_validation() -> None:
+    stats = NormStats(17.5, 1.75, 1234)
+    assert NormStats.from_dict(stats.to_dict()) == stats
+    assert all(type(v) in (int, float) for v in stats.to_dict().values())
+    with pytest.raises(CheckpointError, match="std_c"):
+        NormStats.from_dict({"mean_c": 1.0}, where="model.pt")
+    with pytest.raises(CheckpointError, match="model.pt"):
+        NormStats.from_dict({"mean_c": 1.0, "std_c": 0.0}, where="model.pt")
+    with pytest.raises(ValueError):
+        NormStats(float("nan"), 1.0)
+
+
+def test_normalize_and_denormalize_numpy_and_torch() -> None:
+    stats = NormStats(20.0, 2.0)
+    arr = np.array([18.0, 20.0, 25.0], dtype=np.float32)
+    np.testing.assert_allclose(normalize(arr, stats), [-1.0, 0.0, 2.5])
+    np.testing.assert_allclose(denormalize(normalize(arr, stats), stats), arr)
+    t = torch.tensor([18.0, 20.0, 25.0])
+    torch.testing.assert_close(normalize(t, stats), torch.tensor([-1.0, 0.0, 2.5]))
+    assert normalize(t, stats).dtype == torch.float32
+
+
+def test_norm_stats_from_arrays_ignore_invalid_pixels() -> None:
+    frames = np.array([[[10.0, -273.2], [20.0, 30.0]]], dtype=np.float32)
+    valid = frames > -100
+    stats = norm_stats_from_arrays([frames], [valid])
+    assert stats.mean_c == pytest.approx(20.0)
+    assert stats.std_c == pytest.approx(np.sqrt(200.0 / 3.0))
+    assert stats.num_pixels == 3
+    with pytest.raises(DataError, match="no valid pixel"):
+        norm_stats_from_arrays([frames], [np.zeros_like(valid)])
+    with pytest.raises(DataError, match="constant"):
+        norm_stats_from_arrays([np.full((2, 2), 5.0)], [np.ones((2, 2), dtype=bool)])
+
+
+def test_norm_stats_of_real_training_data(data: ThermalData) -> None:
+    train = [k for k in data.keyframes if k.given_split == "train"]
+    cfg = ClipConfig(window_s=2.7, num_frames=16)
+    stats = compute_norm_stats(data.recordings, train, cfg)
+    # computed once on the bundled dataset (given train split, default clip)
+    assert stats.mean_c == pytest.approx(17.55747, abs=1e-3)
+    assert stats.std_c == pytest.approx(1.73609, abs=1e-3)
+    assert stats.num_pixels == 5_028_672
+
+    # Same numbers from the raw files when the -273.2 dead pixels are dropped; the naive mean that
+    # keeps them is far off. SL14 recordings do contain dead pixels in the frames used.
+    union = clip_frame_union(data.recordings, train, cfg)
+    raw_values = []
+    for rid, idx in union.items():
+        with h5py.File(data.recordings[rid].path, "r") as handle:
+            raw = np.asarray(handle["frames"][()], dtype=np.float64)
+        assert np.array_equal(data.recordings[rid].data.source_index, np.arange(raw.shape[0]))
+        raw_values.append(raw[idx].ravel())
+    values = np.concatenate(raw_values)
+    dead = values == np.float32(-273.2)
+    assert dead.sum() > 10_000
+    assert values[~dead].mean() == pytest.approx(stats.mean_c, abs=1e-9)
+    assert values[~dead].std() == pytest.approx(stats.std_c, abs=1e-9)
+    assert values.mean() < stats.mean_c - 3.0
+
+    # training data only: validation keyframes give other statistics
+    val = [k for k in data.keyframes if k.given_split == "val"]
+    val_stats = compute_norm_stats(data.recordings, val, cfg)
+    assert abs(val_stats.mean_c - stats.mean_c) > 1e-3
+    assert val_stats.num_pixels < stats.num_pixels
+
+
+def test_compute_norm_stats_errors(data: ThermalData) -> None:
+    cfg = ClipConfig()
+    with pytest.raises(DataError, match="no training keyframes"):
+        compute_norm_stats(data.recordings, [], cfg)
+    with pytest.raises(DataError, match="unknown recording"):
+        compute_norm_stats({}, data.keyframes[:1], cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Augment
+
+
+def test_augment_is_deterministic_given_generator() -> None:
+    frames, valid = random_clip(7, t=4)
+    boxes = random_dyadic_boxes(5, seed=8)
+    aug = Augment(p_hflip=0.5, p_vflip=0.5, p_rot180=0.5, offset_c=(-2, 2), gain=(0.8, 1.2), box_jitter=0.1)
+    a = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    outs = {
+        tuple(aug.apply(frames, valid, boxes, torch.Generator().manual_seed(s))[0][0, 0, :2].tolist())
+        for s in range(8)
+    }
+    assert len(outs) > 1
+
+
+def test_augment_always_flip_equals_functional_op() -> None:
+    frames, valid = random_clip(9)
+    boxes = random_dyadic_boxes(4, seed=10)
+    plain: dict[str, Any] = {"offset_c": (0.0, 0.0), "gain": (1.0, 1.0), "box_jitter": 0.0}
+    g = torch.Generator().manual_seed(0)
+    out = Augment(p_hflip=1.0, p_vflip=0.0, p_rot180=0.0, **plain).apply(frames, valid, boxes, g)
+    for x, y in zip(out, hflip(frames, valid, boxes), strict=True):
+        assert torch.equal(x, y)
+    out = Augment(p_hflip=1.0, p_vflip=1.0, p_rot180=1.0, **plain).apply(frames, valid, boxes, g)
+    for x, y in zip(out, (frames, valid, boxes), strict=True):
+        assert torch.equal(x, y)  # two half-turns
+    ident = Augment(p_hflip=0.0, p_vflip=0.0, p_rot180=0.0, **plain).apply(frames, valid, boxes, g)
+    assert torch.equal(ident[0], frames) and torch.equal(ident[2], boxes)
+
+
+def test_augment_temperature_range_and_box_cover() -> None:
+    frames, valid = random_clip(11, t=2)
+    boxes = random_dyadic_boxes(6, seed=12)
+    aug = Augment(
+        p_hflip=0.5, p_vflip=0.5, p_rot180=0.0, offset_c=(1.0, 2.0), gain=(1.0, 1.0), box_jitter=0.0
+    )
+    for seed in range(10):
+        f, v, b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(seed))
+        shift = float(f.mean() - frames.mean())
+        assert 1.0 - 1e-4 <= shift <= 2.0 + 1e-4
+        # whatever flips were drawn, each box still sees the same (shifted) temperatures
+        for box, new_box in zip(boxes, b, strict=True):
+            before = float((coverage(box) * frames[0].numpy()).sum())
+            after = float((coverage(new_box) * (f[0].numpy() - shift)).sum())
+            assert after == pytest.approx(before, rel=1e-4, abs=1e-3)
+        assert int(v.sum()) == int(valid.sum())
+
+
+def test_augment_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="p_hflip"):
+        Augment(p_hflip=1.5)
+    with pytest.raises(ValueError, match="gain"):
+        Augment(gain=(1.2, 0.8))
+    with pytest.raises(ValueError, match="gain"):
+        Augment(gain=(0.0, 1.0))
+    with pytest.raises(ValueError, match="box_jitter"):
+        Augment(box_jitter=0.5)
+    assert "p_vflip=0.5" in repr(Augment())
+
+
+@pytest.mark.parametrize("op", [hflip, vflip, rotate180])
+def test_numpy_and_torch_ops_agree(op: Op) -> None:
+    frames, valid = random_clip(13)
+    boxes = random_dyadic_boxes(7, seed=14)
+    t_out = op(frames, valid, boxes)
+    n_out = op(frames.numpy(), valid.numpy(), boxes.numpy())
+    for t, n in zip(t_out, n_out, strict=True):
+        assert isinstance(n, np.ndarray) and n.dtype == t.numpy().dtype
+        np.testing.assert_array_equal(n, t.numpy())
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    np.testing.assert_array_equal(
+        jitter_boxes(boxes.numpy(), 0.3, (H, W), g1), jitter_boxes(boxes, 0.3, (H, W), g2).numpy()
+    )
+    np.testing.assert_array_equal(
+        temperature_jitter(frames.numpy(), 0.5, 1.1), temperature_jitter(frames, 0.5, 1.1).numpy()
+    )
+    aug = Augment(p_hflip=0.5, p_vflip=0.5, p_rot180=0.5, box_jitter=0.2)
+    for seed in range(4):
+        a = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(seed))
+        b = aug.apply(frames.numpy(), valid.numpy(), boxes.numpy(), torch.Generator().manual_seed(seed))
+        for t, n in zip(a, b, strict=True):
+            np.testing.assert_array_equal(n, t.numpy())
+
+
+def test_resize_mask_equals_interpolate_nearest_exact() -> None:
+    _, valid = random_clip(15, t=2)
+    sizes = [(h, w) for h in range(1, 161, 3) for w in (1, 7, 30, 45, 59, 61, 97, 120, 240)]
+    for size in sizes:
+        _, v, _ = resize(torch.zeros(2, H, W), valid, torch.zeros(0, 4), size)
+        ref = torch.nn.functional.interpolate(
+            valid.unsqueeze(1).to(torch.uint8), size=size, mode="nearest-exact"
+        )
+        assert v.dtype == torch.bool
+        assert torch.equal(v, ref.squeeze(1).to(torch.bool)), size
