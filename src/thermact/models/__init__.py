@@ -1,0 +1,1 @@
+"""Network backbones, heads and pretrained-weight loading."""

@@ -1,0 +1,196 @@
+"""Model configuration and construction.
+
+``ModelConfig`` is the ``model:`` section of a training config (see :mod:`thermact.config`)::
+
+    model:
+      name: thermal_net_s          # thermal_net_s | thermal_net_m | slowfast_r50_4x16 | slowfast_r101_8x8
+      num_classes: 14
+      num_frames: 16               # clip length T; SlowFast: a multiple of alpha (32 in the papers)
+      input_size: null             # [H, W] to resize the clip to, e.g. [256, 384] for SlowFast
+      backbone_dropout: 0.0        # ThermalNet only: dropout on the backbone output
+      frozen_bn: false             # SlowFast only: FrozenBatchNorm3d
+      fusion_style: auto           # SlowFast only: auto | conv_bn_relu | conv_bias (AlphAction)
+      pretrained: null             # path of backbone weights (SlowFast checkpoints)
+      pretrained_source: auto      # auto | alphaction | pyslowfast | pyslowfast_caffe2 | pytorchvideo
+      trust_checkpoint: false      # allow non-weights-only (pickle) checkpoints
+      no_head: true                # drop the checkpoint's head tensors (else they fail a strict load)
+      head:
+        mode: softmax              # softmax (single-label CE/focal) | sigmoid (multi-label)
+        mlp_dim: 1024
+        dropout: 0.2
+        roi_size: 7
+        temporal_pool: avg         # avg | max
+        spatial_pool: max          # max | avg
+
+:func:`build_model` turns it into an :class:`~thermact.models.detector.ActionDetector` with a plain
+``match`` on the name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from torch import nn
+
+from thermact.errors import ConfigError
+from thermact.models.base import Backbone
+from thermact.models.detector import ActionDetector
+from thermact.models.head import RoIActionHead
+from thermact.models.slowfast import slowfast_r50_4x16, slowfast_r101_8x8
+from thermact.models.thermal_net import thermal_net_m, thermal_net_s
+
+__all__ = ["MODEL_NAMES", "HeadConfig", "ModelConfig", "build_backbone", "build_model"]
+
+PretrainedSource = Literal["auto", "alphaction", "pyslowfast", "pyslowfast_caffe2", "pytorchvideo"]
+ModelName = Literal["thermal_net_s", "thermal_net_m", "slowfast_r50_4x16", "slowfast_r101_8x8"]
+MODEL_NAMES: tuple[ModelName, ...] = (
+    "thermal_net_s",
+    "thermal_net_m",
+    "slowfast_r50_4x16",
+    "slowfast_r101_8x8",
+)
+
+
+@dataclass
+class HeadConfig:
+    """Settings of :class:`~thermact.models.head.RoIActionHead` and of how its logits are read.
+
+    ``mode`` is not used by the network (which returns logits); it tells the trainer which loss
+    family (softmax: ``ce``/``focal``; sigmoid: ``bce``/``sigmoid_focal``) and which
+    :func:`~thermact.models.postprocess.scores_from_logits` mode go with the model.
+    """
+
+    mode: Literal["softmax", "sigmoid"] = "softmax"
+    mlp_dim: int = 1024
+    dropout: float = 0.2
+    roi_size: int = 7
+    temporal_pool: Literal["avg", "max"] = "avg"
+    spatial_pool: Literal["max", "avg"] = "max"
+
+    def __post_init__(self) -> None:
+        if self.mlp_dim < 1:
+            raise ValueError(f"head.mlp_dim must be >= 1, got {self.mlp_dim}")
+        if self.roi_size < 1:
+            raise ValueError(f"head.roi_size must be >= 1, got {self.roi_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"head.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class ModelConfig:
+    """The ``model:`` config section (see the module docstring for a YAML example)."""
+
+    name: ModelName = "thermal_net_s"
+    num_classes: int = 14
+    num_frames: int = 16
+    input_size: tuple[int, int] | None = None
+    backbone_dropout: float = 0.0
+    frozen_bn: bool = False
+    fusion_style: Literal["auto", "conv_bn_relu", "conv_bias"] = "auto"
+    pretrained: str | None = None
+    pretrained_source: PretrainedSource = "auto"
+    trust_checkpoint: bool = False
+    no_head: bool = True
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.input_size is not None and min(self.input_size) < 1:
+            raise ValueError(f"input_size must be positive [H, W], got {list(self.input_size)}")
+        if not 0.0 <= self.backbone_dropout < 1.0:
+            raise ValueError(f"backbone_dropout must be in [0, 1), got {self.backbone_dropout}")
+
+
+def _fusion_style(cfg: ModelConfig) -> Literal["conv_bn_relu", "conv_bias"]:
+    """Resolve ``fusion_style: auto``: AlphAction checkpoints use biased lateral convs without BN.
+
+    With ``pretrained_source: auto`` the checkpoint is read once to detect its format (a ``.pkl``
+    is always PySlowFast Caffe2, which is not read here because it is a plain pickle).
+    """
+    if cfg.fusion_style != "auto":
+        return cfg.fusion_style
+    if cfg.pretrained is None:
+        return "conv_bn_relu"
+    source: str = cfg.pretrained_source
+    if source == "auto" and Path(cfg.pretrained).suffix != ".pkl":
+        from thermact.models.pretrained import detect_source, read_checkpoint, unwrap_state_dict
+
+        state = unwrap_state_dict(read_checkpoint(cfg.pretrained), cfg.pretrained)
+        source = detect_source(cfg.pretrained, state)
+    return "conv_bias" if source == "alphaction" else "conv_bn_relu"
+
+
+def build_backbone(cfg: ModelConfig) -> nn.Module:
+    """The backbone named by ``cfg.name`` (random init; see :func:`build_model` for weights)."""
+    backbone: nn.Module
+    match cfg.name:
+        case "thermal_net_s" | "thermal_net_m":
+            if cfg.frozen_bn:
+                raise ConfigError(
+                    f"config key 'model.frozen_bn': not supported by {cfg.name} (it trains from scratch)"
+                )
+            factory = thermal_net_s if cfg.name == "thermal_net_s" else thermal_net_m
+            backbone = factory(in_chans=1, dropout=cfg.backbone_dropout)
+        case "slowfast_r50_4x16" | "slowfast_r101_8x8":
+            if cfg.backbone_dropout:
+                raise ConfigError(f"config key 'model.backbone_dropout': not supported by {cfg.name}")
+            sf = slowfast_r50_4x16 if cfg.name == "slowfast_r50_4x16" else slowfast_r101_8x8
+            net = sf(in_chans=1, frozen_bn=cfg.frozen_bn, fusion_style=_fusion_style(cfg))
+            alpha = net.alpha
+            backbone = net
+            if cfg.num_frames % alpha != 0:
+                raise ConfigError(
+                    f"config key 'model.num_frames': {cfg.num_frames} is not a multiple of alpha={alpha} of {cfg.name}"
+                )
+        case _:
+            raise ConfigError(
+                f"config key 'model.name': unknown model {cfg.name!r}; use one of {', '.join(MODEL_NAMES)}"
+            )
+    return backbone
+
+
+def build_model(
+    cfg: ModelConfig, verbose: bool = True, keyframe_position: Literal["center", "causal"] = "center"
+) -> ActionDetector:
+    """Build the detector of ``cfg``; load ``cfg.pretrained`` backbone weights if set.
+
+    The pretrained weights are loaded by :func:`thermact.models.pretrained.load_pretrained` into the
+    backbone only (strict: every backbone tensor must load; our head is always freshly initialised
+    since the action classes differ); its report is printed when ``verbose``. ThermalNet has no
+    published weights: ``pretrained`` with a ThermalNet name raises :class:`ConfigError`.
+    """
+    if cfg.pretrained is not None and not cfg.name.startswith("slowfast"):
+        raise ConfigError(f"config key 'model.pretrained': {cfg.name} has no pretrained weights to load")
+    backbone = build_backbone(cfg)
+    spec = cast(Backbone, backbone)
+    stride = int(spec.spatial_stride)
+    out_channels = tuple(int(c) for c in spec.out_channels)
+    head = RoIActionHead(
+        in_channels=out_channels,
+        spatial_scale=1.0 / stride,
+        num_classes=cfg.num_classes,
+        roi_size=cfg.head.roi_size,
+        mlp_dim=cfg.head.mlp_dim,
+        dropout=cfg.head.dropout,
+        temporal_pool=cfg.head.temporal_pool,
+        spatial_pool=cfg.head.spatial_pool,
+    )
+    model = ActionDetector(backbone, head, input_size=cfg.input_size, keyframe_position=keyframe_position)
+    if cfg.pretrained is not None:
+        from thermact.models.pretrained import load_pretrained  # lazy: only needed with weights
+
+        report = load_pretrained(
+            model.backbone,
+            cfg.pretrained,
+            source=cfg.pretrained_source,
+            trust_checkpoint=cfg.trust_checkpoint,
+            no_head=cfg.no_head,
+        )
+        if verbose:
+            print(report)
+    return model

@@ -1,0 +1,272 @@
+"""Size, cost and shape summary of a configured model (``thermact model info CONFIG``).
+
+* parameters: total and trainable, and split into backbone / head;
+* MACs of one forward pass for the configured input, counted with
+  :class:`torch.utils.flop_counter.FlopCounterMode` (which counts the FLOPs of convolutions and
+  matrix products, including RoIAlign's two interpolation matmuls; MACs = FLOPs / 2; BN, ReLU,
+  pooling and the bilinear resize are not counted);
+* the output shape of every top-level child of the backbone (forward hooks);
+* the temporal receptive field, measured empirically: in eval mode, with every BatchNorm reset
+  to the identity (so that zero-initialised residual BNs do not hide a branch), the gradient of the
+  centre output frame (summed over channels and space) with respect to a long probe clip; the
+  receptive field is the span of input frames with a non-zero gradient. Seconds = frames / fps.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from thermact.config import config_from_dict, parse_overrides, read_yaml
+from thermact.errors import ConfigError, ThermactError
+from thermact.models.base import make_pathways
+from thermact.models.factory import ModelConfig, build_model
+
+__all__ = ["ModelInfo", "format_model_info", "main_model_info", "model_info", "temporal_receptive_field"]
+
+DEFAULT_FRAME_SIZE: tuple[int, int] = (40, 60)
+DEFAULT_FPS: float = 6.0
+
+
+@dataclass
+class ModelInfo:
+    """What :func:`model_info` measured (MACs for the whole batch of ``input_shape``)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    backbone_input_shape: tuple[int, ...]
+    num_rois: int
+    total_params: int
+    trainable_params: int
+    backbone_params: int
+    head_params: int
+    macs: int
+    stages: list[tuple[str, list[tuple[int, ...]]]]
+    output_shape: tuple[int, ...]
+    spatial_stride: int
+    pathway_strides: tuple[int, ...]
+    receptive_field_frames: int
+    receptive_field_s: float
+    fps: float
+
+    @property
+    def macs_per_clip(self) -> float:
+        return self.macs / max(1, self.input_shape[0])
+
+
+def _shapes(obj: Any) -> list[tuple[int, ...]]:
+    if isinstance(obj, Tensor):
+        return [tuple(obj.shape)]
+    if isinstance(obj, (list, tuple)):
+        return [s for item in obj for s in _shapes(item)]
+    return []
+
+
+def _reset_norms(module: nn.Module) -> None:
+    """Make every (frozen) BatchNorm the identity: weight 1, bias 0, mean 0, var 1."""
+    with torch.no_grad():
+        for m in module.modules():
+            if "BatchNorm" not in type(m).__name__:
+                continue
+            for attr, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+                t = getattr(m, attr, None)
+                if isinstance(t, Tensor):
+                    t.fill_(value)
+
+
+def temporal_receptive_field(
+    backbone: nn.Module,
+    pathway_strides: Sequence[int],
+    frame_size: tuple[int, int] = (64, 64),
+    start_frames: int = 64,
+    max_frames: int = 512,
+) -> int:
+    """Temporal receptive field of the centre output frame, in clip frames (empirical).
+
+    Runs a copy of ``backbone`` (eval mode, BNs reset to identity, random normal input) on a probe
+    clip of ``start_frames`` frames, doubling the length while the non-zero gradient reaches both
+    ends of the clip (up to ``max_frames``). The centre output of the *last* pathway (the one with
+    the finest time base, e.g. SlowFast's fast pathway) is used; all pathways feed it after fusion.
+    """
+    probe = copy.deepcopy(backbone).float().eval()
+    _reset_norms(probe)
+    for p in probe.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    T = start_frames
+    lcm = 1
+    for s in pathway_strides:
+        lcm = max(lcm, int(s))
+    while True:
+        T = ((T + lcm - 1) // lcm) * lcm
+        clip = torch.randn(1, 1, T, frame_size[0], frame_size[1], generator=gen, requires_grad=True)
+        outs = probe(make_pathways(clip, pathway_strides))
+        out = outs[-1]
+        centre = out[:, :, out.shape[2] // 2].sum()
+        (grad,) = torch.autograd.grad(centre, clip)
+        hit = (grad.abs().sum(dim=(0, 1, 3, 4)) > 0).nonzero().flatten()
+        if hit.numel() == 0:
+            return 0
+        first, last = int(hit[0]), int(hit[-1])
+        if (first > 0 and last < T - 1) or max_frames <= T:
+            return last - first + 1
+        T *= 2
+
+
+def model_info(
+    cfg: ModelConfig,
+    batch_size: int = 1,
+    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
+    fps: float = DEFAULT_FPS,
+    rois_per_clip: int = 2,
+) -> ModelInfo:
+    """Measure the model of ``cfg`` (built with random weights: ``cfg.pretrained`` is ignored).
+
+    The input is ``[batch_size, 1, cfg.num_frames, *frame_size]`` with ``rois_per_clip`` person
+    boxes per clip; the detector resizes it to ``cfg.input_size`` when that is set.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    model = build_model(dataclasses.replace(cfg, pretrained=None), verbose=False).eval()
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    backbone_params = sum(p.numel() for p in model.backbone.parameters())
+    head_params = sum(p.numel() for p in model.head.parameters())
+
+    H, W = frame_size
+    clip = torch.randn(batch_size, 1, cfg.num_frames, H, W, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for b in range(batch_size):
+        for r in range(rois_per_clip):
+            x1 = (r * W / max(1, rois_per_clip)) % max(1.0, W - 12.0)
+            rows.append([float(b), x1, H / 4, x1 + 12.0, H / 4 + 16.0])
+    rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
+
+    stages: list[tuple[str, list[tuple[int, ...]]]] = []
+    handles = []
+    children: list[tuple[str, nn.Module]] = []
+    for name, child in model.backbone.named_children():
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)):  # containers are never called themselves
+            children.extend((f"{name}.{sub}", grandchild) for sub, grandchild in child.named_children())
+        else:
+            children.append((name, child))
+    for name, child in children:
+
+        def hook(_m: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
+            stages.append((name, _shapes(out)))
+
+        handles.append(child.register_forward_hook(hook))
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            logits = model(clip, rois)
+    finally:
+        for h in handles:
+            h.remove()
+    resized, _ = model.resize(clip, rois)
+    rf = temporal_receptive_field(model.backbone, model.pathway_strides)
+    return ModelInfo(
+        name=cfg.name,
+        input_shape=tuple(clip.shape),
+        backbone_input_shape=tuple(resized.shape),
+        num_rois=int(rois.shape[0]),
+        total_params=total,
+        trainable_params=trainable,
+        backbone_params=backbone_params,
+        head_params=head_params,
+        macs=int(counter.get_total_flops()) // 2,
+        stages=stages,
+        output_shape=tuple(logits.shape),
+        spatial_stride=model.spatial_stride,
+        pathway_strides=model.pathway_strides,
+        receptive_field_frames=rf,
+        receptive_field_s=rf / fps,
+        fps=fps,
+    )
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def format_model_info(info: ModelInfo) -> str:
+    """A readable multi-line table of ``info``."""
+    lines = [
+        f"model            {info.name}",
+        f"input            {list(info.input_shape)}  ({info.num_rois} boxes)",
+        f"backbone input   {list(info.backbone_input_shape)}  pathway strides {list(info.pathway_strides)}",
+        f"parameters       {info.total_params:,} total, {info.trainable_params:,} trainable "
+        f"(backbone {info.backbone_params:,}, head {info.head_params:,})",
+        f"MACs             {_human(info.macs)} per batch, {_human(info.macs_per_clip)} per clip",
+        f"spatial stride   {info.spatial_stride}",
+        f"temporal RF      {info.receptive_field_frames} frames = {info.receptive_field_s:.2f} s at {info.fps:g} fps",
+        f"logits           {list(info.output_shape)}",
+        "",
+        f"{'backbone stage':<16} output shape(s)",
+    ]
+    for name, shapes in info.stages:
+        lines.append(f"{name:<16} " + ", ".join(str(list(s)) for s in shapes))
+    return "\n".join(lines)
+
+
+@dataclass
+class _ModelSection:
+    """Wrapper so that configuration errors name keys as ``model.<key>``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        out[key] = (
+            _deep_merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+        )
+    return out
+
+
+def main_model_info(config_path: str | None, overrides: list[str]) -> int:
+    """``thermact model info [CONFIG] [key=value ...]``: print :func:`format_model_info`.
+
+    ``CONFIG`` is a YAML file; its top-level ``model:`` section is the :class:`ModelConfig` (other
+    sections are ignored, so a full training config works). A file without a ``model:`` key is read
+    as a plain ModelConfig mapping. Overrides may be written ``model.key=value`` or ``key=value``;
+    the frame rate for the receptive field in seconds is ``data.fps`` (YAML or override, default 6).
+    Returns the exit status (2 on a configuration error, whose message is printed).
+    """
+    try:
+        raw = read_yaml(config_path) if config_path is not None else {}
+        tree = parse_overrides(overrides)
+        fps_value: Any = DEFAULT_FPS
+        data_section = raw.get("data")
+        if isinstance(data_section, dict) and "fps" in data_section:
+            fps_value = data_section["fps"]
+        data_over = tree.pop("data", None)
+        if isinstance(data_over, dict) and "fps" in data_over:
+            fps_value = data_over["fps"]
+        if isinstance(fps_value, bool) or not isinstance(fps_value, (int, float)) or fps_value <= 0:
+            raise ConfigError(f"config key 'data.fps': expected a positive number, got {fps_value!r}")
+        model_raw = raw.get("model", raw)
+        if not isinstance(model_raw, dict):
+            where = config_path if config_path is not None else "<overrides>"
+            raise ConfigError(f"config file {where!r}: section 'model' must be a mapping")
+        model_over = tree.pop("model", {})
+        merged = _deep_merge(_deep_merge(model_raw, tree), model_over if isinstance(model_over, dict) else {})
+        cfg = config_from_dict(_ModelSection, {"model": merged}).model
+        info = model_info(cfg, fps=float(fps_value))
+    except ThermactError as err:
+        print(f"error: {err}")
+        return 2
+    print(format_model_info(info))
+    return 0

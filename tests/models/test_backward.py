@@ -1,0 +1,127 @@
+"""Forward + backward of every shipped model under anomaly detection, and the in-place regression test.
+
+The original bug class: an ``inplace=True`` activation (or an in-place update) overwrote a tensor
+autograd had saved for backward, which fails with "one of the variables needed for gradient
+computation has been modified by an inplace operation". ``set_detect_anomaly(True)`` makes such
+failures (and NaN-producing backward functions) raise at the offending op.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from thermact.models.factory import MODEL_NAMES, ModelConfig, build_model
+
+
+def _tiny_inputs(name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    gen = torch.Generator().manual_seed(0)
+    if name.startswith("slowfast"):
+        T, H, W = 8, 32, 32
+    else:
+        T, H, W = 8, 24, 32
+    clip = torch.randn(2, 1, T, H, W, generator=gen)
+    rois = torch.tensor(
+        [[0.0, 2.0, 3.0, 14.0, 20.0], [1.0, 10.0, 4.0, 30.0, 22.0], [1.0, 0.0, 0.0, 8.0, 9.0]]
+    )
+    return clip, rois, T
+
+
+def _check_backward(model: nn.Module, clip: torch.Tensor, rois: torch.Tensor) -> None:
+    model.train()
+    torch.manual_seed(1)
+    with torch.autograd.set_detect_anomaly(True):
+        logits = model(clip, rois)
+        target = torch.tensor([0, 3, 1])
+        loss = nn.functional.cross_entropy(logits, target) + logits.pow(2).mean()
+        loss.backward()
+    assert torch.isfinite(logits).all()
+    missing = []
+    for pname, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None or not bool(torch.isfinite(p.grad).all()):
+            missing.append(pname)
+    assert not missing, f"parameters without a finite gradient: {missing[:10]}"
+
+
+def _no_inplace(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if getattr(m, "inplace", False)]
+
+
+# SlowFast: one layout per fusion style, so that both lateral-connection variants are exercised.
+_LAYOUTS = {
+    "slowfast_r50_4x16": "pyslowfast_slowfast_4x16_r50",
+    "slowfast_r101_8x8": "alphaction_slowfast_r101_8x8",
+}
+_HAVE_LOADER = importlib.util.find_spec("thermact.models.pretrained") is not None
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_backward_every_model(name: Any, tmp_path: Path) -> None:
+    """Train-mode forward + backward under anomaly detection; SlowFast with pretrained-format weights.
+
+    (One SlowFast backward per model keeps this file fast; random-init SlowFast runs the same graph.)
+    """
+    clip, rois, T = _tiny_inputs(name)
+    if name in _LAYOUTS and _HAVE_LOADER:
+        model = _model_with_layout_weights(name, _LAYOUTS[name], T, tmp_path)
+    else:
+        model = build_model(ModelConfig(name=name, num_frames=T, head=_small_head()))
+    _check_backward(model, clip, rois)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_no_module_is_inplace(name: Any) -> None:
+    model = build_model(ModelConfig(name=name, num_frames=32 if name.startswith("slowfast") else 16))
+    assert _no_inplace(model) == []
+
+
+def test_inplace_detector_sees_an_inplace_module() -> None:
+    # the regression check itself must be able to fail
+    assert _no_inplace(nn.Sequential(nn.Linear(2, 2), nn.ReLU(inplace=True))) == ["1"]
+
+
+def _small_head() -> Any:
+    from thermact.models.factory import HeadConfig
+
+    return HeadConfig(mlp_dim=64, dropout=0.5)
+
+
+def _model_with_layout_weights(name: Any, layout: str, num_frames: int, tmp_path: Path) -> nn.Module:
+    """Build ``name`` from a checkpoint with random tensors in the published ``layout``."""
+    from thermact.models.pretrained import read_layout
+
+    spec = read_layout(layout)
+    gen = torch.Generator().manual_seed(0)
+    state: dict[str, torch.Tensor] = {}
+    for key, shape in {**spec["backbone"], **spec["head"]}.items():
+        if key.endswith(("running_var", "_riv")):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        elif key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        else:
+            state[key] = torch.randn(shape, generator=gen) * 0.05
+    ckpt = tmp_path / ("weights.pth" if spec["source"] == "alphaction" else "weights.pyth")
+    torch.save({spec["container"]: state}, ckpt)
+    # fusion_style "auto" must pick conv_bias for AlphAction files (else the strict load fails)
+    model = build_model(
+        ModelConfig(name=name, num_frames=num_frames, pretrained=str(ckpt), head=_small_head()), verbose=False
+    )
+    # the weights really are the checkpoint's (the RGB stem kernel is summed over colours)
+    stem_key = next(
+        k for k in spec["backbone"] if k.endswith(("slow.conv1.weight", "pathway0_stem.conv.weight"))
+    )
+    stem = dict(model.named_parameters())["backbone.s1.pathway0_stem.conv.weight"]
+    torch.testing.assert_close(stem.detach(), state[stem_key].sum(dim=1, keepdim=True))
+    return model
+
+
+def test_pretrained_loader_available() -> None:
+    if not _HAVE_LOADER:
+        pytest.skip("thermact.models.pretrained is missing: SlowFast ran with random weights only")

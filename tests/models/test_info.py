@@ -1,0 +1,92 @@
+"""Tests of thermact.models.info."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from thermact.models.factory import HeadConfig, ModelConfig, build_model
+from thermact.models.info import format_model_info, main_model_info, model_info, temporal_receptive_field
+
+
+def _conv_linear_macs(cfg: ModelConfig, clip: torch.Tensor, rois: torch.Tensor) -> int:
+    """Independent MAC count: out.numel() * in/groups * prod(kernel) per conv, in*out per linear row."""
+    model = build_model(cfg).eval()
+    total = 0
+
+    def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv3d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.kernel_size[2]
+            total += out.numel() * (m.in_channels // m.groups) * k
+        elif isinstance(m, nn.Linear):
+            total += inp[0].shape[0] * m.in_features * m.out_features
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv3d, nn.Linear))
+    ]
+    with torch.no_grad():
+        model(clip, rois)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def test_model_info_thermal_net_s() -> None:
+    cfg = ModelConfig(name="thermal_net_s", head=HeadConfig(mlp_dim=256))
+    info = model_info(cfg, batch_size=2, fps=6.0)
+    model = build_model(cfg)
+    assert info.total_params == sum(p.numel() for p in model.parameters())
+    assert info.backbone_params == 431_920
+    assert info.head_params == 128 * 256 + 256 + 256 * 256 + 256 + 256 * 14 + 14
+    assert info.trainable_params == info.total_params
+    assert info.input_shape == (2, 1, 16, 40, 60) and info.backbone_input_shape == (2, 1, 16, 40, 60)
+    assert info.num_rois == 4 and info.output_shape == (4, 14)
+    clip = torch.zeros(2, 1, 16, 40, 60)
+    rois = torch.tensor([[0.0, 0.0, 10.0, 12.0, 26.0]] * 4)
+    expected = _conv_linear_macs(cfg, clip, rois)
+    # FlopCounterMode also counts RoIAlign's matmuls: a tiny excess (< 0.1 %)
+    assert expected <= info.macs <= expected * 1.001
+    assert 0.70e9 < info.macs_per_clip < 0.72e9
+    assert [name for name, _ in info.stages] == ["stem", "stages.0", "stages.1", "stages.2", "dropout"]
+    assert info.stages[2][1] == [(2, 64, 8, 10, 15)]
+    assert info.receptive_field_frames == 27
+    assert info.receptive_field_s == pytest.approx(4.5)
+    text = format_model_info(info)
+    assert "27 frames = 4.50 s at 6 fps" in text and "stages.2" in text and "[2, 128, 8, 10, 15]" in text
+
+
+def test_receptive_field_probe_sees_zero_initialised_branches() -> None:
+    class Toy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv3d(1, 2, (5, 1, 1), padding=(4, 0, 0), dilation=(2, 1, 1))
+            self.bn = nn.BatchNorm3d(2)
+            nn.init.zeros_(self.bn.weight)  # as SlowFast's zero-init of the last BN of a block
+
+        def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [xs[0] + self.bn(self.conv(xs[0])).sum(1, keepdim=True)]
+
+    assert temporal_receptive_field(Toy(), (1,), frame_size=(2, 2), start_frames=8) == 9
+
+
+def test_main_model_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        "data:\n  fps: 9\nmodel:\n  name: thermal_net_s\n  head:\n    mlp_dim: 32\ntrain:\n  lr: 0.1\n"
+    )
+    assert main_model_info(str(cfg), ["model.num_frames=8"]) == 0
+    out = capsys.readouterr().out
+    assert "27 frames = 3.00 s at 9 fps" in out and "[1, 1, 8, 40, 60]" in out
+    # a file that is a bare ModelConfig mapping, plus overrides with and without the prefix
+    bare = tmp_path / "model.yaml"
+    bare.write_text("name: thermal_net_s\n")
+    assert main_model_info(str(bare), ["head.mlp_dim=16", "data.fps=3"]) == 0
+    assert "9.00 s at 3 fps" in capsys.readouterr().out
+    assert main_model_info(str(cfg), ["model.head.mlp_dimm=3"]) == 2
+    assert "model.head.mlp_dimm" in capsys.readouterr().out
+    assert main_model_info(str(tmp_path / "missing.yaml"), []) == 2
+    assert "does not exist" in capsys.readouterr().out
