@@ -31,7 +31,9 @@ class Outer:
 def test_defaults_file_and_overrides_layer_in_order(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"seed": 3, "data": {"window_s": 2.0, "num_frames": 8}}))
-    cfg = build_config(Outer, path, ["data.window_s=2.5", "size=[40, 60]", "tags=[a, b]", "deterministic=true"])
+    cfg = build_config(
+        Outer, path, ["data.window_s=2.5", "size=[40, 60]", "tags=[a, b]", "deterministic=true"]
+    )
     assert cfg.seed == 3
     assert cfg.data.window_s == 2.5
     assert cfg.data.num_frames == 8

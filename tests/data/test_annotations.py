@@ -20,7 +20,14 @@ def _coco(tmp_path: Path, images: list[dict], annotations: list[dict]) -> Path:
 
 
 def _img(i: int = 0) -> dict:
-    return {"id": f"R1_{1000 + i}", "sensor_id": "R1", "timestamp": 1000 + i, "frame_idx": i, "width": 60, "height": 40}
+    return {
+        "id": f"R1_{1000 + i}",
+        "sensor_id": "R1",
+        "timestamp": 1000 + i,
+        "frame_idx": i,
+        "width": 60,
+        "height": 40,
+    }
 
 
 def _ann(i: int = 0, **kw: object) -> dict:
@@ -101,8 +108,20 @@ def test_bad_coco_records_are_named(tmp_path: Path, images: list, annotations: l
 
 
 def test_malformed_json_line_and_unknown_subcategory(tmp_path: Path) -> None:
-    good = {"data_id": "R1", "data_time": 5, "annotations": [{"bbox": [0.5, 0.5, 0.2, 0.2], "category": "person", "subcategory": "walking", "object_id": 0}]}
-    bad_cls = {"data_id": "R1", "data_time": 6, "annotations": [{"bbox": [0.5, 0.5, 0.2, 0.2], "category": "person", "subcategory": "flying", "object_id": 0}]}
+    good = {
+        "data_id": "R1",
+        "data_time": 5,
+        "annotations": [
+            {"bbox": [0.5, 0.5, 0.2, 0.2], "category": "person", "subcategory": "walking", "object_id": 0}
+        ],
+    }
+    bad_cls = {
+        "data_id": "R1",
+        "data_time": 6,
+        "annotations": [
+            {"bbox": [0.5, 0.5, 0.2, 0.2], "category": "person", "subcategory": "flying", "object_id": 0}
+        ],
+    }
     path = tmp_path / "R1_annotation.json"
     path.write_text(json.dumps(good) + "\n{not json\n" + json.dumps(bad_cls) + "\n")
     with pytest.raises(DataError, match=r"R1_annotation\.json:2: malformed JSON line"):

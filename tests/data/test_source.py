@@ -29,7 +29,9 @@ def test_bundled_dataset_counts(real_data: ThermalData) -> None:
     assert real_data.problems.count == 0
 
 
-def test_default_root_is_bundled_unless_env_says_otherwise(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_root_is_bundled_unless_env_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("THERMACT_DATA", raising=False)
     assert (default_dataset_root() / "frames" / "SL14_R1.h5").is_file()
     monkeypatch.setenv("THERMACT_DATA", str(tmp_path))
@@ -77,5 +79,7 @@ def test_raw_and_coco_disagreement_is_reported(dataset_copy: Path) -> None:
         d["annotations"] = d["annotations"][1:]
 
     _edit_train(dataset_copy, drop_box)
-    with pytest.raises(DataError, match=r"keyframe SL14_R1_1760482260170: 1 person box\(es\) in the COCO file but 2"):
+    with pytest.raises(
+        DataError, match=r"keyframe SL14_R1_1760482260170: 1 person box\(es\) in the COCO file but 2"
+    ):
         load_dataset(dataset_copy)

@@ -47,7 +47,9 @@ class ClipConfig:
         if not math.isfinite(self.window_s) or self.window_s <= 0:
             raise ValueError(f"window_s must be a finite number > 0, got {self.window_s}")
         if self.keyframe_position not in ("center", "causal"):
-            raise ValueError(f"keyframe_position must be 'center' or 'causal', got {self.keyframe_position!r}")
+            raise ValueError(
+                f"keyframe_position must be 'center' or 'causal', got {self.keyframe_position!r}"
+            )
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
 
