@@ -117,3 +117,13 @@ def test_console_script_module_entry_point() -> None:
         [sys.executable, "-m", "thermact", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "0.1.0"
+
+
+def test_model_info_of_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "thermal_net_s.yaml"
+    code, out, _ = _run(["model", "info", str(config)], capsys)
+    assert code == 0
+    assert "thermal_net_s" in out and "spatial stride   4" in out
+    assert "27 frames = 4.50 s at 6 fps" in out
+    code, _, err = _run(["model", "info", str(config), "model.nam=x"], capsys)
+    assert code == 2 and "did you mean 'name'" in err

@@ -125,3 +125,24 @@ def _model_with_layout_weights(name: Any, layout: str, num_frames: int, tmp_path
 def test_pretrained_loader_available() -> None:
     if not _HAVE_LOADER:
         pytest.skip("thermact.models.pretrained is missing: SlowFast ran with random weights only")
+
+
+SHIPPED_CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", SHIPPED_CONFIGS, ids=lambda p: p.stem)
+def test_forward_backward_every_shipped_config(config: Path) -> None:
+    """Each file in configs/ builds a model whose backward is clean (at a tiny input size)."""
+    from thermact.config import build_config
+    from thermact.engine.config import RunConfig
+
+    cfg = build_config(RunConfig, config, ["model.input_size=null"])
+    assert cfg.model.name in MODEL_NAMES
+    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position)
+    clip, rois, _ = _tiny_inputs(cfg.model.name)
+    _check_backward(model, clip, rois)
+    assert not _no_inplace(model)
+
+
+def test_shipped_configs_exist() -> None:
+    assert {p.stem for p in SHIPPED_CONFIGS} >= {"thermal_net_s", "slowfast_r50_4x16", "slowfast_r101_8x8"}

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from thermact.errors import ConfigError
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.info import format_model_info, main_model_info, model_info, temporal_receptive_field
 
@@ -86,7 +87,7 @@ def test_main_model_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     bare.write_text("name: thermal_net_s\n")
     assert main_model_info(str(bare), ["head.mlp_dim=16", "data.fps=3"]) == 0
     assert "9.00 s at 3 fps" in capsys.readouterr().out
-    assert main_model_info(str(cfg), ["model.head.mlp_dimm=3"]) == 2
-    assert "model.head.mlp_dimm" in capsys.readouterr().out
-    assert main_model_info(str(tmp_path / "missing.yaml"), []) == 2
-    assert "does not exist" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"model\.head\.mlp_dimm.*did you mean 'mlp_dim'"):
+        main_model_info(str(cfg), ["model.head.mlp_dimm=3"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        main_model_info(str(tmp_path / "missing.yaml"), [])

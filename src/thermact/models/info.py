@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from thermact.config import config_from_dict, parse_overrides, read_yaml
-from thermact.errors import ConfigError, ThermactError
+from thermact.errors import ConfigError
 from thermact.models.base import make_pathways
 from thermact.models.factory import ModelConfig, build_model
 
@@ -243,30 +243,26 @@ def main_model_info(config_path: str | None, overrides: list[str]) -> int:
     sections are ignored, so a full training config works). A file without a ``model:`` key is read
     as a plain ModelConfig mapping. Overrides may be written ``model.key=value`` or ``key=value``;
     the frame rate for the receptive field in seconds is ``data.fps`` (YAML or override, default 6).
-    Returns the exit status (2 on a configuration error, whose message is printed).
+    Configuration errors raise :class:`ConfigError` (the command line prints them and exits 2).
     """
-    try:
-        raw = read_yaml(config_path) if config_path is not None else {}
-        tree = parse_overrides(overrides)
-        fps_value: Any = DEFAULT_FPS
-        data_section = raw.get("data")
-        if isinstance(data_section, dict) and "fps" in data_section:
-            fps_value = data_section["fps"]
-        data_over = tree.pop("data", None)
-        if isinstance(data_over, dict) and "fps" in data_over:
-            fps_value = data_over["fps"]
-        if isinstance(fps_value, bool) or not isinstance(fps_value, (int, float)) or fps_value <= 0:
-            raise ConfigError(f"config key 'data.fps': expected a positive number, got {fps_value!r}")
-        model_raw = raw.get("model", raw)
-        if not isinstance(model_raw, dict):
-            where = config_path if config_path is not None else "<overrides>"
-            raise ConfigError(f"config file {where!r}: section 'model' must be a mapping")
-        model_over = tree.pop("model", {})
-        merged = _deep_merge(_deep_merge(model_raw, tree), model_over if isinstance(model_over, dict) else {})
-        cfg = config_from_dict(_ModelSection, {"model": merged}).model
-        info = model_info(cfg, fps=float(fps_value))
-    except ThermactError as err:
-        print(f"error: {err}")
-        return 2
+    raw = read_yaml(config_path) if config_path is not None else {}
+    tree = parse_overrides(overrides)
+    fps_value: Any = DEFAULT_FPS
+    data_section = raw.get("data")
+    if isinstance(data_section, dict) and "fps" in data_section:
+        fps_value = data_section["fps"]
+    data_over = tree.pop("data", None)
+    if isinstance(data_over, dict) and "fps" in data_over:
+        fps_value = data_over["fps"]
+    if isinstance(fps_value, bool) or not isinstance(fps_value, (int, float)) or fps_value <= 0:
+        raise ConfigError(f"config key 'data.fps': expected a positive number, got {fps_value!r}")
+    model_raw = raw.get("model", raw)
+    if not isinstance(model_raw, dict):
+        where = config_path if config_path is not None else "<overrides>"
+        raise ConfigError(f"config file {where!r}: section 'model' must be a mapping")
+    model_over = tree.pop("model", {})
+    merged = _deep_merge(_deep_merge(model_raw, tree), model_over if isinstance(model_over, dict) else {})
+    cfg = config_from_dict(_ModelSection, {"model": merged}).model
+    info = model_info(cfg, fps=float(fps_value))
     print(format_model_info(info))
     return 0
