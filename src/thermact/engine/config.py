@@ -1,0 +1,126 @@
+"""The run configuration of ``thermact train`` / ``eval`` / ``cv``: typed sections, validated.
+
+YAML layout (every key optional; the defaults are the thermal-native CPU recipe)::
+
+    run_dir: runs/train          # where checkpoints, logs, config and reports go
+    exist_ok: false              # refuse to write into an existing run directory
+    resume: null                 # checkpoint to continue from, exactly
+    seed: 0
+    deterministic: false         # torch.use_deterministic_algorithms(True)
+    device: auto                 # auto | cpu | cuda
+    amp: none                    # none | bf16 | fp16 (fp16 on CUDA only)
+    data:
+      root: null                 # dataset directory (null: the bundled thermal_v1)
+      split: session             # given | session | lorecording | path/to/split.json
+      fold: 0                    # fold index (or use fold_name)
+      window_s: 2.7
+      keyframe_position: center  # center | causal
+      num_workers: 0
+      lenient: false
+    augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05}
+    optim:
+      optimizer: adamw           # adamw | sgd
+      lr: 0.002
+      weight_decay: 0.05
+      momentum: 0.9              # sgd only
+      epochs: 30
+      batch_size: 8
+      accumulate: 1              # gradient accumulation steps
+      warmup_epochs: 1.0
+      min_lr: 0.0
+      clip_grad_norm: 5.0        # null: no clipping
+      freeze_stages: 0           # backbone stages kept frozen (SlowFast transfer)
+    loss:
+      kind: ce                   # ce | focal | bce | sigmoid_focal
+      class_weights: sqrt_inverse  # none | inverse | sqrt_inverse | effective
+      label_smoothing: 0.0
+      gamma: 2.0                 # focal losses
+      sampler: none              # none | balanced (class-balanced keyframe sampling)
+    eval:
+      every_epochs: 1
+      metric: balanced_accuracy  # the metric that picks the best checkpoint
+    model: {...}                 # see thermact.models.factory.ModelConfig
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from thermact.models.factory import ModelConfig
+
+
+@dataclasses.dataclass
+class DataSection:
+    root: str | None = None
+    split: str = "session"
+    fold: int = 0
+    window_s: float = 2.7
+    keyframe_position: Literal["center", "causal"] = "center"
+    num_workers: int = 0
+    lenient: bool = False
+
+
+@dataclasses.dataclass
+class AugmentSection:
+    enabled: bool = True
+    p_hflip: float = 0.5
+    p_vflip: float = 0.5
+    p_rot180: float = 0.0
+    offset_c: tuple[float, float] = (-1.0, 1.0)
+    gain: tuple[float, float] = (0.9, 1.1)
+    box_jitter: float = 0.05
+
+
+@dataclasses.dataclass
+class OptimSection:
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 0.002
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    epochs: int = 30
+    batch_size: int = 8
+    accumulate: int = 1
+    warmup_epochs: float = 1.0
+    min_lr: float = 0.0
+    clip_grad_norm: float | None = 5.0
+    freeze_stages: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
+            raise ValueError("epochs, batch_size and accumulate must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclasses.dataclass
+class LossSection:
+    kind: Literal["ce", "focal", "bce", "sigmoid_focal"] = "ce"
+    class_weights: Literal["none", "inverse", "sqrt_inverse", "effective"] = "sqrt_inverse"
+    label_smoothing: float = 0.0
+    gamma: float = 2.0
+    sampler: Literal["none", "balanced"] = "none"
+
+
+@dataclasses.dataclass
+class EvalSection:
+    every_epochs: int = 1
+    metric: Literal["balanced_accuracy", "macro_f1", "accuracy", "frame_map"] = "balanced_accuracy"
+
+
+@dataclasses.dataclass
+class RunConfig:
+    run_dir: str = "runs/train"
+    exist_ok: bool = False
+    resume: str | None = None
+    seed: int = 0
+    deterministic: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    log_every: int = 10
+    data: DataSection = dataclasses.field(default_factory=DataSection)
+    augment: AugmentSection = dataclasses.field(default_factory=AugmentSection)
+    optim: OptimSection = dataclasses.field(default_factory=OptimSection)
+    loss: LossSection = dataclasses.field(default_factory=LossSection)
+    eval: EvalSection = dataclasses.field(default_factory=EvalSection)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
