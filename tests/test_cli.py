@@ -27,6 +27,8 @@ def test_help_and_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "did you mean 'inspect'" in err
     code, _, err = _run(["dta", "inspect"], capsys)
     assert code == 2 and "did you mean 'data'" in err
+    code, _, err = _run(["trian"], capsys)
+    assert code == 2 and "did you mean 'train'" in err
     code, _, err = _run(["data", "inspect", "--lenent"], capsys)
     assert code == 2 and "did you mean '--lenient'" in err
 

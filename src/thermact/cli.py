@@ -2,6 +2,9 @@
 
 Usage::
 
+    thermact train [config=FILE] [key=value ...]
+    thermact eval  checkpoint=PATH [key=value ...]
+    thermact cv    [config=FILE] protocol=session|recording [key=value ...]
     thermact data inspect [DATASET] [key=value ...] [--lenient]
     thermact data split   [DATASET] [key=value ...] [--lenient]
     thermact model info   [CONFIG]  [key=value ...]
@@ -42,6 +45,30 @@ def _model_info(target: str | None, overrides: list[str], lenient: bool) -> int:
     return main_model_info(target, overrides)
 
 
+def _train(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.engine.train import main_train
+
+    return main_train(target, overrides, lenient)
+
+
+def _eval(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.evaluation.run_eval import main_eval
+
+    return main_eval(target, overrides, lenient)
+
+
+def _cv(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.engine.cv import main_cv
+
+    return main_cv(target, overrides, lenient)
+
+
+TOP_LEVEL: dict[str, tuple[Handler, str]] = {
+    "train": (_train, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
+    "eval": (_eval, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
+    "cv": (_cv, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
+}
+
 COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
     "data": {
         "inspect": (_data_inspect, "[DATASET] summary of recordings, classes, splits, leakage and problems"),
@@ -58,6 +85,8 @@ COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
 
 def usage() -> str:
     lines = [f"thermact {__version__}: action detection on low-resolution thermal sensors", "", "usage:"]
+    for name, (_, text) in TOP_LEVEL.items():
+        lines.append(f"  thermact {name} {text}")
     for group, cmds in COMMANDS.items():
         for name, (_, text) in cmds.items():
             lines.append(f"  thermact {group} {name} {text}")
@@ -85,18 +114,30 @@ def parse(argv: Sequence[str]) -> tuple[Handler, str | None, list[str], bool]:
         raise ThermactError(
             f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient"])
         )
-    if len(args) < 2:
+    if not args:
         raise ThermactError("missing command\n" + usage())
-    group, name, rest = args[0], args[1], args[2:]
-    if group not in COMMANDS:
-        raise ThermactError(f"unknown command group {group!r}" + _did_you_mean(group, list(COMMANDS)))
-    if name not in COMMANDS[group]:
-        raise ThermactError(f"unknown command '{group} {name}'" + _did_you_mean(name, list(COMMANDS[group])))
+    if args[0] in TOP_LEVEL:
+        handler, rest = TOP_LEVEL[args[0]][0], args[1:]
+    else:
+        if args[0] not in COMMANDS:
+            raise ThermactError(
+                f"unknown command {args[0]!r}" + _did_you_mean(args[0], [*TOP_LEVEL, *COMMANDS])
+            )
+        if len(args) < 2:
+            raise ThermactError(
+                f"missing sub-command of {args[0]!r}; choose from {', '.join(COMMANDS[args[0]])}"
+            )
+        group, name, rest = args[0], args[1], args[2:]
+        if name not in COMMANDS[group]:
+            raise ThermactError(
+                f"unknown command '{group} {name}'" + _did_you_mean(name, list(COMMANDS[group]))
+            )
+        handler = COMMANDS[group][name][0]
     positionals = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     if len(positionals) > 1:
         raise ThermactError(f"expected at most one positional argument, got {positionals}")
-    return COMMANDS[group][name][0], (positionals[0] if positionals else None), overrides, lenient
+    return handler, (positionals[0] if positionals else None), overrides, lenient
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,8 +45,11 @@ YAML layout (every key optional; the defaults are the thermal-native CPU recipe)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Literal
 
+from thermact.config import build_config
+from thermact.errors import ConfigError
 from thermact.models.factory import ModelConfig
 
 
@@ -124,3 +127,14 @@ class RunConfig:
     loss: LossSection = dataclasses.field(default_factory=LossSection)
     eval: EvalSection = dataclasses.field(default_factory=EvalSection)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+
+
+def load_run_config(target: str | None, overrides: Sequence[str]) -> RunConfig:
+    """The run config of a command line: ``config=FILE`` (or the positional path) + overrides."""
+    rest = [o for o in overrides if not o.startswith("config=")]
+    paths = [o.partition("=")[2] for o in overrides if o.startswith("config=")]
+    if target is not None:
+        paths.insert(0, target)
+    if len(paths) > 1:
+        raise ConfigError(f"more than one config file given: {paths}")
+    return build_config(RunConfig, paths[0] if paths else None, rest)

@@ -1,0 +1,57 @@
+"""Rebuild a trained model from a thermact checkpoint (for evaluation, detection and export)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thermact.config import config_from_dict
+from thermact.data.transforms import NormStats
+from thermact.engine.checkpoint import load_checkpoint
+from thermact.engine.config import RunConfig
+from thermact.errors import CheckpointError, ConfigError
+from thermact.models.detector import ActionDetector
+from thermact.models.factory import build_model
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A model with everything needed to feed it and read its output."""
+
+    model: ActionDetector
+    config: RunConfig
+    classes: list[str]
+    norm: NormStats
+    metrics: dict[str, Any]
+    path: Path
+
+
+def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
+    """Load ``path``, rebuild the model of its config and load its weights (eval mode).
+
+    The pretrained-weights path of the config is ignored (the checkpoint holds the trained
+    weights); a checkpoint whose tensors do not fit the model of its own config is an error.
+    """
+    p = Path(path)
+    ckpt = load_checkpoint(p, map_location=device)
+    try:
+        cfg = config_from_dict(RunConfig, ckpt["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{p}: the config stored in the checkpoint is invalid: {err}") from err
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
+    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position)
+    result = model.load_state_dict(ckpt["model"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{p}: weights do not fit a {cfg.model.name} model: missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+        )
+    model.to(device).eval()
+    if "norm" not in ckpt:
+        raise CheckpointError(f"{p}: checkpoint lacks the normalisation statistics ('norm')")
+    norm = NormStats.from_dict(ckpt["norm"], where=f"{p}: norm")
+    return TrainedModel(model, cfg, list(ckpt["classes"]), norm, dict(ckpt.get("metrics") or {}), p)

@@ -1,0 +1,627 @@
+"""``thermact train``: the training loop, top to bottom.
+
+:func:`train` does, in order: validate the run directory, seed, load the dataset and the split
+fold, compute the temperature normalisation on the training keyframes only, build the datasets,
+model, loss and optimiser, optionally restore a checkpoint, then run epochs of
+``forward → loss → backward → (accumulate) → clip → step`` with the LR set from the pure schedule
+:func:`thermact.engine.schedule.lr_at`, evaluating every ``eval.every_epochs`` and writing
+``last.pt`` / ``best.pt`` atomically. Ctrl-C writes ``interrupted.pt`` (resumable, mid-epoch) and
+exits cleanly.
+
+Determinism: the batch order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and
+each clip's augmentation from ``(seed, e, index)``; dropout draws from the global torch RNG,
+whose state the checkpoint holds. Resuming from any checkpoint therefore reproduces the losses
+of an uninterrupted run exactly (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from thermact.config import config_to_dict, save_config
+from thermact.data.annotations import Keyframe
+from thermact.data.clips import ClipConfig
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
+from thermact.data.source import ThermalData, load_dataset
+from thermact.data.splits import Fold, SplitDefinition, resolve_split
+from thermact.data.transforms import Augment, NormStats, compute_norm_stats
+from thermact.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from thermact.engine.config import RunConfig, load_run_config
+from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
+from thermact.engine.schedule import lr_at
+from thermact.errors import ConfigError, DataError
+from thermact.evaluation.evaluate import EvalResult, merge_predictions, predict, score_predictions
+from thermact.io import atomic_open
+from thermact.models.detector import ActionDetector
+from thermact.models.factory import build_model
+from thermact.models.losses import ActionLoss, class_weights_from_counts
+
+# ---------------------------------------------------------------------------------------------
+# Set-up helpers (each small and pure where it can be)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device': cuda requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "none":
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("config key 'amp': fp16 autocast needs CUDA; use bf16 on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def clip_config(cfg: RunConfig) -> ClipConfig:
+    return ClipConfig(cfg.data.window_s, cfg.model.num_frames, cfg.data.keyframe_position)
+
+
+def select_fold(split: SplitDefinition, index: int) -> Fold:
+    if not 0 <= index < len(split.folds):
+        names = ", ".join(f"{i}={f.name}" for i, f in enumerate(split.folds))
+        raise ConfigError(f"config key 'data.fold': {index} out of range for split {split.name!r} ({names})")
+    return split.folds[index]
+
+
+def keyframes_by_id(data: ThermalData, ids: Sequence[str], role: str) -> list[Keyframe]:
+    index = {k.keyframe_id: k for k in data.keyframes}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise DataError(
+            f"{role} keyframes not in the dataset: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    chosen = [index[i] for i in ids]
+    if not chosen:
+        raise DataError(f"the {role} side of the split is empty")
+    return chosen
+
+
+def class_counts(keyframes: Sequence[Keyframe], num_classes: int) -> list[int]:
+    counts = Counter(int(b.label) for k in keyframes for b in k.persons if b.label is not None)
+    return [counts.get(c, 0) for c in range(num_classes)]
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch: a permutation (or class-balanced draw) seeded by ``(seed, epoch)``.
+
+    With ``num_replicas > 1`` (DDP) the epoch's order is padded to a multiple of the number of
+    processes and rank ``r`` takes every ``num_replicas``-th index from position ``r``, like
+    ``DistributedSampler``. ``start`` skips the first indices of this rank's share (used to resume
+    in the middle of an epoch).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        seed: int,
+        weights: Sequence[float] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.num_items = num_items
+        self.seed = seed
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.start = 0
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's indices for ``epoch`` (before skipping ``start``)."""
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        if self.weights is None:
+            full = torch.randperm(self.num_items, generator=gen).tolist()
+        else:
+            full = torch.multinomial(self.weights, self.num_items, replacement=True, generator=gen).tolist()
+        per_rank = math.ceil(len(full) / self.num_replicas)
+        full = (full * self.num_replicas)[: per_rank * self.num_replicas]
+        return full[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order(self.epoch)[self.start :])
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_items / self.num_replicas) - self.start
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + num_replicas, ...`` in order: each process evaluates its share once."""
+
+    def __init__(self, num_items: int, num_replicas: int = 1, rank: int = 0) -> None:
+        self.indices = list(range(rank, num_items, num_replicas))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def balanced_weights(keyframes: Sequence[Keyframe], counts: Sequence[int]) -> list[float]:
+    """Sampling weight of each keyframe: mean over its persons of 1 / class count."""
+    out = []
+    for kf in keyframes:
+        ws = [1.0 / max(1, counts[int(b.label)]) for b in kf.persons if b.label is not None]
+        out.append(float(np.mean(ws)) if ws else 1e-6)
+    return out
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation parameters (1-D tensors)."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.optim.weight_decay)
+    if cfg.optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+
+
+def freeze_backbone_stages(model: ActionDetector, num_stages: int) -> None:
+    """Freeze the first ``num_stages`` top-level children of the backbone (stem counts as one)."""
+    if num_stages <= 0:
+        return
+    children = list(model.backbone.children())
+    for child in children[:num_stages]:
+        for p in child.parameters():
+            p.requires_grad_(False)
+
+
+def make_loss(cfg: RunConfig, counts: Sequence[int]) -> ActionLoss:
+    weights = None
+    if cfg.loss.class_weights != "none":
+        weights = class_weights_from_counts(counts, scheme=cfg.loss.class_weights)
+    return ActionLoss(cfg.loss.kind, weights, label_smoothing=cfg.loss.label_smoothing, gamma=cfg.loss.gamma)
+
+
+def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if loss.multi_label:
+        return torch.nn.functional.one_hot(labels, num_classes).float()
+    return labels
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    run_dir = Path(cfg.run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not (cfg.exist_ok or cfg.resume):
+        raise ConfigError(
+            f"run directory {str(run_dir)!r} exists and is not empty; pass exist_ok=true, resume=PATH "
+            "or another run_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# The state that a checkpoint captures
+
+
+@dataclasses.dataclass
+class Progress:
+    epoch: int = 0
+    """The epoch in progress (0-based)."""
+    step: int = 0
+    """Optimiser steps taken."""
+    batch_in_epoch: int = 0
+    """Batches of ``epoch`` already consumed (mid-epoch resume)."""
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+
+
+def checkpoint_payload(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    progress: Progress,
+    cfg: RunConfig,
+    classes: Sequence[str],
+    norm: NormStats,
+    metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": capture_rng_state(),
+        "progress": dataclasses.asdict(progress),
+        "step": progress.step,
+        "epoch": progress.epoch,
+        "config": config_to_dict(cfg),
+        "classes": list(classes),
+        "norm": norm.to_dict(),
+        "metrics": metrics or {},
+    }
+
+
+def check_resume_compatible(ckpt: dict[str, Any], cfg: RunConfig, classes: Sequence[str], path: str) -> None:
+    if list(ckpt["classes"]) != list(classes):
+        raise ConfigError(f"{path}: checkpoint was trained on other classes ({len(ckpt['classes'])} classes)")
+    saved_model = ckpt["config"].get("model", {})
+    now_model = config_to_dict(cfg)["model"]
+    diffs = [k for k in now_model if k != "pretrained" and saved_model.get(k) != now_model[k]]
+    if diffs:
+        raise ConfigError(
+            f"{path}: the config contradicts the checkpoint in model.{diffs[0]} "
+            f"(checkpoint: {saved_model.get(diffs[0])!r}, config: {now_model[diffs[0]]!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+
+class JsonlLog:
+    """Appends one JSON object per line (flushed each time)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        initial=initial,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Main loop
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_metrics: dict[str, Any]
+    losses: list[float]
+    interrupted: bool = False
+
+
+@dataclasses.dataclass
+class TrainData:
+    """The data side of a run: split fold, datasets, loaders, class counts and normalisation."""
+
+    data: ThermalData
+    fold: Fold
+    train_set: ClipDataset
+    val_set: ClipDataset
+    train_loader: DataLoader[Any]
+    val_loader: DataLoader[Any]
+    sampler: EpochSampler
+    counts: list[int]
+    norm: NormStats
+
+
+def build_train_data(cfg: RunConfig, ctx: DistContext) -> TrainData:
+    """Load the dataset and the fold; normalisation from the training keyframes only."""
+    data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
+    if cfg.model.num_classes != len(data.classes):
+        raise ConfigError(
+            f"config key 'model.num_classes': {cfg.model.num_classes} but the dataset has {len(data.classes)} classes"
+        )
+    clip = clip_config(cfg)
+    fold = select_fold(resolve_split(data, cfg.data.split, clip), cfg.data.fold)
+    train_kfs = [k for k in keyframes_by_id(data, fold.train, "training") if k.persons]
+    val_kfs = keyframes_by_id(data, fold.test, "validation")
+    counts = class_counts(train_kfs, len(data.classes))
+    val_counts = class_counts(val_kfs, len(data.classes))
+    unseen = [data.classes.names[c] for c in range(len(counts)) if val_counts[c] and not counts[c]]
+    if unseen and ctx.is_main:
+        print(
+            f"warning: classes in validation but absent from training: {', '.join(unseen)}", file=sys.stderr
+        )
+    norm = compute_norm_stats(data.recordings, train_kfs, clip)
+    augment = None
+    if cfg.augment.enabled:
+        a = cfg.augment
+        augment = Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter)
+    train_set = ClipDataset.from_data(data, train_kfs, clip, norm=norm, augment=augment, seed=cfg.seed)
+    val_set = ClipDataset.from_data(data, val_kfs, clip, norm=norm)
+    weights = balanced_weights(train_kfs, counts) if cfg.loss.sampler == "balanced" else None
+    sampler = EpochSampler(len(train_set), cfg.seed, weights, ctx.world_size, ctx.rank)
+    val_sampler = ShardSampler(len(val_set), ctx.world_size, ctx.rank)
+    # Own generators: a DataLoader draws its workers' base seed from the global RNG otherwise, which
+    # would make the dropout draws depend on how often a loader was (re)started, breaking resume.
+    loader_kw: dict[str, Any] = {"collate_fn": collate_clips, "num_workers": cfg.data.num_workers}
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.optim.batch_size,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **loader_kw,
+    )
+    val_loader = DataLoader(
+        val_set,
+        batch_size=cfg.optim.batch_size,
+        sampler=val_sampler,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **loader_kw,
+    )
+    return TrainData(data, fold, train_set, val_set, train_loader, val_loader, sampler, counts, norm)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    device: torch.device,
+    cfg: RunConfig,
+    amp_dtype: torch.dtype | None,
+    ctx: DistContext,
+) -> EvalResult | None:
+    """Validation metrics on rank 0 from the predictions of every rank (None on other ranks)."""
+    preds = predict(model, loader, device, mode=cfg.model.head.mode, autocast_dtype=amp_dtype)
+    shards = ctx.gather(preds)
+    if not ctx.is_main:
+        return None
+    return score_predictions(merge_predictions(shards), cfg.model.num_classes)
+
+
+def main_train(target: str | None, overrides: list[str], lenient: bool) -> int:
+    """``thermact train [config=FILE] [key=value ...]``."""
+    cfg = load_run_config(target, overrides)
+    if lenient:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
+    result = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run directory: {result.run_dir}")
+        print(f"  best checkpoint: {result.best_checkpoint}  ({_summary(result.best_metrics)})")
+        print(f"  last checkpoint: {result.last_checkpoint}")
+        print(f"  metrics log: {result.run_dir / 'metrics.jsonl'}, config: {result.run_dir / 'config.yaml'}")
+    return 130 if result.interrupted else 0
+
+
+def train(cfg: RunConfig, max_steps: int | None = None) -> TrainResult:
+    """Train a model as ``cfg`` says; return where everything went.
+
+    ``max_steps`` stops after that many optimiser steps as if interrupted (used by tests to
+    simulate Ctrl-C at a known point).
+    """
+    ctx, dist_device = init_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx, dist_device, max_steps)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(
+    cfg: RunConfig, ctx: DistContext, dist_device: torch.device | None, max_steps: int | None
+) -> TrainResult:
+    run_dir = Path(cfg.run_dir)
+    if ctx.is_main:
+        prepare_run_dir(cfg)
+    ctx.barrier()
+    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
+    device = dist_device if dist_device is not None else select_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    td = build_train_data(cfg, ctx)
+
+    model = build_model(cfg.model, verbose=ctx.is_main, keyframe_position=cfg.data.keyframe_position).to(
+        device
+    )
+    freeze_backbone_stages(model, cfg.optim.freeze_stages)
+    net: nn.Module = model
+    if ctx.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    loss_fn = make_loss(cfg, td.counts).to(device)
+    optimizer = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    batches_per_epoch = math.ceil(len(td.sampler.order(0)) / cfg.optim.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.optim.accumulate)
+    total_steps = steps_per_epoch * cfg.optim.epochs
+    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    progress = Progress()
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.resume, map_location=device)
+        check_resume_compatible(ckpt, cfg, td.data.classes.names, cfg.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        progress = Progress(**ckpt["progress"])
+        restore_rng_state(ckpt["rng"])
+        if ctx.is_main:
+            print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+
+    log = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
+    tb = _tensorboard(run_dir) if ctx.is_main else None
+    if ctx.is_main:
+        print(
+            f"training {cfg.model.name} on {len(td.train_set)} keyframes ({sum(td.counts)} boxes), validating on "
+            f"{len(td.val_set)}; split {cfg.data.split} fold {td.fold.name}; device {device}"
+            + (f" x {ctx.world_size} processes" if ctx.enabled else "")
+        )
+
+    def save(name: str, metrics: dict[str, Any] | None) -> None:
+        if ctx.is_main:
+            payload = checkpoint_payload(
+                model, optimizer, scaler, progress, cfg, td.data.classes.names, td.norm, metrics
+            )
+            save_checkpoint(run_dir / name, payload)
+
+    losses: list[float] = []
+    best_metrics: dict[str, Any] = {}
+    interrupted = False
+    net.train()
+    try:
+        while progress.epoch < cfg.optim.epochs:
+            epoch = progress.epoch
+            td.train_set.set_epoch(epoch)
+            td.sampler.epoch, td.sampler.start = epoch, progress.batch_in_epoch * cfg.optim.batch_size
+            bar = progress_bar(
+                batches_per_epoch, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress.batch_in_epoch
+            )
+            t0, seen = time.perf_counter(), 0
+            optimizer.zero_grad(set_to_none=True)
+            for batch in td.train_loader:
+                loss_value = train_batch(net, loss_fn, batch, device, amp_dtype, scaler, cfg)
+                losses.append(loss_value)
+                progress.batch_in_epoch += 1
+                seen += len(batch)
+                if (
+                    progress.batch_in_epoch % cfg.optim.accumulate == 0
+                    or progress.batch_in_epoch == batches_per_epoch
+                ):
+                    lr = lr_at(progress.step, cfg.optim.lr, total_steps, warmup_steps, 0.1, cfg.optim.min_lr)
+                    optimizer_step(model, optimizer, scaler, lr, cfg.optim.clip_grad_norm)
+                    progress.step += 1
+                    rate = seen * ctx.world_size / max(1e-9, time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+                    if log is not None and progress.step % cfg.log_every == 0:
+                        log.write({"step": progress.step, "epoch": epoch + 1, "loss": loss_value, "lr": lr})
+                        if tb is not None:
+                            tb.add_scalar("train/loss", loss_value, progress.step)
+                            tb.add_scalar("train/lr", lr, progress.step)
+                bar.update(1)
+                if max_steps is not None and progress.step >= max_steps:
+                    raise KeyboardInterrupt
+            bar.close()
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            metrics: dict[str, Any] = {}
+            if progress.epoch % cfg.eval.every_epochs == 0 or progress.epoch == cfg.optim.epochs:
+                result = evaluate(net, td.val_loader, device, cfg, amp_dtype, ctx)
+                metrics = result.summary() if result is not None else {}
+                improved = False
+                if ctx.is_main:
+                    assert log is not None
+                    log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
+                    if tb is not None:
+                        for key, value in metrics.items():
+                            if value is not None:
+                                tb.add_scalar(f"val/{key}", value, progress.step)
+                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+                    value = metrics.get(cfg.eval.metric)
+                    improved = value is not None and value > progress.best_metric
+                    if improved:
+                        progress.best_metric, progress.best_epoch = float(value), epoch
+                        best_metrics = dict(metrics, epoch=epoch + 1)
+                        save("best.pt", metrics)
+                progress = ctx.broadcast(progress)
+            save("last.pt", metrics)
+    except KeyboardInterrupt:
+        interrupted = True
+        save("interrupted.pt", None)
+        if ctx.is_main:
+            print(
+                f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
+                file=sys.stderr,
+            )
+    finally:
+        if tb is not None:
+            tb.close()
+    if ctx.is_main:
+        with atomic_open(run_dir / "losses.json") as handle:
+            json.dump(losses, handle)
+    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", best_metrics, losses, interrupted)
+
+
+def train_batch(
+    model: nn.Module,
+    loss_fn: ActionLoss,
+    batch: ClipBatch,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler | None,
+    cfg: RunConfig,
+) -> float:
+    """Forward and backward of one batch (gradients accumulate); returns the loss value."""
+    clip, rois, labels = batch.frames.to(device), batch.rois.to(device), batch.labels.to(device)
+    if rois.shape[0] == 0:
+        return 0.0
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = model(clip, rois)
+    loss = loss_fn(logits.float(), loss_targets(loss_fn, labels, cfg.model.num_classes))
+    scaled = loss / cfg.optim.accumulate
+    if scaler is not None:
+        scaler.scale(scaled).backward()
+    else:
+        scaled.backward()
+    return float(loss.detach())
+
+
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    lr: float,
+    clip_grad_norm: float | None,
+) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()) or "no validation"
+
+
+def _fmt(value: Any) -> str:
+    return "N/A" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is an optional extra
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
