@@ -1,0 +1,116 @@
+"""Training throughput (clips/s) of each shipped config on this machine, and its data loading.
+
+For every config in ``configs/`` it builds the real data pipeline and model of that config
+(the bundled dataset, its split fold, its input size) and times ``--steps`` optimiser steps of
+the training loop's own functions (``train_batch`` + ``optimizer_step``) after ``--warmup``
+steps, separately from the time the loader takes to produce the same batches. Prints a table and
+writes JSON (default ``benchmarks/results/train.json``).
+
+    python benchmarks/bench_train.py                        # all configs (SlowFast: few steps)
+    python benchmarks/bench_train.py --configs configs/thermal_net_s.yaml --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thermact.config import build_config
+from thermact.engine.config import RunConfig
+from thermact.engine.distributed import DistContext
+from thermact.engine.train import (
+    autocast_dtype,
+    build_train_data,
+    make_loss,
+    make_optimizer,
+    optimizer_step,
+    select_device,
+    train_batch,
+)
+from thermact.io import write_json_atomic
+from thermact.models.factory import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[str, Any]:
+    overrides = [f"amp={amp}"] if amp else []
+    cfg = build_config(RunConfig, path, overrides)
+    device = select_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    td = build_train_data(cfg, DistContext())
+    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position).to(device)
+    model.train()
+    loss_fn = make_loss(cfg, td.counts).to(device)
+    optimizer = make_optimizer(model, cfg)
+
+    load_times: list[float] = []
+    batches = []
+    it = iter(td.train_loader)
+    for _ in range(warmup + steps):
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(td.train_loader)
+            batch = next(it)
+        load_times.append(time.perf_counter() - t0)
+        batches.append(batch)
+
+    step_times: list[float] = []
+    for i, batch in enumerate(batches):
+        t0 = time.perf_counter()
+        train_batch(model, loss_fn, batch, device, amp_dtype, None, cfg)
+        optimizer_step(model, optimizer, None, cfg.optim.lr, cfg.optim.clip_grad_norm)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            step_times.append(time.perf_counter() - t0)
+    batch_size = cfg.optim.batch_size
+    step = statistics.median(step_times)
+    load = statistics.median(load_times[warmup:])
+    return {
+        "config": path.name,
+        "model": cfg.model.name,
+        "device": str(device),
+        "amp": cfg.amp,
+        "batch_size": batch_size,
+        "input": [cfg.model.num_frames, *(cfg.model.input_size or (40, 60))],
+        "step_s_median": step,
+        "train_clips_per_s": batch_size / step,
+        "loader_clips_per_s": batch_size / load if load > 0 else float("inf"),
+        "steps": steps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="*", type=Path, default=sorted((ROOT / "configs").glob("*.yaml")))
+    parser.add_argument(
+        "--steps", type=int, default=0, help="timed steps (default 10 ThermalNet, 2 SlowFast)"
+    )
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--amp", choices=["none", "bf16"], default=None, help="override the configs' amp")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train.json")
+    args = parser.parse_args()
+    rows = []
+    for path in args.configs:
+        steps = args.steps or (2 if "slowfast" in path.name else 10)
+        row = bench_config(path, steps, args.warmup, args.amp)
+        rows.append(row)
+        print(
+            f"{row['config']:<24} {row['device']:<5} amp={row['amp']:<5} batch {row['batch_size']:>2}  "
+            f"train {row['train_clips_per_s']:8.2f} clips/s   loader {row['loader_clips_per_s']:9.1f} clips/s",
+            flush=True,
+        )
+    write_json_atomic(args.out, {"threads": torch.get_num_threads(), "results": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
