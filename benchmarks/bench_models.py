@@ -38,6 +38,7 @@ import torch
 
 from thermact.io import write_json_atomic
 from thermact.models.factory import MODEL_NAMES, HeadConfig, ModelConfig, build_model
+from thermact.runtime import configure_cpu_math
 
 DEFAULT_OUT = "benchmarks/results/models.json"
 
@@ -92,6 +93,7 @@ def _worker(
     setting: Setting, dtype: str, batch: int, repeats: int, warmup: int, threads: int
 ) -> dict[str, Any]:
     torch.set_num_threads(threads)
+    configure_cpu_math()
     torch.manual_seed(0)
     cfg = ModelConfig(
         name=setting.name,  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from thermact.engine.train import (
 )
 from thermact.io import write_json_atomic
 from thermact.models.factory import build_model
+from thermact.runtime import configure_cpu_math
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--amp", choices=["none", "bf16"], default=None, help="override the configs' amp")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train.json")
     args = parser.parse_args()
+    configure_cpu_math()
     rows = []
     for path in args.configs:
         steps = args.steps or (2 if "slowfast" in path.name else 10)

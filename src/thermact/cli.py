@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 from thermact import __version__
 from thermact.errors import ThermactError
+from thermact.runtime import configure_cpu_math
 
 Handler = Callable[[str | None, list[str], bool], int]
 
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "--version":
         print(__version__)
         return 0
+    configure_cpu_math()
     try:
         handler, target, overrides, lenient = parse(args)
         return handler(target, overrides, lenient)

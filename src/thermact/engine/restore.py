@@ -16,6 +16,7 @@ from thermact.engine.config import RunConfig
 from thermact.errors import CheckpointError, ConfigError
 from thermact.models.detector import ActionDetector
 from thermact.models.factory import build_model
+from thermact.runtime import configure_cpu_math
 
 
 @dataclasses.dataclass
@@ -28,6 +29,8 @@ class TrainedModel:
     norm: NormStats
     metrics: dict[str, Any]
     path: Path
+    epoch: int
+    """Epochs completed when the checkpoint was written."""
 
 
 def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
@@ -36,6 +39,7 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
     The pretrained-weights path of the config is ignored (the checkpoint holds the trained
     weights); a checkpoint whose tensors do not fit the model of its own config is an error.
     """
+    configure_cpu_math()
     p = Path(path)
     ckpt = load_checkpoint(p, map_location=device)
     try:
@@ -44,7 +48,13 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
         raise CheckpointError(f"{p}: the config stored in the checkpoint is invalid: {err}") from err
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
     model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position)
-    result = model.load_state_dict(ckpt["model"], strict=False)
+    try:
+        result = model.load_state_dict(ckpt["model"], strict=False)
+    except RuntimeError as err:  # tensors of the wrong shape for the config's model
+        detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:3])
+        raise CheckpointError(
+            f"{p}: weights do not fit the {cfg.model.name} model of its own config: {detail}"
+        ) from err
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"{p}: weights do not fit a {cfg.model.name} model: missing {result.missing_keys[:5]}, "
@@ -54,4 +64,5 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
     if "norm" not in ckpt:
         raise CheckpointError(f"{p}: checkpoint lacks the normalisation statistics ('norm')")
     norm = NormStats.from_dict(ckpt["norm"], where=f"{p}: norm")
-    return TrainedModel(model, cfg, list(ckpt["classes"]), norm, dict(ckpt.get("metrics") or {}), p)
+    metrics = dict(ckpt.get("metrics") or {})
+    return TrainedModel(model, cfg, list(ckpt["classes"]), norm, metrics, p, int(ckpt.get("epoch", 0)))

@@ -50,6 +50,7 @@ from thermact.io import atomic_open
 from thermact.models.detector import ActionDetector
 from thermact.models.factory import build_model
 from thermact.models.losses import ActionLoss, class_weights_from_counts
+from thermact.runtime import configure_cpu_math
 
 # ---------------------------------------------------------------------------------------------
 # Set-up helpers (each small and pure where it can be)
@@ -423,6 +424,7 @@ def train(cfg: RunConfig, max_steps: int | None = None) -> TrainResult:
     ``max_steps`` stops after that many optimiser steps as if interrupted (used by tests to
     simulate Ctrl-C at a known point).
     """
+    configure_cpu_math()
     ctx, dist_device = init_distributed(cfg.device)
     try:
         return _train(cfg, ctx, dist_device, max_steps)
@@ -532,7 +534,6 @@ def _train(
             if progress.epoch % cfg.eval.every_epochs == 0 or progress.epoch == cfg.optim.epochs:
                 result = evaluate(net, td.val_loader, device, cfg, amp_dtype, ctx)
                 metrics = result.summary() if result is not None else {}
-                improved = False
                 if ctx.is_main:
                     assert log is not None
                     log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
@@ -542,8 +543,7 @@ def _train(
                                 tb.add_scalar(f"val/{key}", value, progress.step)
                     print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
                     value = metrics.get(cfg.eval.metric)
-                    improved = value is not None and value > progress.best_metric
-                    if improved:
+                    if value is not None and float(value) > progress.best_metric:
                         progress.best_metric, progress.best_epoch = float(value), epoch
                         best_metrics = dict(metrics, epoch=epoch + 1)
                         save("best.pt", metrics)

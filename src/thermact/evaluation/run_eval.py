@@ -1,0 +1,353 @@
+"""``thermact eval``: score a trained checkpoint on a split fold and write a report.
+
+Usage::
+
+    thermact eval [CHECKPOINT] [checkpoint=PATH] [split=NAME|FILE] [fold=N] [dataset=DIR]
+                  [out=DIR] [exist_ok=true] [batch_size=16] [device=auto|cpu|cuda] [time_unit=s|ms]
+
+By default the fold the checkpoint was validated on (its config's ``data.split`` / ``data.fold``)
+is evaluated, on the checkpoint's dataset, with the checkpoint's clip parameters and
+normalisation. Written into ``out`` (default ``<checkpoint dir>/eval_<split>_<fold>``), each file
+atomically:
+
+* ``report.json`` / ``report.md``: metrics, per-class table (N/A for classes without ground
+  truth; classes absent from the checkpoint's training keyframes flagged), confusion matrix,
+  metadata (:mod:`thermact.evaluation.report`);
+* ``pr_curves.png``, ``confusion_matrix.png`` and, when the run's ``metrics.jsonl`` lies next to
+  the checkpoint, ``training_curves.png`` (:mod:`thermact.evaluation.plots`);
+* ``detections.csv`` (one row per box × class, score last), ``groundtruth.csv`` and
+  ``label_map.pbtxt``, AVA-style (:mod:`thermact.data.ava`).
+
+Honesty checks: the evaluated keyframes are compared in absolute time with the checkpoint's own
+training keyframes (resolved from its config's split on the same dataset); any overlap, and a
+leaky split, is reported as a warning in the terminal and in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import DataLoader
+
+from thermact import __version__
+from thermact.config import build_config, parse_overrides
+from thermact.data.ava import (
+    AvaRow,
+    TimeUnit,
+    detection_rows,
+    keyframes_to_ava_rows,
+    write_ava_csv,
+    write_label_map,
+)
+from thermact.data.clips import ClipConfig
+from thermact.data.dataset import ClipDataset, collate_clips
+from thermact.data.source import ThermalData, default_dataset_root
+from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
+from thermact.engine.restore import TrainedModel, restore_model
+from thermact.engine.train import class_counts, clip_config, keyframes_by_id, select_device
+from thermact.errors import CheckpointError, ConfigError, DataError, ThermactError
+from thermact.evaluation import plots
+from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
+from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
+from thermact.io import write_json_atomic, write_text_atomic
+
+
+@dataclasses.dataclass
+class EvalOptions:
+    """Options of ``thermact eval`` (``key=value`` on the command line)."""
+
+    checkpoint: str = ""
+    """The checkpoint to evaluate (required; also accepted as the positional argument)."""
+    split: str | None = None
+    """Split name or file; None: the checkpoint's ``data.split``."""
+    fold: int | None = None
+    """Fold index; None: the checkpoint's ``data.fold``."""
+    dataset: str | None = None
+    """Dataset directory; None: the checkpoint's ``data.root`` (None there: the bundled one)."""
+    out: str | None = None
+    """Output directory; None: ``<checkpoint dir>/eval_<split>_<fold>``."""
+    exist_ok: bool = False
+    """Write into an existing non-empty ``out`` (files of the same name are replaced)."""
+    batch_size: int = 16
+    num_workers: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    time_unit: Literal["s", "ms"] = "s"
+    """Timestamps of the AVA CSVs: seconds with 3 decimals, or integer ms (official evaluator)."""
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint:
+            raise ConfigError("config key 'checkpoint' is required: pass checkpoint=PATH")
+        if self.batch_size < 1:
+            raise ConfigError(f"config key 'batch_size': must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ConfigError(f"config key 'num_workers': must be >= 0, got {self.num_workers}")
+        if self.fold is not None and self.fold < 0:
+            raise ConfigError(f"config key 'fold': must be >= 0, got {self.fold}")
+
+
+def load_options(target: str | None, overrides: Sequence[str]) -> EvalOptions:
+    """Validated options; a positional ``target`` is the checkpoint (conflicts with checkpoint=)."""
+    tree = parse_overrides(overrides)
+    if target is not None:
+        given = tree.get("checkpoint")
+        if given is not None and str(given) != target:
+            raise ConfigError(f"two checkpoints given: {target!r} and checkpoint={given!r}")
+        tree["checkpoint"] = target
+    return build_config(EvalOptions, None, tree)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
+    """:func:`restore_model` with every way a checkpoint can fail as a :class:`CheckpointError`."""
+    trained = restore_model(path, device)
+    if trained.config.model.num_classes != len(trained.classes):
+        raise CheckpointError(
+            f"{path}: config says model.num_classes={trained.config.model.num_classes} but the checkpoint "
+            f"lists {len(trained.classes)} classes"
+        )
+    return trained
+
+
+def check_class_list(
+    checkpoint_classes: Sequence[str], dataset_classes: Sequence[str], checkpoint: str, dataset: str
+) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint was trained on the dataset's class list."""
+    a, b = list(checkpoint_classes), list(dataset_classes)
+    if a == b:
+        return
+    detail = f"{len(a)} classes in the checkpoint, {len(b)} in the dataset"
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            detail += f"; first difference at id {i}: {x!r} (checkpoint) vs {y!r} (dataset)"
+            break
+    else:
+        longer, which = (a, "checkpoint") if len(a) > len(b) else (b, "dataset")
+        detail += f"; the {which} has extra class {longer[min(len(a), len(b))]!r}"
+    raise CheckpointError(f"{checkpoint}: trained on other classes than dataset {dataset}: {detail}")
+
+
+def default_out_dir(checkpoint: Path, split: str, fold_index: int) -> Path:
+    """``<checkpoint dir>/eval_<split>_<fold>`` (a split file contributes its stem)."""
+    tag = split if split in STANDARD_SPLITS else Path(split).stem
+    return checkpoint.parent / f"eval_{tag}_{fold_index}"
+
+
+def check_out_dir(out: Path, exist_ok: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"config key 'out': {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not exist_ok:
+        raise ConfigError(
+            f"output directory {str(out)!r} exists and is not empty; pass exist_ok=true or another out=DIR"
+        )
+
+
+def pick_fold(split: SplitDefinition, index: int, key: str) -> Fold:
+    if not 0 <= index < len(split.folds):
+        names = ", ".join(f"{i}={f.name}" for i, f in enumerate(split.folds))
+        raise ConfigError(f"config key {key!r}: fold {index} out of range for split {split.name!r} ({names})")
+    return split.folds[index]
+
+
+@dataclasses.dataclass
+class TrainingSide:
+    """What is known about the checkpoint's training keyframes on the evaluated dataset."""
+
+    description: str | None
+    keyframe_ids: list[str] | None
+
+
+def training_side(trained: TrainedModel, data: ThermalData, clip: ClipConfig) -> TrainingSide:
+    """The training keyframes of the checkpoint's own split fold, when they can be resolved.
+
+    They are only meaningful on the dataset the checkpoint was trained on; otherwise (or when its
+    split file is gone) they are unknown and the report says so.
+    """
+    cfg = trained.config
+    trained_root = Path(cfg.data.root) if cfg.data.root is not None else default_dataset_root()
+    if trained_root.resolve() != Path(data.root).resolve():
+        return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold} of dataset {trained_root}", None)
+    try:
+        split = resolve_split(data, cfg.data.split, clip)
+        fold = pick_fold(split, cfg.data.fold, "data.fold")
+    except ThermactError as err:
+        print(f"warning: the checkpoint's training split cannot be resolved: {err}", file=sys.stderr)
+        return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold}", None)
+    return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold} ({fold.name})", list(fold.train))
+
+
+def time_leakage(
+    data: ThermalData, train_ids: list[str], test_ids: list[str], clip: ClipConfig
+) -> tuple[int, float]:
+    """Test keyframes whose clip window shares time with a training clip window, and the seconds shared."""
+    probe = SplitDefinition("checkpoint", "given", False, clip, [Fold("train->eval", train_ids, test_ids)])
+    fold = leakage(data, probe, clip).folds[0]
+    return fold.count, fold.overlap_s
+
+
+def ava_detection_rows(preds: Predictions, frame_sizes: Mapping[str, tuple[int, int]]) -> list[AvaRow]:
+    """One AVA row per (box, class) of ``preds``, scored by the class probability, in box order."""
+    rows: list[AvaRow] = []
+    start = 0
+    n = len(preds)
+    while start < n:
+        end = start
+        while end < n and preds.keyframe_ids[end] == preds.keyframe_ids[start]:
+            end += 1
+        rid = preds.recording_ids[start]
+        rows += detection_rows(
+            rid,
+            int(preds.keyframe_ms[start]),
+            preds.boxes[start:end],
+            preds.scores[start:end],
+            frame_sizes[rid],
+            person_ids=[int(t) for t in preds.track_ids[start:end]],
+        )
+        start = end
+    return rows
+
+
+def read_training_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``; unreadable lines are skipped with a warning."""
+    records: list[dict[str, Any]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            print(f"warning: {path}:{lineno}: not JSON, skipped", file=sys.stderr)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+@dataclasses.dataclass
+class EvalOutcome:
+    """Everything an evaluation produced (for callers and tests)."""
+
+    out_dir: Path
+    result: EvalResult
+    predictions: Predictions
+    metadata: EvalMetadata
+    report: dict[str, Any]
+    files: dict[str, Path]
+    """role → path of every file written."""
+
+
+def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
+    """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
+    from thermact.data.inspect import load_with_progress
+
+    device = select_device(opts.device)
+    trained = load_trained(opts.checkpoint, device)
+    cfg = trained.config
+    split_spec = opts.split if opts.split is not None else cfg.data.split
+    fold_index = opts.fold if opts.fold is not None else cfg.data.fold
+    out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, split_spec, fold_index)
+    check_out_dir(out, opts.exist_ok)
+
+    data = load_with_progress(opts.dataset if opts.dataset is not None else cfg.data.root, lenient)
+    check_class_list(trained.classes, data.classes.names, str(trained.path), str(data.root))
+    clip = clip_config(cfg)
+    split = resolve_split(data, split_spec, clip)
+    fold = pick_fold(split, fold_index, "fold" if opts.fold is not None else "data.fold")
+    test_kfs = keyframes_by_id(data, fold.test, "test")
+    side = training_side(trained, data, clip)
+    train_counts = leaked = overlap = None
+    if side.keyframe_ids is not None:
+        train_counts = class_counts(keyframes_by_id(data, side.keyframe_ids, "training"), len(data.classes))
+        leaked, overlap = time_leakage(data, side.keyframe_ids, list(fold.test), clip)
+
+    dataset = ClipDataset.from_data(data, test_kfs, clip, norm=trained.norm)
+    loader = DataLoader(
+        dataset,
+        batch_size=opts.batch_size,
+        shuffle=False,
+        collate_fn=collate_clips,
+        num_workers=opts.num_workers,
+    )
+    preds = predict(trained.model, loader, device, mode=cfg.model.head.mode)
+    if len(preds) == 0:
+        raise DataError(
+            f"split {split.name!r} fold {fold.name!r}: the test keyframes have no person box to evaluate"
+        )
+    result = score_predictions(preds, len(trained.classes))
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    frame_sizes = {rid: data.recording(rid).frame_size for rid in {k.recording_id for k in test_kfs}}
+    unit: TimeUnit = opts.time_unit
+    files["detections"] = out / "detections.csv"
+    write_ava_csv(files["detections"], ava_detection_rows(preds, frame_sizes), time_unit=unit)
+    files["groundtruth"] = out / "groundtruth.csv"
+    gt_rows = [r for kf in test_kfs for r in keyframes_to_ava_rows([kf], frame_sizes[kf.recording_id])]
+    write_ava_csv(files["groundtruth"], gt_rows, time_unit=unit)
+    files["label_map"] = out / "label_map.pbtxt"
+    write_label_map(files["label_map"], data.classes)
+
+    names = list(trained.classes)
+    files["pr_curves"] = out / "pr_curves.png"
+    plots.plot_pr_curves(result.frame_map, names, files["pr_curves"])
+    files["confusion_matrix"] = out / "confusion_matrix.png"
+    plots.plot_confusion_matrix(result.classification.confusion, names, files["confusion_matrix"])
+    log_path = trained.path.parent / "metrics.jsonl"
+    if log_path.is_file():
+        records = read_training_log(log_path)
+        if records:
+            files["training_curves"] = out / "training_curves.png"
+            plots.plot_training_curves(records, files["training_curves"])
+
+    plot_roles = ("pr_curves", "confusion_matrix", "training_curves")
+    # epochs completed: TrainedModel.epoch when restore provides it, else the metrics' "epoch"
+    ckpt_epoch = trained.epoch
+    meta = EvalMetadata(
+        checkpoint=str(trained.path),
+        model=cfg.model.name,
+        classes=names,
+        dataset=str(data.root),
+        split=split_spec,
+        fold=fold.name,
+        fold_index=fold_index,
+        split_leaky=split.leaky,
+        trained_on=side.description,
+        train_counts=train_counts,
+        leaked_keyframes=leaked,
+        leaked_overlap_s=overlap,
+        checkpoint_epoch=int(ckpt_epoch) if isinstance(ckpt_epoch, int) else None,
+        checkpoint_metrics={k: v for k, v in trained.metrics.items() if k != "epoch"},
+        device=str(device),
+        plots={r: files[r].name for r in plot_roles if r in files},
+        files={r: files[r].name for r in ("detections", "groundtruth", "label_map")},
+        version=__version__,
+    )
+    report = report_dict(result, meta)
+    files["report_json"] = out / "report.json"
+    write_json_atomic(files["report_json"], report)
+    files["report_md"] = out / "report.md"
+    write_text_atomic(files["report_md"], report_markdown(result, meta))
+    return EvalOutcome(out, result, preds, meta, report, files)
+
+
+def main_eval(target: str | None, overrides: list[str], lenient: bool) -> int:
+    """``thermact eval [CHECKPOINT] [key=value ...]``: evaluate, print a summary, write the report."""
+    opts = load_options(target, overrides)
+    outcome = run_evaluation(opts, lenient)
+    for line in summary_lines(outcome.result, outcome.metadata):
+        print(line)
+    print(f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}")
+    print(f"report: {outcome.files['report_md']}")
+    return 0
