@@ -218,7 +218,7 @@ def test_resize_keeps_box_content() -> None:
 def test_norm_stats_round_trip_and_validation() -> None:
     stats = NormStats(17.5, 1.75, 1234)
     assert NormStats.from_dict(stats.to_dict()) == stats
-    assert all(type(v) in (int, float) for v in stats.to_dict().values())
+    assert all(type(v) in (int, float, str) for v in stats.to_dict().values())
     with pytest.raises(CheckpointError, match="std_c"):
         NormStats.from_dict({"mean_c": 1.0}, where="model.pt")
     with pytest.raises(CheckpointError, match="model.pt"):
@@ -388,3 +388,17 @@ def test_resize_mask_equals_interpolate_nearest_exact() -> None:
         )
         assert v.dtype == torch.bool
         assert torch.equal(v, ref.squeeze(1).to(torch.bool)), size
+
+
+def test_clip_median_reference_removes_the_ambient_offset() -> None:
+    from thermact.data.transforms import NormStats, normalize
+
+    stats = NormStats(20.0, 2.0, reference="clip_median")
+    clip = np.full((4, 5, 6), 18.0, dtype=np.float32)
+    clip[:, 1:3, 2:4] = 30.0  # a warm person on an 18 °C floor
+    warmer_room = clip + 7.0
+    np.testing.assert_allclose(normalize(clip, stats), normalize(warmer_room, stats))
+    assert float(normalize(clip, stats)[0, 1, 2]) == pytest.approx(6.0)  # (30 - 18) / 2
+    as_tensor = normalize(torch.from_numpy(clip), stats)
+    np.testing.assert_allclose(as_tensor.numpy(), normalize(clip, stats))
+    assert NormStats.from_dict(stats.to_dict()) == stats

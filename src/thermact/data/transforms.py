@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -64,11 +64,16 @@ class NormStats:
         mean_c: mean temperature of the valid training pixels.
         std_c: their (population) standard deviation, ``>= MIN_STD_C``.
         num_pixels: number of pixels the statistics were computed from (0 = unknown).
+        reference: what is subtracted before dividing by ``std_c``: ``"dataset"`` subtracts
+            ``mean_c``; ``"clip_median"`` subtracts the median temperature of each clip (its
+            background), which removes the ambient-temperature offset between rooms, days and
+            sessions and keeps only the contrast of people against their surroundings.
     """
 
     mean_c: float
     std_c: float
     num_pixels: int = 0
+    reference: Literal["dataset", "clip_median"] = "dataset"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.mean_c) or not math.isfinite(self.std_c) or self.std_c < MIN_STD_C:
@@ -76,10 +81,19 @@ class NormStats:
                 f"NormStats needs a finite mean and a std >= {MIN_STD_C}, got mean_c={self.mean_c}, "
                 f"std_c={self.std_c}"
             )
+        if self.reference not in ("dataset", "clip_median"):
+            raise ValueError(
+                f"NormStats.reference must be 'dataset' or 'clip_median', got {self.reference!r}"
+            )
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | str]:
         """Plain JSON/checkpoint-safe types."""
-        return {"mean_c": float(self.mean_c), "std_c": float(self.std_c), "num_pixels": int(self.num_pixels)}
+        return {
+            "mean_c": float(self.mean_c),
+            "std_c": float(self.std_c),
+            "num_pixels": int(self.num_pixels),
+            "reference": self.reference,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "norm_stats") -> NormStats:
@@ -95,8 +109,13 @@ class NormStats:
         num = data.get("num_pixels", 0)
         if not isinstance(num, int) or isinstance(num, bool):
             raise CheckpointError(f"{where}: key 'num_pixels' must be an integer, got {num!r}")
+        reference = data.get("reference", "dataset")
+        if reference not in ("dataset", "clip_median"):
+            raise CheckpointError(
+                f"{where}: key 'reference' must be 'dataset' or 'clip_median', got {reference!r}"
+            )
         try:
-            return cls(values["mean_c"], values["std_c"], num)
+            return cls(values["mean_c"], values["std_c"], num, reference)
         except ValueError as err:
             raise CheckpointError(f"{where}: {err}") from None
 
@@ -140,7 +159,10 @@ def clip_frame_union(
 
 
 def compute_norm_stats(
-    recordings: Mapping[str, Recording], keyframes: Sequence[Keyframe], clip: ClipConfig
+    recordings: Mapping[str, Recording],
+    keyframes: Sequence[Keyframe],
+    clip: ClipConfig,
+    reference: Literal["dataset", "clip_median"] = "dataset",
 ) -> NormStats:
     """Normalisation statistics from the training keyframes only.
 
@@ -154,22 +176,41 @@ def compute_norm_stats(
         recordings: recording id → :class:`Recording`.
         keyframes: the training keyframes.
         clip: the clip sampling the model is trained with.
+        reference: ``"dataset"`` (subtract the training mean) or ``"clip_median"`` (subtract each
+            clip's median; the scale is then the spread of the valid training pixels around
+            their frame's median).
     """
     if not keyframes:
         raise DataError("cannot compute normalisation statistics: no training keyframes given")
     union = clip_frame_union(recordings, keyframes, clip)
     frames = [recordings[rid].frames[idx] for rid, idx in union.items()]
     valid = [recordings[rid].valid[idx] for rid, idx in union.items()]
-    return norm_stats_from_arrays(frames, valid)
+    stats = norm_stats_from_arrays(frames, valid)
+    if reference == "dataset":
+        return stats
+    # clip_median: the scale is the spread of temperatures around each frame's own median
+    centred = [
+        f - np.nanmedian(np.where(v, f, np.nan), axis=(1, 2), keepdims=True)
+        for f, v in zip(frames, valid, strict=True)
+    ]
+    around = norm_stats_from_arrays([np.nan_to_num(c) for c in centred], valid)
+    return NormStats(stats.mean_c, around.std_c, stats.num_pixels, "clip_median")
 
 
 def normalize(frames: ArrayOrTensor, stats: NormStats) -> ArrayOrTensor:
-    """``(frames - mean_c) / std_c`` for a NumPy array or tensor of any shape (new object)."""
+    """``(frames - ref) / std_c`` for the frames of ONE clip, NumPy or torch, any shape (new object).
+
+    ``ref`` is ``mean_c``, or the median of ``frames`` when ``stats.reference == "clip_median"``.
+    """
+    if stats.reference == "clip_median":
+        values = frames if isinstance(frames, np.ndarray) else frames.detach().cpu().numpy()
+        ref = float(np.median(values))  # NumPy's median for both types (torch's takes the lower middle)
+        return (frames - ref) / stats.std_c
     return (frames - stats.mean_c) / stats.std_c
 
 
 def denormalize(frames: ArrayOrTensor, stats: NormStats) -> ArrayOrTensor:
-    """Inverse of :func:`normalize`: back to °C."""
+    """Inverse of :func:`normalize`: back to °C (relative to the clip median for ``"clip_median"``)."""
     return frames * stats.std_c + stats.mean_c
 
 

@@ -15,6 +15,7 @@ YAML layout (every key optional; the defaults are the thermal-native CPU recipe)
       fold: 0                    # fold index (or use fold_name)
       window_s: 2.7
       keyframe_position: center  # center | causal
+      normalize: dataset         # dataset (training mean/std) | clip_median (subtract each clip's background)
       num_workers: 0
       lenient: false
     augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05}
@@ -60,6 +61,7 @@ class DataSection:
     fold: int = 0
     window_s: float = 2.7
     keyframe_position: Literal["center", "causal"] = "center"
+    normalize: Literal["dataset", "clip_median"] = "dataset"
     num_workers: int = 0
     lenient: bool = False
 

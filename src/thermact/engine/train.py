@@ -225,6 +225,9 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
             "or another run_dir"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:  # a new run over an old one (exist_ok): nothing stale may survive
+        for name in ("metrics.jsonl", "best.pt", "last.pt", "interrupted.pt", "losses.json"):
+            (run_dir / name).unlink(missing_ok=True)
     return run_dir
 
 
@@ -358,7 +361,7 @@ def build_train_data(cfg: RunConfig, ctx: DistContext) -> TrainData:
         print(
             f"warning: classes in validation but absent from training: {', '.join(unseen)}", file=sys.stderr
         )
-    norm = compute_norm_stats(data.recordings, train_kfs, clip)
+    norm = compute_norm_stats(data.recordings, train_kfs, clip, cfg.data.normalize)
     augment = None
     if cfg.augment.enabled:
         a = cfg.augment
