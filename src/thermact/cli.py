@@ -5,6 +5,7 @@ Usage::
     thermact train [config=FILE] [key=value ...]
     thermact eval  checkpoint=PATH [key=value ...]
     thermact cv    [config=FILE] protocol=session|recording [key=value ...]
+    thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
     thermact data inspect [DATASET] [key=value ...] [--lenient]
     thermact data split   [DATASET] [key=value ...] [--lenient]
     thermact model info   [CONFIG]  [key=value ...]
@@ -64,9 +65,19 @@ def _cv(target: str | None, overrides: list[str], lenient: bool) -> int:
     return main_cv(target, overrides, lenient)
 
 
+def _export(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.export.onnx import main_export
+
+    return main_export(target, overrides, lenient)
+
+
 TOP_LEVEL: dict[str, tuple[Handler, str]] = {
     "train": (_train, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
     "eval": (_eval, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
+    "export": (
+        _export,
+        "checkpoint=PATH [out=FILE.onnx] [verify=true]  ONNX export checked with onnxruntime",
+    ),
     "cv": (_cv, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
 }
 

@@ -291,7 +291,9 @@ def test_checkpoint_of_another_model(tiny_run: Run, tmp_path: Path) -> None:
     config = json.loads(json.dumps(ckpt["config"]))
     config["model"]["head"]["mlp_dim"] = 32  # the stored weights have 64
     path = _edited(tiny_run, tmp_path, "wider.pt", {"config": config})
-    with pytest.raises(CheckpointError, match="wider.pt: weights do not fit the thermal_net_s model of its own config"):
+    with pytest.raises(
+        CheckpointError, match="wider.pt: weights do not fit the thermal_net_s model of its own config"
+    ):
         main_eval(str(path), [f"out={tmp_path / 'o'}"], False)
     config["model"]["name"] = "no_such_net"
     path = _edited(tiny_run, tmp_path, "unknown.pt", {"config": config})

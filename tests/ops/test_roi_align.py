@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from thermact.ops.roi_align import RoIAlign, roi_align
+from thermact.ops.roi_align import RoIAlign, roi_align, roi_align_static
 
 
 def _bilinear(feat: np.ndarray, y: float, x: float) -> np.ndarray:
@@ -277,3 +277,24 @@ def test_cuda_matches_cpu() -> None:
     cpu = roi_align(feat, rois, 3)
     gpu = roi_align(feat.cuda(), rois.cuda(), 3)
     assert (gpu.cpu() - cpu).abs().max() < 1e-12
+
+
+def test_roi_align_static_equals_eager_roi_align_for_any_boxes() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 10, 15, dtype=torch.float64, generator=gen)
+    K = 20
+    xy = (torch.rand(K, 2, generator=gen, dtype=torch.float64) * 1.6 - 0.3) * torch.tensor([60.0, 40.0])
+    wh = (
+        torch.rand(K, 2, generator=gen, dtype=torch.float64) * 250.0 - 10.0
+    )  # up to 4x the frame, some negative
+    b = torch.randint(0, 3, (K, 1), generator=gen).to(torch.float64)
+    rois = torch.cat([b, xy, xy + wh], dim=1)
+    for sampling_ratio in (-1, 1, 3):
+        for aligned in (True, False):
+            for out in (1, 7, (3, 5)):
+                ref = roi_align(x, rois, out, 0.25, sampling_ratio, aligned)
+                got = roi_align_static(x, rois, out, 0.25, sampling_ratio, aligned)
+                torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    # float32 as in the models
+    ref32 = roi_align(x.float(), rois.float(), 7, 0.25)
+    torch.testing.assert_close(roi_align_static(x.float(), rois.float(), 7, 0.25), ref32, rtol=0, atol=1e-5)

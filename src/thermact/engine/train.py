@@ -408,7 +408,13 @@ def evaluate(
 
 
 def main_train(target: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact train [config=FILE] [key=value ...]``."""
+    """``thermact train [config=FILE] [key=value ...]``; ``task: detector`` configs train the person detector."""
+    from thermact.detection.config import is_detector_config
+
+    if is_detector_config(target, overrides):
+        from thermact.detection.train import main_train_detector
+
+        return main_train_detector(target, overrides, lenient)
     cfg = load_run_config(target, overrides)
     if lenient:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))

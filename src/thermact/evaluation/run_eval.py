@@ -4,6 +4,13 @@ Usage::
 
     thermact eval [CHECKPOINT] [checkpoint=PATH] [split=NAME|FILE] [fold=N] [dataset=DIR]
                   [out=DIR] [exist_ok=true] [batch_size=16] [device=auto|cpu|cuda] [time_unit=s|ms]
+                  [detector=PATH]
+
+A person-detector checkpoint (config ``task: detector``) is evaluated by
+:func:`thermact.detection.evaluate.run_detector_evaluation` (person AP@0.5, recall, hot-object
+false positives). For an action checkpoint, ``detector=PATH`` also runs the two-stage pipeline:
+the detector's person boxes replace the ground-truth boxes and the report gets the end-to-end
+frame-mAP@0.5 (score = detector score x class probability) next to the GT-box numbers.
 
 By default the fold the checkpoint was validated on (its config's ``data.split`` / ``data.fold``)
 is evaluated, on the checkpoint's dataset, with the checkpoint's clip parameters and
@@ -37,6 +44,7 @@ from torch.utils.data import DataLoader
 
 from thermact import __version__
 from thermact.config import build_config, parse_overrides
+from thermact.data.annotations import Keyframe
 from thermact.data.ava import (
     AvaRow,
     TimeUnit,
@@ -49,6 +57,8 @@ from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.source import ThermalData, default_dataset_root
 from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
+from thermact.detection.restore import checkpoint_task
+from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.restore import TrainedModel, restore_model
 from thermact.engine.train import class_counts, clip_config, keyframes_by_id, select_device
 from thermact.errors import CheckpointError, ConfigError, DataError, ThermactError
@@ -79,6 +89,8 @@ class EvalOptions:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     time_unit: Literal["s", "ms"] = "s"
     """Timestamps of the AVA CSVs: seconds with 3 decimals, or integer ms (official evaluator)."""
+    detector: str | None = None
+    """A person-detector checkpoint: also report the end-to-end frame-mAP on its boxes."""
 
     def __post_init__(self) -> None:
         if not self.checkpoint:
@@ -246,6 +258,8 @@ class EvalOutcome:
     report: dict[str, Any]
     files: dict[str, Path]
     """role → path of every file written."""
+    end_to_end: dict[str, Any] | None = None
+    """With ``detector=PATH``: the action model on detector boxes (see :mod:`thermact.detection.evaluate`)."""
 
 
 def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
@@ -286,6 +300,7 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
             f"split {split.name!r} fold {fold.name!r}: the test keyframes have no person box to evaluate"
         )
     result = score_predictions(preds, len(trained.classes))
+    end_to_end = run_end_to_end(opts.detector, trained, data, test_kfs, device, opts.batch_size)
 
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -335,17 +350,74 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
         version=__version__,
     )
     report = report_dict(result, meta)
+    markdown = report_markdown(result, meta)
+    if end_to_end is not None:
+        report["end_to_end"] = end_to_end
+        markdown += end_to_end_markdown(end_to_end, result.frame_map.map)
     files["report_json"] = out / "report.json"
     write_json_atomic(files["report_json"], report)
     files["report_md"] = out / "report.md"
-    write_text_atomic(files["report_md"], report_markdown(result, meta))
-    return EvalOutcome(out, result, preds, meta, report, files)
+    write_text_atomic(files["report_md"], markdown)
+    return EvalOutcome(out, result, preds, meta, report, files, end_to_end)
+
+
+def run_end_to_end(
+    detector_path: str | None,
+    trained: TrainedModel,
+    data: ThermalData,
+    test_kfs: Sequence[Keyframe],
+    device: torch.device,
+    batch_size: int,
+) -> dict[str, Any] | None:
+    """The two-stage numbers for ``detector=PATH`` (None without a detector)."""
+    if detector_path is None:
+        return None
+    from thermact.detection.evaluate import detect_keyframes, end_to_end_frame_map
+    from thermact.detection.metrics import detection_metrics
+    from thermact.detection.restore import PersonDetector, restore_detector
+
+    detector = PersonDetector(restore_detector(detector_path, device))
+    ecfg = detector.trained.config.eval
+    dets = detect_keyframes(detector, data, test_kfs, ecfg.min_score, batch_size)
+    e2e = end_to_end_frame_map(trained, dets, data, test_kfs, device, batch_size)
+    det_metrics = detection_metrics(dets, test_kfs, ecfg.score_threshold)
+    return {
+        "detector": str(detector_path),
+        "frame_map": e2e.frame_map.map,
+        "per_class_ap": {trained.classes[c.label]: c.ap for c in e2e.frame_map.per_class},
+        "num_person_detections": e2e.num_person_detections,
+        "detector_metrics": det_metrics.summary(),
+    }
+
+
+def end_to_end_markdown(e2e: Mapping[str, Any], gt_frame_map: float | None) -> str:
+    def f(v: float | None) -> str:
+        return "N/A" if v is None else f"{v:.3f}"
+
+    return (
+        "\n## End to end: action model on detector boxes\n\n"
+        f"Detector `{e2e['detector']}`: person AP@0.5 {f(e2e['detector_metrics']['person_ap'])}, "
+        f"{e2e['num_person_detections']} person detections scored (detector score x class probability).\n\n"
+        "| boxes | frame-mAP@0.5 |\n| --- | --- |\n"
+        f"| ground truth | {f(gt_frame_map)} |\n| detector | {f(e2e['frame_map'])} |\n"
+    )
 
 
 def main_eval(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact eval [CHECKPOINT] [key=value ...]``: evaluate, print a summary, write the report."""
     opts = load_options(target, overrides)
+    if checkpoint_task(load_checkpoint(opts.checkpoint)) == "detector":
+        from thermact.detection.evaluate import run_detector_evaluation
+
+        det = run_detector_evaluation(opts, lenient)
+        for key, value in det.metrics.summary().items():
+            print(f"  {key:20s} {'N/A' if value is None else f'{value:.3f}'}")
+        print(f"wrote {', '.join(p.name for p in det.files.values())} to {det.out_dir}")
+        print(f"report: {det.files['report_md']}")
+        return 0
     outcome = run_evaluation(opts, lenient)
+    if outcome.end_to_end is not None:
+        print(f"  end-to-end frame-mAP@0.5 on detector boxes: {outcome.end_to_end['frame_map']}")
     for line in summary_lines(outcome.result, outcome.metadata):
         print(line)
     print(f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}")

@@ -17,9 +17,14 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from thermact.ops.roi_align import roi_align
+from thermact.ops.roi_align import roi_align, roi_align_static
 
 __all__ = ["RoIActionHead"]
+
+
+def _is_tracing() -> bool:
+    """True while ``torch.jit.trace`` / ``torch.onnx.export`` records the graph."""
+    return bool(torch._C._get_tracing_state())
 
 
 class RoIActionHead(nn.Module):
@@ -103,12 +108,12 @@ class RoIActionHead(nn.Module):
             raise ValueError(f"expected {len(self.in_channels)} pathway features, got {len(features)}")
         pooled: list[Tensor] = []
         for i, f in enumerate(features):
-            if f.dim() != 5 or f.shape[1] != self.in_channels[i]:
+            if f.dim() != 5 or int(f.shape[1]) != self.in_channels[i]:
                 raise ValueError(
                     f"pathway {i}: expected features [B, {self.in_channels[i]}, T, H, W], got {list(f.shape)}"
                 )
             pooled.append(f.mean(dim=2) if self.temporal_pool == "avg" else f.amax(dim=2))
-        shapes = {(p.shape[0], p.shape[2], p.shape[3]) for p in pooled}
+        shapes = {(int(p.shape[0]), int(p.shape[2]), int(p.shape[3])) for p in pooled}
         if len(shapes) != 1:
             raise ValueError(
                 f"pathway features differ in batch or spatial size: {[list(p.shape) for p in pooled]}"
@@ -120,7 +125,9 @@ class RoIActionHead(nn.Module):
         if boxes.dim() != 2 or boxes.shape[1] != 5:
             raise ValueError(f"boxes must be [K, 5] (batch_index, x1, y1, x2, y2), got {list(boxes.shape)}")
         fmap = self.pool_time(features)
-        rois = roi_align(
+        # tracing (ONNX export) records the static-shape variant: same values for any boxes
+        align = roi_align_static if _is_tracing() else roi_align
+        rois = align(
             fmap,
             boxes.to(dtype=fmap.dtype),
             output_size=self.roi_size,

@@ -213,6 +213,125 @@ def roi_align(
     return out[inverse]
 
 
+# ---------------------------------------------------------------------------------------------
+# Trace-safe RoIAlign (what an ONNX export records)
+
+
+def _static_axis_weights(
+    start: Tensor, length: Tensor, pooled: int, size: int, sampling_ratio: int
+) -> Tensor:
+    """Interpolation weights ``[K, pooled, size]`` of one axis, with static shapes only.
+
+    Same result as :func:`_axis_weights` (torchvision's sampling rules), built
+    from a fixed number ``M`` of sample slots per bin instead of ``max(grid)``:
+
+    * fixed ``sampling_ratio = s > 0``: ``M = s`` slots, samples ``0 .. s - 1``;
+    * adaptive: bin ``p`` has ``n = ceil(length / pooled)`` samples spaced ``step = bin / n``
+      apart; ``step >= 0.5`` whenever ``n > 1``, so at most ``2 * size + 3`` of them lie in the band
+      ``[-1, size]`` where a sample can contribute. The slots start ``2`` before the first sample at
+      or after ``-1`` (a margin for float rounding) and ``M = 2 * size + 6``; slots past ``n`` or
+      outside the band are masked exactly as eager masks them. Exact for boxes within about
+      ``±1e5`` feature cells (beyond that the float32 start index can be off by more than 2).
+
+    The sample coordinates are computed with the eager operation order, so validity, clamping and
+    bilinear fractions are bit-identical; only the summation order of the weights differs.
+    """
+    dtype = start.dtype
+    bin_size = length / pooled  # [K]
+    if sampling_ratio > 0:
+        grid = torch.full_like(length, float(sampling_ratio))
+        slots = sampling_ratio
+    else:
+        grid = torch.ceil(length / pooled).clamp(min=0.0)
+        slots = 2 * size + 6
+    grid_f = grid.clamp(min=1.0)
+    p = torch.arange(pooled, dtype=dtype, device=start.device)
+    base = start[:, None] + p[None, :] * bin_size[:, None]  # [K, pooled]
+    if sampling_ratio > 0:
+        first = torch.zeros_like(base)
+    else:
+        step = (bin_size / grid_f)[:, None].expand_as(base)
+        positive = step > 0
+        safe_step = torch.where(positive, step, torch.ones_like(step))
+        first = torch.floor((-1.0 - base) / safe_step - 0.5) - 2.0
+        first = torch.where(positive, first, torch.zeros_like(first))
+        first = first.clamp(min=0.0).minimum(grid[:, None])
+    j = torch.arange(slots, dtype=dtype, device=start.device)
+    i = first[:, :, None] + j[None, None, :]  # [K, pooled, M] sample index within the bin
+    coord = base[:, :, None] + (i + 0.5) * bin_size[:, None, None] / grid_f[:, None, None]
+    valid = (i < grid[:, None, None]) & (coord >= -1.0) & (coord <= float(size))
+    c = coord.clamp(min=0.0)
+    low = torch.floor(c)
+    last = float(size - 1)
+    at_edge = low >= last
+    low = torch.where(at_edge, torch.full_like(low, last), low)
+    high = torch.where(at_edge, low, low + 1.0)
+    c = torch.where(at_edge, low, c)
+    frac_high = c - low
+    frac_low = 1.0 - frac_high
+    zero = torch.zeros_like(frac_low)
+    w_low = torch.where(valid, frac_low, zero)
+    w_high = torch.where(valid, frac_high, zero)
+    positions = torch.arange(size, dtype=dtype, device=start.device)  # [size]
+    onehot_low = (low[..., None] == positions).to(dtype)  # [K, pooled, M, size]
+    onehot_high = (high[..., None] == positions).to(dtype)
+    weights = (w_low[..., None] * onehot_low + w_high[..., None] * onehot_high).sum(dim=2)
+    return weights / grid_f[:, None, None]
+
+
+def roi_align_static(
+    input: Tensor,
+    rois: Tensor,
+    output_size: int | tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = True,
+) -> Tensor:
+    """RoIAlign with the semantics of :func:`roi_align`, traceable to ONNX.
+
+    Args:
+        input: feature map ``[N, C, H, W]`` (``H``, ``W`` become constants of a traced graph).
+        rois: ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)``, pixel XYXY of the input image.
+        output_size: ``oh`` / ``(oh, ow)`` bins per RoI.
+        spatial_scale: box → feature-map coordinate factor.
+        sampling_ratio: samples per bin and axis; ``<= 0``: adaptive ``ceil(roi_extent / bins)``.
+        aligned: half-pixel offset (pixel ``i`` centred at ``i + 0.5``).
+
+    Returns:
+        ``[K, C, oh, ow]`` in ``input.dtype``.
+
+    No Python control flow depends on the box values or on ``K``/``N``, so tracing gives a graph that
+    is correct for any boxes (see :func:`_static_axis_weights` for the sample slots). Unlike the
+    eager op it does not validate its inputs (batch indices are truncated towards zero, non-finite
+    boxes give NaN): ``thermact.export.onnx.OnnxActionModel`` validates before running. Each RoI gathers its
+    image's feature map (``K·C·H·W`` floats) and applies ``Wy @ F @ Wxᵀ`` as two batched matmuls.
+    """
+    if isinstance(output_size, int):
+        oh, ow = output_size, output_size
+    else:
+        oh, ow = int(output_size[0]), int(output_size[1])
+    H, W = int(input.shape[2]), int(input.shape[3])
+    compute = torch.float64 if input.dtype == torch.float64 else torch.float32
+    r = rois.detach().to(compute)
+    offset = 0.5 if aligned else 0.0
+    x1 = r[:, 1] * spatial_scale - offset
+    y1 = r[:, 2] * spatial_scale - offset
+    x2 = r[:, 3] * spatial_scale - offset
+    y2 = r[:, 4] * spatial_scale - offset
+    roi_w = x2 - x1
+    roi_h = y2 - y1
+    if not aligned:
+        roi_w = roi_w.clamp(min=1.0)
+        roi_h = roi_h.clamp(min=1.0)
+    wy = _static_axis_weights(y1, roi_h, oh, H, sampling_ratio).to(input.dtype)  # [K, oh, H]
+    wx = _static_axis_weights(x1, roi_w, ow, W, sampling_ratio).to(input.dtype)  # [K, ow, W]
+    batch = r[:, 0].to(torch.int64)
+    feats = input.index_select(0, batch)  # [K, C, H, W]
+    t = torch.matmul(feats, wx.transpose(1, 2)[:, None])  # [K, C, H, ow]
+    out: Tensor = torch.matmul(wy[:, None], t)  # [K, C, oh, ow]
+    return out
+
+
 class RoIAlign(nn.Module):
     """Module wrapper of :func:`roi_align`.
 

@@ -1,0 +1,370 @@
+"""``thermact train`` with ``task: detector``: the person-detector training loop, top to bottom.
+
+:func:`train_detector` does, in order: validate the run directory, seed, load the dataset and the
+split fold, compute the temperature normalisation on the training keyframes' causal clips only,
+build the datasets, model, loss and optimiser, optionally restore a checkpoint, then run epochs of
+``forward → encode targets → loss → backward → (accumulate) → clip → step`` with the LR from the
+pure schedule :func:`thermact.engine.schedule.lr_at`. Every ``eval.every_epochs`` it measures
+person AP@0.5 on the fold's test keyframes and writes ``best.pt`` (best person AP) and ``last.pt``
+atomically; Ctrl-C writes ``interrupted.pt`` (resumable mid-epoch).
+
+The helpers (run directory, seeding, samplers, logging, optimiser step, checkpoint payload, resume
+checks, DDP context) are those of the action loop, :mod:`thermact.engine.train`; determinism and
+exact resume work the same way: the batch order of epoch ``e`` comes from ``(seed, e)``, each
+clip's augmentation from ``(seed, e, index)``, and the checkpoint holds the RNG states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from thermact.config import save_config
+from thermact.data.annotations import Keyframe
+from thermact.data.source import ThermalData, load_dataset
+from thermact.data.splits import Fold, resolve_split
+from thermact.data.transforms import Augment, NormStats, compute_norm_stats
+from thermact.detection.config import (
+    DETECTOR_CLASSES,
+    DetectorRunConfig,
+    build_detector,
+    load_detector_config,
+)
+from thermact.detection.dataset import (
+    DetectionBatch,
+    DetectionClipDataset,
+    collate_detection,
+    detection_clip,
+)
+from thermact.detection.decode import Detections, decode
+from thermact.detection.loss import CenterNetLoss
+from thermact.detection.metrics import DetectionMetrics, detection_metrics
+from thermact.detection.model import DetectorOutput, PersonDetectorNet
+from thermact.detection.targets import encode_batch
+from thermact.engine.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
+from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
+from thermact.engine.schedule import lr_at
+from thermact.engine.train import (
+    EpochSampler,
+    JsonlLog,
+    Progress,
+    ShardSampler,
+    TrainResult,
+    autocast_dtype,
+    check_resume_compatible,
+    checkpoint_payload,
+    keyframes_by_id,
+    optimizer_step,
+    param_groups,
+    prepare_run_dir,
+    progress_bar,
+    seed_everything,
+    select_device,
+    select_fold,
+)
+from thermact.errors import ConfigError
+from thermact.io import atomic_open
+from thermact.runtime import configure_cpu_math
+
+__all__ = ["DetectorTrainData", "main_train_detector", "predict_detections", "train_detector"]
+
+
+@dataclasses.dataclass
+class DetectorTrainData:
+    """The data side of a detector run."""
+
+    data: ThermalData
+    fold: Fold
+    train_set: DetectionClipDataset
+    val_keyframes: list[Keyframe]
+    train_loader: DataLoader[Any]
+    val_loader: DataLoader[Any]
+    sampler: EpochSampler
+    norm: NormStats
+
+
+def build_detector_data(cfg: DetectorRunConfig, ctx: DistContext) -> DetectorTrainData:
+    """Dataset, fold, normalisation (training keyframes only), datasets and loaders."""
+    data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
+    clip = detection_clip(cfg.model.num_frames, cfg.data.window_s)
+    fold = select_fold(resolve_split(data, cfg.data.split, clip), cfg.data.fold)
+    train_kfs = keyframes_by_id(data, fold.train, "training")
+    val_kfs = keyframes_by_id(data, fold.test, "validation")
+    norm = compute_norm_stats(data.recordings, train_kfs, clip)
+    augment = None
+    if cfg.augment.enabled:
+        a = cfg.augment
+        augment = Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter)
+    with_others = cfg.loss.with_others
+    train_set = DetectionClipDataset(
+        data.recordings, train_kfs, clip, norm, augment, with_others=with_others, seed=cfg.seed
+    )
+    val_set = DetectionClipDataset(data.recordings, val_kfs, clip, norm)
+    sampler = EpochSampler(len(train_set), cfg.seed, None, ctx.world_size, ctx.rank)
+    loader_kw: dict[str, Any] = {"collate_fn": collate_detection, "num_workers": cfg.data.num_workers}
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.optim.batch_size,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **loader_kw,
+    )
+    val_loader = DataLoader(
+        val_set,
+        batch_size=cfg.optim.batch_size,
+        sampler=ShardSampler(len(val_set), ctx.world_size, ctx.rank),
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **loader_kw,
+    )
+    return DetectorTrainData(data, fold, train_set, val_kfs, train_loader, val_loader, sampler, norm)
+
+
+@torch.no_grad()
+def predict_detections(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    device: torch.device,
+    stride: int,
+    top_k: int = 20,
+    min_score: float = 0.01,
+    nms_iou: float = 0.5,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, Detections]:
+    """Keyframe id → decoded detections (on the CPU) for every batch of ``loader`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    out: dict[str, Detections] = {}
+    try:
+        for batch in loader:
+            frames = batch.frames.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                raw: DetectorOutput = model(frames)
+            size = (int(frames.shape[-2]), int(frames.shape[-1]))
+            for key, dets in zip(
+                batch.keyframe_ids, decode(raw, stride, size, top_k, min_score, nms_iou), strict=True
+            ):
+                out[key] = Detections(dets.boxes.cpu(), dets.scores.cpu(), dets.labels.cpu())
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate_detector(
+    net: nn.Module,
+    td: DetectorTrainData,
+    device: torch.device,
+    cfg: DetectorRunConfig,
+    stride: int,
+    amp_dtype: torch.dtype | None,
+    ctx: DistContext,
+) -> DetectionMetrics | None:
+    """Person AP etc. on rank 0 from the detections of every rank (None on the other ranks)."""
+    e = cfg.eval
+    dets = predict_detections(net, td.val_loader, device, stride, e.top_k, e.min_score, e.nms_iou, amp_dtype)
+    shards = ctx.gather(dets)
+    if not ctx.is_main:
+        return None
+    merged: dict[str, Detections] = {}
+    for shard in shards:
+        merged.update(shard)
+    return detection_metrics(merged, td.val_keyframes, e.score_threshold)
+
+
+def train_detector_batch(
+    model: nn.Module,
+    loss_fn: CenterNetLoss,
+    batch: DetectionBatch,
+    device: torch.device,
+    stride: int,
+    num_classes: int,
+    amp_dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler | None,
+    accumulate: int,
+) -> tuple[float, dict[str, float]]:
+    """Forward and backward of one batch (gradients accumulate); the loss value and its parts."""
+    frames = batch.frames.to(device)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        out: DetectorOutput = model(frames)
+    h, w = int(out.heatmap.shape[-2]), int(out.heatmap.shape[-1])
+    targets = encode_batch(batch.boxes, batch.labels, num_classes, (h, w), stride).to(device)
+    loss, parts = loss_fn(out, targets)
+    scaled = loss / accumulate
+    if scaler is not None:
+        scaler.scale(scaled).backward()
+    else:
+        scaled.backward()
+    return float(loss.detach()), parts
+
+
+def train_detector(cfg: DetectorRunConfig, max_steps: int | None = None) -> TrainResult:
+    """Train the person detector as ``cfg`` says; return where everything went.
+
+    ``max_steps`` stops after that many optimiser steps as if interrupted (tests simulate Ctrl-C).
+    """
+    configure_cpu_math()
+    ctx, dist_device = init_distributed(cfg.device)
+    try:
+        return _train_detector(cfg, ctx, dist_device, max_steps)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train_detector(
+    cfg: DetectorRunConfig, ctx: DistContext, dist_device: torch.device | None, max_steps: int | None
+) -> TrainResult:
+    action_view = cast(Any, cfg)  # the shared helpers read only the sections both configs have
+    run_dir = Path(cfg.run_dir)
+    if ctx.is_main:
+        prepare_run_dir(action_view)
+    ctx.barrier()
+    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
+    device = dist_device if dist_device is not None else select_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    td = build_detector_data(cfg, ctx)
+
+    model: PersonDetectorNet = build_detector(cfg.model).to(device)
+    stride = model.stride
+    net: nn.Module = model
+    if ctx.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    loss_fn = CenterNetLoss(cfg.loss.size_weight, cfg.loss.offset_weight)
+    groups = param_groups(model, cfg.optim.weight_decay)
+    optimizer: torch.optim.Optimizer
+    if cfg.optim.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    batches_per_epoch = math.ceil(len(td.sampler.order(0)) / cfg.optim.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.optim.accumulate)
+    total_steps = steps_per_epoch * cfg.optim.epochs
+    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    progress = Progress()
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.resume, map_location=device)
+        if ckpt["config"].get("task") != "detector":
+            raise ConfigError(f"{cfg.resume}: not a detector checkpoint (no 'task: detector' in its config)")
+        check_resume_compatible(ckpt, action_view, DETECTOR_CLASSES, cfg.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        progress = Progress(**ckpt["progress"])
+        restore_rng_state(ckpt["rng"])
+        if ctx.is_main:
+            print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+
+    log = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
+    if ctx.is_main:
+        n_persons = sum(len(k.persons) for k in td.train_set.keyframes)
+        n_others = sum(len(k.others) for k in td.train_set.keyframes) if cfg.loss.with_others else 0
+        print(
+            f"training {cfg.model.name} on {len(td.train_set)} keyframes ({n_persons} persons, {n_others} "
+            f"non-person boxes), validating on {len(td.val_keyframes)}; split {cfg.data.split} fold "
+            f"{td.fold.name}; device {device}" + (f" x {ctx.world_size} processes" if ctx.enabled else "")
+        )
+
+    def save(name: str, metrics: dict[str, Any] | None) -> None:
+        if ctx.is_main:
+            payload = checkpoint_payload(
+                model, optimizer, scaler, progress, action_view, DETECTOR_CLASSES, td.norm, metrics
+            )
+            save_checkpoint(run_dir / name, payload)
+
+    losses: list[float] = []
+    best_metrics: dict[str, Any] = {}
+    interrupted = False
+    net.train()
+    try:
+        while progress.epoch < cfg.optim.epochs:
+            epoch = progress.epoch
+            td.train_set.set_epoch(epoch)
+            td.sampler.epoch, td.sampler.start = epoch, progress.batch_in_epoch * cfg.optim.batch_size
+            bar = progress_bar(
+                batches_per_epoch, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress.batch_in_epoch
+            )
+            optimizer.zero_grad(set_to_none=True)
+            for batch in td.train_loader:
+                loss_value, parts = train_detector_batch(
+                    net, loss_fn, batch, device, stride, cfg.model.num_classes, amp_dtype, scaler,
+                    cfg.optim.accumulate,
+                )  # fmt: skip
+                losses.append(loss_value)
+                progress.batch_in_epoch += 1
+                if (
+                    progress.batch_in_epoch % cfg.optim.accumulate == 0
+                    or progress.batch_in_epoch == batches_per_epoch
+                ):
+                    lr = lr_at(progress.step, cfg.optim.lr, total_steps, warmup_steps, 0.1, cfg.optim.min_lr)
+                    optimizer_step(model, optimizer, scaler, lr, cfg.optim.clip_grad_norm)
+                    progress.step += 1
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+                    if log is not None and progress.step % cfg.log_every == 0:
+                        log.write(
+                            {"step": progress.step, "epoch": epoch + 1, "loss": loss_value, "lr": lr, **parts}
+                        )
+                bar.update(1)
+                if max_steps is not None and progress.step >= max_steps:
+                    raise KeyboardInterrupt
+            bar.close()
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            metrics: dict[str, Any] = {}
+            if progress.epoch % cfg.eval.every_epochs == 0 or progress.epoch == cfg.optim.epochs:
+                result = evaluate_detector(net, td, device, cfg, stride, amp_dtype, ctx)
+                metrics = result.summary() if result is not None else {}
+                if ctx.is_main:
+                    assert log is not None
+                    log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
+                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+                    value = metrics.get("person_ap")
+                    if value is not None and float(value) > progress.best_metric:
+                        progress.best_metric, progress.best_epoch = float(value), epoch
+                        best_metrics = dict(metrics, epoch=epoch + 1)
+                        save("best.pt", metrics)
+                progress = ctx.broadcast(progress)
+            save("last.pt", metrics)
+    except KeyboardInterrupt:
+        interrupted = True
+        save("interrupted.pt", None)
+        if ctx.is_main:
+            print(
+                f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
+                file=sys.stderr,
+            )
+    if ctx.is_main:
+        with atomic_open(run_dir / "losses.json") as handle:
+            json.dump(losses, handle)
+    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", best_metrics, losses, interrupted)
+
+
+def _fmt(value: Any) -> str:
+    return "N/A" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def main_train_detector(target: str | None, overrides: list[str], lenient: bool) -> int:
+    """``thermact train [config=FILE] task=detector [key=value ...]`` (same arguments as ``main_train``)."""
+    cfg = load_detector_config(target, overrides)
+    if lenient:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
+    result = train_detector(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = ", ".join(f"{k}={_fmt(v)}" for k, v in result.best_metrics.items()) or "no validation"
+        print(f"run directory: {result.run_dir}")
+        print(f"  best checkpoint: {result.best_checkpoint}  ({summary})")
+        print(f"  last checkpoint: {result.last_checkpoint}")
+        print(f"  metrics log: {result.run_dir / 'metrics.jsonl'}, config: {result.run_dir / 'config.yaml'}")
+    return 130 if result.interrupted else 0

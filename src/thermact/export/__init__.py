@@ -1,0 +1,1 @@
+"""Export of thermact models to ONNX and their onnxruntime runners (:mod:`thermact.export.onnx`)."""

@@ -1,0 +1,409 @@
+"""ONNX export: trace-safe RoIAlign, action models and the person detector vs onnxruntime on real clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import Tensor, nn
+
+from thermact.config import config_to_dict
+from thermact.data.clips import ClipConfig
+from thermact.data.source import ThermalData
+from thermact.data.transforms import NormStats, compute_norm_stats
+from thermact.engine.checkpoint import save_checkpoint
+from thermact.engine.config import RunConfig
+from thermact.errors import CheckpointError, ConfigError, DataError
+from thermact.export.onnx import (
+    OnnxActionModel,
+    OnnxPersonDetector,
+    OnnxRunner,
+    VerifyReport,
+    export_action_model,
+    export_module,
+    export_person_detector,
+    load_export_options,
+    main_export,
+    real_clips,
+    run_export,
+    verify_onnx,
+)
+from thermact.models.detector import ActionDetector
+from thermact.models.factory import HeadConfig, ModelConfig, build_model
+from thermact.models.head import RoIActionHead
+from thermact.models.slowfast import SlowFast
+from thermact.ops.roi_align import roi_align, roi_align_static
+
+T = 16
+CLIP = ClipConfig(2.7, T, "center")
+H, W = 40, 60
+
+
+def _make_informative(model: nn.Module, seed: int) -> None:
+    """Random BN statistics and an O(1) classifier, so that a wrong graph gives visibly wrong logits."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm3d | nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+        if isinstance(model, ActionDetector):
+            nn.init.normal_(model.head.classifier.weight, std=1.0, generator=gen)
+
+
+@pytest.fixture(scope="module")
+def norm(real_data: ThermalData) -> NormStats:
+    return compute_norm_stats(real_data.recordings, real_data.keyframes[::20], CLIP)
+
+
+@pytest.fixture(scope="module")
+def batches(real_data: ThermalData, norm: NormStats) -> tuple[list[Tensor], list[Tensor]]:
+    """4 real normalised clips (both sessions) in batches of 3 and 1, with their real person boxes."""
+    return real_clips(real_data, CLIP, norm, num_clips=4, batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def thermal() -> ActionDetector:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)), verbose=False)
+    _make_informative(model, 1)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def thermal_onnx(thermal: ActionDetector, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_action_model(thermal, tmp_path_factory.mktemp("onnx") / "thermal.onnx", T, (H, W))
+
+
+def _border_rois(batch: int, k: int) -> Tensor:
+    """``k`` boxes over ``batch`` clips: frame corners and edges, overhangs, tiny and whole-frame boxes."""
+    pool = [
+        [0.0, 0.0, 12.0, 18.0],  # top-left corner
+        [48.0, 28.0, 60.0, 40.0],  # bottom-right corner
+        [-0.5, 10.0, 9.0, 40.5],  # half-pixel overhang, left and bottom
+        [0.0, 0.0, 60.0, 40.0],  # whole frame (adaptive grid 2 per bin at stride 4)
+        [30.2, 17.7, 31.1, 18.4],  # sub-pixel box
+        [55.0, 0.0, 60.0, 6.0],  # top-right corner
+    ]
+    rows = [[float(i % batch), *pool[i % len(pool)]] for i in range(k)]
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# RoIAlign
+
+
+class _RoIAlignModule(nn.Module):
+    def forward(self, x: Tensor, rois: Tensor) -> Tensor:
+        return roi_align_static(x, rois, 7, 0.25, -1, True)
+
+
+def test_exported_roi_align_is_correct_for_other_boxes_than_traced(tmp_path: Path) -> None:
+    """Traced with 2 small boxes (1 sample per bin); run with other K and boxes needing up to 6 samples."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 8, 10, 15, generator=gen)
+    traced_rois = torch.tensor([[0.0, 4.0, 4.0, 12.0, 16.0], [1.0, 20.0, 8.0, 30.0, 20.0]])
+    path = export_module(
+        _RoIAlignModule(),
+        (x, traced_rois),
+        tmp_path / "roi.onnx",
+        ("x", "rois"),
+        ("pooled",),
+        {"x": {0: "n"}, "rois": {0: "k"}, "pooled": {0: "k"}},
+    )
+    runner = OnnxRunner(path)
+    x3 = torch.randn(3, 8, 10, 15, generator=gen)
+    for k, scale in ((1, 40.0), (5, 120.0), (9, 170.0)):
+        xy = torch.rand(k, 2, generator=gen) * torch.tensor([70.0, 50.0]) - 5.0
+        rois = torch.cat(
+            [torch.randint(0, 3, (k, 1), generator=gen).float(), xy, xy + 1 + torch.rand(k, 2) * scale], 1
+        )
+        (got,) = runner(x3.numpy(), rois.numpy())
+        ref = roi_align(x3, rois, 7, 0.25).numpy()
+        assert got.shape == (k, 8, 7, 7)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
+        assert np.abs(ref).max() > 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# Action models
+
+
+def test_head_uses_the_static_roi_align_only_while_tracing(
+    thermal: ActionDetector, batches: tuple[list[Tensor], list[Tensor]]
+) -> None:
+    clips, rois = batches
+    with torch.no_grad():
+        eager = thermal(clips[0], rois[0])
+        traced = torch.jit.trace(thermal, (clips[0], rois[0]), check_trace=False)
+        torch.testing.assert_close(traced(clips[0], rois[0]), eager, rtol=0, atol=1e-5)
+
+
+def test_onnx_file_passes_the_checker_with_dynamic_batch_and_boxes(thermal_onnx: Path) -> None:
+    onnx.checker.check_model(str(thermal_onnx), full_check=True)
+    graph = onnx.load(str(thermal_onnx)).graph
+
+    def dims(value: onnx.ValueInfoProto) -> list[int | str]:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert {i.name: dims(i) for i in graph.input} == {"clip": ["batch", 1, T, H, W], "rois": ["num_boxes", 5]}
+    assert {o.name: dims(o) for o in graph.output} == {"logits": ["num_boxes", 14]}
+
+
+@pytest.mark.parametrize(("batch", "extra"), [(1, 0), (1, 1), (3, 0), (3, 2), (3, 5)])
+def test_thermal_net_onnx_matches_torch_on_real_clips(
+    thermal: ActionDetector,
+    thermal_onnx: Path,
+    batches: tuple[list[Tensor], list[Tensor]],
+    batch: int,
+    extra: int,
+) -> None:
+    """B in {1, 3}; the real person boxes plus 0-5 boxes at the frame border, so K runs 1..8."""
+    clips_all, rois_all = batches
+    clips = clips_all[0][:batch]
+    real = rois_all[0][rois_all[0][:, 0] < batch]
+    rois = torch.cat([real, _border_rois(batch, extra)]) if extra else real
+    runner = OnnxActionModel(thermal_onnx)
+    got = runner(clips.numpy(), rois.numpy())
+    with torch.no_grad():
+        ref = thermal(clips, rois).numpy()
+    assert got.shape == ref.shape == (rois.shape[0], 14)
+    assert np.abs(ref).max() > 0.5  # the logits are informative, so the tolerance means something
+    assert np.abs(got - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_border_boxes_alone_match(
+    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]], k: int
+) -> None:
+    clip = batches[0][1]  # the 4th clip, its own batch of 1
+    rois = _border_rois(1, k)
+    got = OnnxActionModel(thermal_onnx)(clip.numpy(), rois.numpy())
+    with torch.no_grad():
+        ref = thermal(clip, rois).numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+
+
+def test_verify_onnx_reports_the_differences(
+    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]]
+) -> None:
+    clips, rois = batches
+    report = verify_onnx(thermal, thermal_onnx, clips, rois)
+    assert report.num_clips == 4
+    assert report.num_boxes == sum(int(r.shape[0]) for r in rois)
+    assert 0.0 <= report.mean_abs_diff <= report.max_abs_diff < 1e-4
+    assert report.max_abs_logit > 0.5
+    assert report.argmax_agreement == 1.0
+    assert report.ok and report.to_dict()["ok"] is True
+    assert report.threshold == pytest.approx(1e-4 * report.max_abs_logit)
+    assert "OK" in report.summary()
+    assert thermal.training is False
+
+    # a model that is not the exported one: verification must notice
+    other = build_model(ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)), verbose=False).eval()
+    other.load_state_dict(thermal.state_dict())
+    with torch.no_grad():
+        other.head.classifier.bias.add_(torch.linspace(-0.5, 0.5, 14))
+    bad = verify_onnx(other, thermal_onnx, clips, rois, tolerance=1e-4)
+    assert bad.max_abs_diff == pytest.approx(0.5, abs=1e-3)
+    assert not bad.ok and "FAILED" in bad.summary()
+
+
+def test_export_keeps_the_training_flags(tmp_path: Path) -> None:
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5))
+    net[1].eval()  # a frozen BN inside a training model
+    export_module(net, (torch.zeros(1, 1, 5, 5),), tmp_path / "m.onnx", ("x",), ("y",))
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+
+
+def test_onnx_action_model_validates_its_inputs(thermal_onnx: Path) -> None:
+    runner = OnnxActionModel(thermal_onnx, intra_op_threads=2)
+    assert (runner.num_frames, runner.frame_size, runner.num_classes) == (T, (H, W), 14)
+    clip = np.zeros((2, 1, T, H, W), np.float32)
+    assert runner(clip, np.zeros((0, 5), np.float32)).shape == (0, 14)
+    with pytest.raises(ValueError, match="clip must be"):
+        runner(np.zeros((1, 1, T - 1, H, W), np.float32), np.zeros((1, 5), np.float32))
+    with pytest.raises(ValueError, match="batch indices"):
+        runner(clip, np.array([[2, 0, 0, 5, 5]], np.float32))
+    with pytest.raises(ValueError, match="batch indices"):
+        runner(clip, np.array([[0.5, 0, 0, 5, 5]], np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        runner(clip, np.array([[0, np.nan, 0, 5, 5]], np.float32))
+    with pytest.raises(ValueError, match="rois must be"):
+        runner(clip, np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.slow  # ~5 s on 2 idle cores: tracing runs SlowFast R50 once
+def test_slowfast_with_resize_matches_torch_on_real_clips(
+    real_data: ThermalData, norm: NormStats, tmp_path: Path
+) -> None:
+    """SlowFast R50 (alpha 4, T = 8) on real 40x60 clips resized to 16x32 inside the graph.
+
+    Tolerance relative to the logit scale: SlowFast's 2304-channel features give logits of ~100
+    with an O(1) classifier, where float32 rounding alone is ~1e-5.
+    """
+    torch.manual_seed(0)
+    backbone = SlowFast(depth=50, alpha=4, num_frames=8)
+    head = RoIActionHead(backbone.out_channels, 1 / 16, num_classes=5, mlp_dim=16)
+    model = ActionDetector(backbone, head, input_size=(16, 32))
+    _make_informative(model, 2)
+    model.eval()
+    path = export_action_model(model, tmp_path / "slowfast.onnx", 8, (H, W))
+    clips, rois = real_clips(real_data, ClipConfig(2.7, 8, "center"), norm, num_clips=3, batch_size=2)
+    rois = [torch.cat([rois[0], _border_rois(2, 3)]), rois[1]]
+    report = verify_onnx(model, path, clips, rois)
+    assert report.num_clips == 3
+    assert report.max_abs_logit > 0.5
+    assert report.ok, report.summary()  # max |diff| <= 1e-4 * max(1, max |logit|)
+    assert report.argmax_agreement == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Person detector
+
+
+def test_person_detector_onnx_matches_torch_on_real_causal_clips(
+    real_data: ThermalData, norm: NormStats, tmp_path: Path, thermal_onnx: Path
+) -> None:
+    from thermact.detection.decode import decode
+    from thermact.detection.model import person_detector_s
+
+    torch.manual_seed(0)
+    net = person_detector_s(num_frames=3)
+    _make_informative(net, 3)
+    net.eval()
+    path = export_person_detector(net, tmp_path / "detector.onnx", (H, W))
+    onnx.checker.check_model(str(path))
+    runner = OnnxPersonDetector(path)
+    clips, _ = real_clips(real_data, ClipConfig(0.5, 3, "causal"), norm, num_clips=4, batch_size=3)
+    for clip in clips:  # B = 3, then B = 1
+        got = runner(clip.numpy())
+        with torch.no_grad():
+            ref = net(clip)
+        for name in ("heatmap", "size", "offset"):
+            a, b = getattr(ref, name), getattr(got, name)
+            assert a.shape == b.shape and a.shape[0] == clip.shape[0]
+            assert a.abs().max() > 0.1
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
+        dets_ref = decode(ref, net.stride, (H, W))
+        dets_got = decode(got, net.stride, (H, W))
+        for d_ref, d_got in zip(dets_ref, dets_got, strict=True):
+            # decode runs unchanged on the ONNX outputs; saturated scores tie, so compare them sorted
+            assert len(d_got) == len(d_ref) > 0
+            torch.testing.assert_close(
+                d_got.scores.sort().values, d_ref.scores.sort().values, rtol=0, atol=1e-5
+            )
+    with pytest.raises(ValueError, match="clip must be"):
+        runner(np.zeros((1, 1, 4, H, W), np.float32))
+    with pytest.raises(CheckpointError, match="not an exported person detector"):
+        OnnxPersonDetector(thermal_onnx)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+@pytest.fixture(scope="module")
+def checkpoint(thermal: ActionDetector, norm: NormStats, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = RunConfig(model=ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)))
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    classes = [f"class_{i}" for i in range(14)]
+    save_checkpoint(
+        path,
+        {
+            "model": thermal.state_dict(),
+            "config": config_to_dict(cfg),
+            "classes": classes,
+            "norm": norm.to_dict(),
+            "epoch": 3,
+        },
+    )
+    return path
+
+
+def test_main_export_writes_and_verifies(
+    checkpoint: Path, norm: NormStats, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sub" / "model.onnx"
+    assert main_export(str(checkpoint), [f"out={out}", "num_clips=3", "threads=2"], False) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "max |diff|" in text and "OK" in text
+    runner = OnnxActionModel(out)
+    assert runner.classes == [f"class_{i}" for i in range(14)]
+    assert runner.norm == norm
+    assert runner.clip_config == CLIP
+    assert runner.score_mode == "softmax"
+    assert json.loads(runner.runner.metadata["thermact.epoch"]) == 3
+    assert not list(out.parent.glob(".*tmp"))  # atomic write left nothing behind
+
+
+def test_run_export_default_path_without_verification(checkpoint: Path) -> None:
+    outcome = run_export(load_export_options(None, [f"checkpoint={checkpoint}", "verify=false"]))
+    assert outcome.path == checkpoint.with_suffix(".onnx") and outcome.path.is_file()
+    assert outcome.report is None
+
+
+def test_missing_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        run_export(load_export_options(str(tmp_path / "nope.pt"), [f"out={tmp_path / 'x.onnx'}"]))
+
+
+def test_bad_output_paths_are_config_errors(checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\.onnx"):
+        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'model.txt'}"]))
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'dir.onnx'}"]))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'file' / 'm.onnx'}"]))
+    with pytest.raises(ConfigError, match="checkpoint"):
+        load_export_options(None, ["verify=true"])
+    with pytest.raises(ConfigError, match="two checkpoints"):
+        load_export_options("a.pt", ["checkpoint=b.pt"])
+    with pytest.raises(ConfigError, match="tolerance"):
+        load_export_options("a.pt", ["tolerance=0"])
+
+
+def test_runner_rejects_missing_and_foreign_files(tmp_path: Path, thermal_onnx: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        OnnxRunner(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="onnxruntime"):
+        OnnxRunner(junk)
+    roi = export_module(
+        _RoIAlignModule(),
+        (torch.zeros(1, 2, 4, 4), torch.zeros(1, 5)),
+        tmp_path / "r.onnx",
+        ("x", "rois"),
+        ("y",),
+    )
+    with pytest.raises(CheckpointError, match="not an exported action model"):
+        OnnxActionModel(roi)
+
+
+def test_frame_size_mismatch_fails_before_writing(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    with pytest.raises(DataError, match=r"exported for \[32, 48\]"):
+        run_export(load_export_options(str(checkpoint), [f"out={out}", "frame_size=[32,48]"]))
+    assert not out.exists()
+
+
+def test_main_export_exits_1_when_verification_fails(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import thermact.export.onnx as export_onnx
+
+    failing = VerifyReport(0.5, 0.1, 0.2, 3.0, 0.75, 2, 4, 1e-4, 1.0, 1.0)
+    monkeypatch.setattr(export_onnx, "verify_onnx", lambda *args, **kwargs: failing)
+    assert main_export(str(checkpoint), [f"out={tmp_path / 'm.onnx'}", "num_clips=1"], False) == 1
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out and "error:" in captured.err and "0.5 > threshold 0.0003" in captured.err
