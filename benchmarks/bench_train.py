@@ -23,12 +23,12 @@ import torch
 from thermact.config import build_config
 from thermact.engine.config import RunConfig
 from thermact.engine.distributed import DistContext
+from thermact.engine.loop import optimizer_step
 from thermact.engine.train import (
     autocast_dtype,
     build_train_data,
     make_loss,
     make_optimizer,
-    optimizer_step,
     select_device,
     train_batch,
 )
@@ -48,7 +48,7 @@ def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[s
     model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position).to(device)
     model.train()
     loss_fn = make_loss(cfg, td.counts).to(device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg.optim)
 
     load_times: list[float] = []
     batches = []

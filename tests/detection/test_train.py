@@ -96,7 +96,7 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
     run = tmp_path / "cli"
     assert main_train_detector(None, [f"config={CONFIG}", "task=detector", *TINY[:-1], "optim.epochs=1",
                                       f"run_dir={run}", f"data.split={small_split}"], False) == 0  # fmt: skip
-    with pytest.raises(ConfigError, match="not a detector checkpoint"):
+    with pytest.raises(ConfigError, match="checkpoint of task 'action', not 'detector'"):
         action_like = tmp_path / "action.pt"
         ckpt = load_checkpoint(run / "last.pt")
         ckpt["config"] = {k: v for k, v in ckpt["config"].items() if k != "task"}

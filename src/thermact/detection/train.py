@@ -17,18 +17,15 @@ clip's augmentation from ``(seed, e, index)``, and the checkpoint holds the RNG 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from thermact.config import save_config
+from thermact.config import config_to_dict, save_config
 from thermact.data.annotations import Keyframe
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, resolve_split
@@ -50,29 +47,22 @@ from thermact.detection.loss import CenterNetLoss
 from thermact.detection.metrics import DetectionMetrics, detection_metrics
 from thermact.detection.model import DetectorOutput, PersonDetectorNet
 from thermact.detection.targets import encode_batch
-from thermact.engine.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
-from thermact.engine.schedule import lr_at
+from thermact.engine.loop import Progress, TrainResult, fit, fmt, state_payload
 from thermact.engine.train import (
     EpochSampler,
-    JsonlLog,
-    Progress,
     ShardSampler,
-    TrainResult,
     autocast_dtype,
-    check_resume_compatible,
-    checkpoint_payload,
     keyframes_by_id,
-    optimizer_step,
-    param_groups,
+    loop_settings,
+    make_optimizer,
     prepare_run_dir,
-    progress_bar,
+    resume_state,
     seed_everything,
     select_device,
     select_fold,
+    wrap_ddp,
 )
-from thermact.errors import ConfigError
-from thermact.io import atomic_open
 from thermact.runtime import configure_cpu_math
 
 __all__ = ["DetectorTrainData", "main_train_detector", "predict_detections", "train_detector"]
@@ -205,6 +195,42 @@ def train_detector_batch(
     return float(loss.detach()), parts
 
 
+class DetectorTask:
+    """The person detector's side of :func:`thermact.engine.loop.fit`."""
+
+    def __init__(
+        self,
+        td: DetectorTrainData,
+        loss_fn: CenterNetLoss,
+        cfg: DetectorRunConfig,
+        stride: int,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        scaler: torch.amp.GradScaler | None,
+        ctx: DistContext,
+    ) -> None:
+        self.td, self.loss_fn, self.cfg, self.stride = td, loss_fn, cfg, stride
+        self.device, self.amp_dtype, self.scaler, self.ctx = device, amp_dtype, scaler, ctx
+        self.sampler = td.sampler
+        self.train_loader = td.train_loader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.td.train_set.set_epoch(epoch)
+
+    def train_step(self, net: nn.Module, batch: DetectionBatch) -> tuple[float, dict[str, float]]:
+        return train_detector_batch(
+            net, self.loss_fn, batch, self.device, self.stride, self.cfg.model.num_classes, self.amp_dtype,
+            self.scaler, self.cfg.optim.accumulate,
+        )  # fmt: skip
+
+    def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
+        result = evaluate_detector(net, self.td, self.device, self.cfg, self.stride, self.amp_dtype, self.ctx)
+        return dict(result.summary()) if result is not None else None
+
+    def batch_size_of(self, batch: DetectionBatch) -> int:
+        return int(batch.frames.shape[0])
+
+
 def train_detector(cfg: DetectorRunConfig, max_steps: int | None = None) -> TrainResult:
     """Train the person detector as ``cfg`` says; return where everything went.
 
@@ -221,53 +247,28 @@ def train_detector(cfg: DetectorRunConfig, max_steps: int | None = None) -> Trai
 def _train_detector(
     cfg: DetectorRunConfig, ctx: DistContext, dist_device: torch.device | None, max_steps: int | None
 ) -> TrainResult:
-    action_view = cast(Any, cfg)  # the shared helpers read only the sections both configs have
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
-        prepare_run_dir(action_view)
+        prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
     ctx.barrier()
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     device = dist_device if dist_device is not None else select_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
+    config = config_to_dict(cfg)
     if ctx.is_main:
         save_config(cfg, run_dir / "config.yaml")
     td = build_detector_data(cfg, ctx)
 
     model: PersonDetectorNet = build_detector(cfg.model).to(device)
-    stride = model.stride
-    net: nn.Module = model
-    if ctx.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    net = wrap_ddp(model, device, ctx)
     loss_fn = CenterNetLoss(cfg.loss.size_weight, cfg.loss.offset_weight)
-    groups = param_groups(model, cfg.optim.weight_decay)
-    optimizer: torch.optim.Optimizer
-    if cfg.optim.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr)
+    optimizer = make_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    batches_per_epoch = math.ceil(len(td.sampler.order(0)) / cfg.optim.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / cfg.optim.accumulate)
-    total_steps = steps_per_epoch * cfg.optim.epochs
-    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     progress = Progress()
     if cfg.resume:
-        ckpt = load_checkpoint(cfg.resume, map_location=device)
-        if ckpt["config"].get("task") != "detector":
-            raise ConfigError(f"{cfg.resume}: not a detector checkpoint (no 'task: detector' in its config)")
-        check_resume_compatible(ckpt, action_view, DETECTOR_CLASSES, cfg.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        progress = Progress(**ckpt["progress"])
-        restore_rng_state(ckpt["rng"])
+        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, DETECTOR_CLASSES)
         if ctx.is_main:
             print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
-
-    log = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
     if ctx.is_main:
         n_persons = sum(len(k.persons) for k in td.train_set.keyframes)
         n_others = sum(len(k.others) for k in td.train_set.keyframes) if cfg.loss.with_others else 0
@@ -277,82 +278,13 @@ def _train_detector(
             f"{td.fold.name}; device {device}" + (f" x {ctx.world_size} processes" if ctx.enabled else "")
         )
 
-    def save(name: str, metrics: dict[str, Any] | None) -> None:
-        if ctx.is_main:
-            payload = checkpoint_payload(
-                model, optimizer, scaler, progress, action_view, DETECTOR_CLASSES, td.norm, metrics
-            )
-            save_checkpoint(run_dir / name, payload)
+    def payload(progress: Progress, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        norm = td.norm.to_dict()
+        return state_payload(model, optimizer, scaler, progress, config, DETECTOR_CLASSES, norm, metrics)
 
-    losses: list[float] = []
-    best_metrics: dict[str, Any] = {}
-    interrupted = False
-    net.train()
-    try:
-        while progress.epoch < cfg.optim.epochs:
-            epoch = progress.epoch
-            td.train_set.set_epoch(epoch)
-            td.sampler.epoch, td.sampler.start = epoch, progress.batch_in_epoch * cfg.optim.batch_size
-            bar = progress_bar(
-                batches_per_epoch, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress.batch_in_epoch
-            )
-            optimizer.zero_grad(set_to_none=True)
-            for batch in td.train_loader:
-                loss_value, parts = train_detector_batch(
-                    net, loss_fn, batch, device, stride, cfg.model.num_classes, amp_dtype, scaler,
-                    cfg.optim.accumulate,
-                )  # fmt: skip
-                losses.append(loss_value)
-                progress.batch_in_epoch += 1
-                if (
-                    progress.batch_in_epoch % cfg.optim.accumulate == 0
-                    or progress.batch_in_epoch == batches_per_epoch
-                ):
-                    lr = lr_at(progress.step, cfg.optim.lr, total_steps, warmup_steps, 0.1, cfg.optim.min_lr)
-                    optimizer_step(model, optimizer, scaler, lr, cfg.optim.clip_grad_norm)
-                    progress.step += 1
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-                    if log is not None and progress.step % cfg.log_every == 0:
-                        log.write(
-                            {"step": progress.step, "epoch": epoch + 1, "loss": loss_value, "lr": lr, **parts}
-                        )
-                bar.update(1)
-                if max_steps is not None and progress.step >= max_steps:
-                    raise KeyboardInterrupt
-            bar.close()
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            metrics: dict[str, Any] = {}
-            if progress.epoch % cfg.eval.every_epochs == 0 or progress.epoch == cfg.optim.epochs:
-                result = evaluate_detector(net, td, device, cfg, stride, amp_dtype, ctx)
-                metrics = result.summary() if result is not None else {}
-                if ctx.is_main:
-                    assert log is not None
-                    log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
-                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
-                    value = metrics.get("person_ap")
-                    if value is not None and float(value) > progress.best_metric:
-                        progress.best_metric, progress.best_epoch = float(value), epoch
-                        best_metrics = dict(metrics, epoch=epoch + 1)
-                        save("best.pt", metrics)
-                progress = ctx.broadcast(progress)
-            save("last.pt", metrics)
-    except KeyboardInterrupt:
-        interrupted = True
-        save("interrupted.pt", None)
-        if ctx.is_main:
-            print(
-                f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
-                file=sys.stderr,
-            )
-    if ctx.is_main:
-        with atomic_open(run_dir / "losses.json") as handle:
-            json.dump(losses, handle)
-    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", best_metrics, losses, interrupted)
-
-
-def _fmt(value: Any) -> str:
-    return "N/A" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    task = DetectorTask(td, loss_fn, cfg, model.stride, device, amp_dtype, scaler, ctx)
+    settings = loop_settings(cfg.optim, cfg.log_every, cfg.eval.every_epochs, "person_ap")
+    return fit(task, net, model, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps)
 
 
 def main_train_detector(target: str | None, overrides: list[str], lenient: bool) -> int:
@@ -362,7 +294,7 @@ def main_train_detector(target: str | None, overrides: list[str], lenient: bool)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
     result = train_detector(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
-        summary = ", ".join(f"{k}={_fmt(v)}" for k, v in result.best_metrics.items()) or "no validation"
+        summary = ", ".join(f"{k}={fmt(v)}" for k, v in result.best_metrics.items()) or "no validation"
         print(f"run directory: {result.run_dir}")
         print(f"  best checkpoint: {result.best_checkpoint}  ({summary})")
         print(f"  last checkpoint: {result.last_checkpoint}")

@@ -1,28 +1,27 @@
-"""``thermact train``: the training loop, top to bottom.
+"""``thermact train``: the action detector's training, top to bottom.
 
 :func:`train` does, in order: validate the run directory, seed, load the dataset and the split
 fold, compute the temperature normalisation on the training keyframes only, build the datasets,
-model, loss and optimiser, optionally restore a checkpoint, then run epochs of
-``forward → loss → backward → (accumulate) → clip → step`` with the LR set from the pure schedule
-:func:`thermact.engine.schedule.lr_at`, evaluating every ``eval.every_epochs`` and writing
-``last.pt`` / ``best.pt`` atomically. Ctrl-C writes ``interrupted.pt`` (resumable, mid-epoch) and
-exits cleanly.
+model, loss and optimiser, optionally restore a checkpoint (:func:`resume_state`), then hands the
+epochs to the loop shared with the person detector, :func:`thermact.engine.loop.fit`
+(``forward → loss → backward → (accumulate) → clip → step`` with the LR of the pure schedule,
+evaluation every ``eval.every_epochs``, ``last.pt`` / ``best.pt`` written atomically, Ctrl-C →
+``interrupted.pt``). The action-specific pieces are :class:`ActionTask` and :func:`train_batch`.
 
 Determinism: the batch order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and
 each clip's augmentation from ``(seed, e, index)``; dropout draws from the global torch RNG,
-whose state the checkpoint holds. Resuming from any checkpoint therefore reproduces the losses
-of an uninterrupted run exactly (on the same device and thread count).
+whose state the checkpoint holds, and the loaders draw their own seeds from private generators.
+Resuming from any checkpoint therefore reproduces the losses of an uninterrupted run exactly (on
+the same device and thread count).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,13 +39,12 @@ from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, SplitDefinition, resolve_split
 from thermact.data.transforms import Augment, NormStats, compute_norm_stats
-from thermact.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from thermact.engine.config import RunConfig, load_run_config
+from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
+from thermact.engine.config import OptimSection, RunConfig, load_run_config
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
-from thermact.engine.schedule import lr_at
+from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, fmt, state_payload
 from thermact.errors import ConfigError, DataError
 from thermact.evaluation.evaluate import EvalResult, merge_predictions, predict, score_predictions
-from thermact.io import atomic_open
 from thermact.models.detector import ActionDetector
 from thermact.models.factory import build_model
 from thermact.models.losses import ActionLoss, class_weights_from_counts
@@ -187,11 +185,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.optim.weight_decay)
-    if cfg.optim.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+def make_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim.weight_decay)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=optim.lr)
 
 
 def freeze_backbone_stages(model: ActionDetector, num_stages: int) -> None:
@@ -217,66 +215,32 @@ def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> to
     return labels
 
 
-def prepare_run_dir(cfg: RunConfig) -> Path:
-    run_dir = Path(cfg.run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not (cfg.exist_ok or cfg.resume):
+def prepare_run_dir(run_dir: Path, exist_ok: bool, resume: str | None) -> Path:
+    """Create ``run_dir``; refuse a non-empty one unless ``exist_ok`` or resuming."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not (exist_ok or resume):
         raise ConfigError(
             f"run directory {str(run_dir)!r} exists and is not empty; pass exist_ok=true, resume=PATH "
             "or another run_dir"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:  # a new run over an old one (exist_ok): nothing stale may survive
+    if not resume:  # a new run over an old one (exist_ok): nothing stale may survive
         for name in ("metrics.jsonl", "best.pt", "last.pt", "interrupted.pt", "losses.json"):
             (run_dir / name).unlink(missing_ok=True)
     return run_dir
 
 
-# ---------------------------------------------------------------------------------------------
-# The state that a checkpoint captures
-
-
-@dataclasses.dataclass
-class Progress:
-    epoch: int = 0
-    """The epoch in progress (0-based)."""
-    step: int = 0
-    """Optimiser steps taken."""
-    batch_in_epoch: int = 0
-    """Batches of ``epoch`` already consumed (mid-epoch resume)."""
-    best_metric: float = -math.inf
-    best_epoch: int = -1
-
-
-def checkpoint_payload(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    progress: Progress,
-    cfg: RunConfig,
-    classes: Sequence[str],
-    norm: NormStats,
-    metrics: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": capture_rng_state(),
-        "progress": dataclasses.asdict(progress),
-        "step": progress.step,
-        "epoch": progress.epoch,
-        "config": config_to_dict(cfg),
-        "classes": list(classes),
-        "norm": norm.to_dict(),
-        "metrics": metrics or {},
-    }
-
-
-def check_resume_compatible(ckpt: dict[str, Any], cfg: RunConfig, classes: Sequence[str], path: str) -> None:
+def check_resume_compatible(
+    ckpt: dict[str, Any], config: dict[str, Any], classes: Sequence[str], path: str
+) -> None:
+    """The checkpoint must have the same classes and the same ``model`` section as the config."""
+    if ckpt["config"].get("task", "action") != config.get("task", "action"):
+        raise ConfigError(
+            f"{path}: checkpoint of task {ckpt['config'].get('task', 'action')!r}, not {config.get('task', 'action')!r}"
+        )
     if list(ckpt["classes"]) != list(classes):
         raise ConfigError(f"{path}: checkpoint was trained on other classes ({len(ckpt['classes'])} classes)")
     saved_model = ckpt["config"].get("model", {})
-    now_model = config_to_dict(cfg)["model"]
+    now_model = config["model"]
     diffs = [k for k in now_model if k != "pretrained" and saved_model.get(k) != now_model[k]]
     if diffs:
         raise ConfigError(
@@ -285,47 +249,51 @@ def check_resume_compatible(ckpt: dict[str, Any], cfg: RunConfig, classes: Seque
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# Logging
+def resume_state(
+    path: str,
+    device: torch.device,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    config: dict[str, Any],
+    classes: Sequence[str],
+) -> Progress:
+    """Load a checkpoint's model, optimiser, scaler and RNG states; return its progress."""
+    ckpt = load_checkpoint(path, map_location=device)
+    check_resume_compatible(ckpt, config, classes, path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    restore_rng_state(ckpt["rng"])
+    return Progress(**ckpt["progress"])
 
 
-class JsonlLog:
-    """Appends one JSON object per line (flushed each time)."""
+def loop_settings(optim: OptimSection, log_every: int, eval_every: int, metric: str) -> LoopSettings:
+    return LoopSettings(
+        epochs=optim.epochs,
+        batch_size=optim.batch_size,
+        accumulate=optim.accumulate,
+        lr=optim.lr,
+        min_lr=optim.min_lr,
+        warmup_epochs=optim.warmup_epochs,
+        clip_grad_norm=optim.clip_grad_norm,
+        log_every=log_every,
+        eval_every=eval_every,
+        metric=metric,
+    )
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-
-def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        initial=initial,
-        leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=None,
+def wrap_ddp(model: nn.Module, device: torch.device, ctx: DistContext) -> nn.Module:
+    if not ctx.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # Main loop
-
-
-@dataclasses.dataclass
-class TrainResult:
-    run_dir: Path
-    best_checkpoint: Path
-    last_checkpoint: Path
-    best_metrics: dict[str, Any]
-    losses: list[float]
-    interrupted: bool = False
 
 
 @dataclasses.dataclass
@@ -407,6 +375,39 @@ def evaluate(
     return score_predictions(merge_predictions(shards), cfg.model.num_classes)
 
 
+class ActionTask:
+    """The action detector's side of :func:`thermact.engine.loop.fit`."""
+
+    def __init__(
+        self,
+        td: TrainData,
+        loss_fn: ActionLoss,
+        cfg: RunConfig,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        scaler: torch.amp.GradScaler | None,
+        ctx: DistContext,
+    ) -> None:
+        self.td, self.loss_fn, self.cfg, self.device = td, loss_fn, cfg, device
+        self.amp_dtype, self.scaler, self.ctx = amp_dtype, scaler, ctx
+        self.sampler = td.sampler
+        self.train_loader = td.train_loader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.td.train_set.set_epoch(epoch)
+
+    def train_step(self, net: nn.Module, batch: ClipBatch) -> tuple[float, dict[str, float]]:
+        loss = train_batch(net, self.loss_fn, batch, self.device, self.amp_dtype, self.scaler, self.cfg)
+        return loss, {}
+
+    def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
+        result = evaluate(net, self.td.val_loader, self.device, self.cfg, self.amp_dtype, self.ctx)
+        return dict(result.summary()) if result is not None else None
+
+    def batch_size_of(self, batch: ClipBatch) -> int:
+        return len(batch)
+
+
 def main_train(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact train [config=FILE] [key=value ...]``; ``task: detector`` configs train the person detector."""
     from thermact.detection.config import is_detector_config
@@ -428,7 +429,7 @@ def main_train(target: str | None, overrides: list[str], lenient: bool) -> int:
 
 
 def train(cfg: RunConfig, max_steps: int | None = None) -> TrainResult:
-    """Train a model as ``cfg`` says; return where everything went.
+    """Train an action detector as ``cfg`` says; return where everything went.
 
     ``max_steps`` stops after that many optimiser steps as if interrupted (used by tests to
     simulate Ctrl-C at a known point).
@@ -446,11 +447,12 @@ def _train(
 ) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
-        prepare_run_dir(cfg)
+        prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
     ctx.barrier()
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     device = dist_device if dist_device is not None else select_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
+    config = config_to_dict(cfg)
     if ctx.is_main:
         save_config(cfg, run_dir / "config.yaml")
     td = build_train_data(cfg, ctx)
@@ -459,33 +461,16 @@ def _train(
         device
     )
     freeze_backbone_stages(model, cfg.optim.freeze_stages)
-    net: nn.Module = model
-    if ctx.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    net = wrap_ddp(model, device, ctx)
     loss_fn = make_loss(cfg, td.counts).to(device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    batches_per_epoch = math.ceil(len(td.sampler.order(0)) / cfg.optim.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / cfg.optim.accumulate)
-    total_steps = steps_per_epoch * cfg.optim.epochs
-    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    classes = td.data.classes.names
     progress = Progress()
     if cfg.resume:
-        ckpt = load_checkpoint(cfg.resume, map_location=device)
-        check_resume_compatible(ckpt, cfg, td.data.classes.names, cfg.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        progress = Progress(**ckpt["progress"])
-        restore_rng_state(ckpt["rng"])
+        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, classes)
         if ctx.is_main:
             print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
-
-    log = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
-    tb = _tensorboard(run_dir) if ctx.is_main else None
     if ctx.is_main:
         print(
             f"training {cfg.model.name} on {len(td.train_set)} keyframes ({sum(td.counts)} boxes), validating on "
@@ -493,86 +478,13 @@ def _train(
             + (f" x {ctx.world_size} processes" if ctx.enabled else "")
         )
 
-    def save(name: str, metrics: dict[str, Any] | None) -> None:
-        if ctx.is_main:
-            payload = checkpoint_payload(
-                model, optimizer, scaler, progress, cfg, td.data.classes.names, td.norm, metrics
-            )
-            save_checkpoint(run_dir / name, payload)
+    def payload(progress: Progress, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        return state_payload(model, optimizer, scaler, progress, config, classes, td.norm.to_dict(), metrics)
 
-    losses: list[float] = []
-    best_metrics: dict[str, Any] = {}
-    interrupted = False
-    net.train()
-    try:
-        while progress.epoch < cfg.optim.epochs:
-            epoch = progress.epoch
-            td.train_set.set_epoch(epoch)
-            td.sampler.epoch, td.sampler.start = epoch, progress.batch_in_epoch * cfg.optim.batch_size
-            bar = progress_bar(
-                batches_per_epoch, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress.batch_in_epoch
-            )
-            t0, seen = time.perf_counter(), 0
-            optimizer.zero_grad(set_to_none=True)
-            for batch in td.train_loader:
-                loss_value = train_batch(net, loss_fn, batch, device, amp_dtype, scaler, cfg)
-                losses.append(loss_value)
-                progress.batch_in_epoch += 1
-                seen += len(batch)
-                if (
-                    progress.batch_in_epoch % cfg.optim.accumulate == 0
-                    or progress.batch_in_epoch == batches_per_epoch
-                ):
-                    lr = lr_at(progress.step, cfg.optim.lr, total_steps, warmup_steps, 0.1, cfg.optim.min_lr)
-                    optimizer_step(model, optimizer, scaler, lr, cfg.optim.clip_grad_norm)
-                    progress.step += 1
-                    rate = seen * ctx.world_size / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
-                    if log is not None and progress.step % cfg.log_every == 0:
-                        log.write({"step": progress.step, "epoch": epoch + 1, "loss": loss_value, "lr": lr})
-                        if tb is not None:
-                            tb.add_scalar("train/loss", loss_value, progress.step)
-                            tb.add_scalar("train/lr", lr, progress.step)
-                bar.update(1)
-                if max_steps is not None and progress.step >= max_steps:
-                    raise KeyboardInterrupt
-            bar.close()
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            metrics: dict[str, Any] = {}
-            if progress.epoch % cfg.eval.every_epochs == 0 or progress.epoch == cfg.optim.epochs:
-                result = evaluate(net, td.val_loader, device, cfg, amp_dtype, ctx)
-                metrics = result.summary() if result is not None else {}
-                if ctx.is_main:
-                    assert log is not None
-                    log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
-                    if tb is not None:
-                        for key, value in metrics.items():
-                            if value is not None:
-                                tb.add_scalar(f"val/{key}", value, progress.step)
-                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
-                    value = metrics.get(cfg.eval.metric)
-                    if value is not None and float(value) > progress.best_metric:
-                        progress.best_metric, progress.best_epoch = float(value), epoch
-                        best_metrics = dict(metrics, epoch=epoch + 1)
-                        save("best.pt", metrics)
-                progress = ctx.broadcast(progress)
-            save("last.pt", metrics)
-    except KeyboardInterrupt:
-        interrupted = True
-        save("interrupted.pt", None)
-        if ctx.is_main:
-            print(
-                f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
-                file=sys.stderr,
-            )
-    finally:
-        if tb is not None:
-            tb.close()
-    if ctx.is_main:
-        with atomic_open(run_dir / "losses.json") as handle:
-            json.dump(losses, handle)
-    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", best_metrics, losses, interrupted)
+    task = ActionTask(td, loss_fn, cfg, device, amp_dtype, scaler, ctx)
+    settings = loop_settings(cfg.optim, cfg.log_every, cfg.eval.every_epochs, cfg.eval.metric)
+    tb = _tensorboard(run_dir) if ctx.is_main else None
+    return fit(task, net, model, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps, tb)
 
 
 def train_batch(
@@ -599,33 +511,8 @@ def train_batch(
     return float(loss.detach())
 
 
-def optimizer_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    lr: float,
-    clip_grad_norm: float | None,
-) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    if clip_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
 def _summary(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()) or "no validation"
-
-
-def _fmt(value: Any) -> str:
-    return "N/A" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return ", ".join(f"{k}={fmt(v)}" for k, v in metrics.items()) or "no validation"
 
 
 def _tensorboard(run_dir: Path) -> Any:
