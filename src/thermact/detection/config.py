@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from thermact.config import build_config, parse_overrides, read_yaml
 from thermact.detection.model import PersonDetectorNet, person_detector_s
-from thermact.engine.config import AugmentSection, DataSection, OptimSection
+from thermact.engine.config import AugmentSection, DataSection, OptimSection, split_config_arg
 from thermact.errors import ConfigError
 
 __all__ = [
@@ -114,22 +114,12 @@ def build_detector(cfg: DetectorModelConfig) -> PersonDetectorNet:
     raise ConfigError(f"config key 'model.name': unknown detector {cfg.name!r}")  # pragma: no cover
 
 
-def _split_config_arg(target: str | None, overrides: Sequence[str]) -> tuple[str | None, list[str]]:
-    rest = [o for o in overrides if not o.startswith("config=")]
-    paths = [o.partition("=")[2] for o in overrides if o.startswith("config=")]
-    if target is not None:
-        paths.insert(0, target)
-    if len(paths) > 1:
-        raise ConfigError(f"more than one config file given: {paths}")
-    return (paths[0] if paths else None), rest
-
-
 def is_detector_config(target: str | None, overrides: Sequence[str]) -> bool:
     """True when the command line (``task=`` override, else the YAML's ``task`` key) selects the detector.
 
     For ``thermact train`` to dispatch between the action and the detector loop.
     """
-    path, rest = _split_config_arg(target, overrides)
+    path, rest = split_config_arg(target, overrides)
     task: Any = parse_overrides([o for o in rest if o.startswith("task=")]).get("task")
     if task is None and path is not None:
         task = read_yaml(Path(path)).get("task")
@@ -138,5 +128,5 @@ def is_detector_config(target: str | None, overrides: Sequence[str]) -> bool:
 
 def load_detector_config(target: str | None, overrides: Sequence[str]) -> DetectorRunConfig:
     """The detector run config of a command line: ``config=FILE`` (or positional path) + overrides."""
-    path, rest = _split_config_arg(target, overrides)
+    path, rest = split_config_arg(target, overrides)
     return build_config(DetectorRunConfig, path, rest)

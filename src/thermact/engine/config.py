@@ -131,12 +131,18 @@ class RunConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
 
-def load_run_config(target: str | None, overrides: Sequence[str]) -> RunConfig:
-    """The run config of a command line: ``config=FILE`` (or the positional path) + overrides."""
+def split_config_arg(target: str | None, overrides: Sequence[str]) -> tuple[str | None, list[str]]:
+    """``(config file, other overrides)`` from the positional path and/or a ``config=FILE`` override."""
     rest = [o for o in overrides if not o.startswith("config=")]
     paths = [o.partition("=")[2] for o in overrides if o.startswith("config=")]
     if target is not None:
         paths.insert(0, target)
     if len(paths) > 1:
         raise ConfigError(f"more than one config file given: {paths}")
-    return build_config(RunConfig, paths[0] if paths else None, rest)
+    return (paths[0] if paths else None), rest
+
+
+def load_run_config(target: str | None, overrides: Sequence[str]) -> RunConfig:
+    """The run config of a command line: ``config=FILE`` (or the positional path) + overrides."""
+    path, rest = split_config_arg(target, overrides)
+    return build_config(RunConfig, path, rest)
