@@ -6,6 +6,8 @@ Usage::
     thermact eval  checkpoint=PATH [key=value ...]
     thermact cv    [config=FILE] protocol=session|recording [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
+    thermact detect RECORDING.h5|DIR checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]
+    thermact stream [DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [speed=1.0|max] [key=value ...]
     thermact data inspect [DATASET] [key=value ...] [--lenient]
     thermact data split   [DATASET] [key=value ...] [--lenient]
     thermact model info   [CONFIG]  [key=value ...]
@@ -71,6 +73,18 @@ def _export(target: str | None, overrides: list[str], lenient: bool) -> int:
     return main_export(target, overrides, lenient)
 
 
+def _detect(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.inference.detect import main_detect
+
+    return main_detect(target, overrides, lenient)
+
+
+def _stream(target: str | None, overrides: list[str], lenient: bool) -> int:
+    from thermact.inference.stream_cli import main_stream
+
+    return main_stream(target, overrides, lenient)
+
+
 TOP_LEVEL: dict[str, tuple[Handler, str]] = {
     "train": (_train, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
     "eval": (_eval, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
@@ -78,6 +92,11 @@ TOP_LEVEL: dict[str, tuple[Handler, str]] = {
         _export,
         "checkpoint=PATH [out=FILE.onnx] [verify=true]  ONNX export checked with onnxruntime",
     ),
+    "detect": (
+        _detect,
+        "RECORDING.h5|DIR checkpoint=ACTION.pt detector=DET.pt  JSONL, AVA CSV, GIF per recording",
+    ),
+    "stream": (_stream, "[DIR] checkpoint=.. detector=.. [speed=1.0|max] [onnx=true]  live replay, events"),
     "cv": (_cv, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
 }
 

@@ -136,6 +136,7 @@ def test_exported_roi_align_is_correct_for_other_boxes_than_traced(tmp_path: Pat
 # Action models
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_head_uses_the_static_roi_align_only_while_tracing(
     thermal: ActionDetector, batches: tuple[list[Tensor], list[Tensor]]
 ) -> None:

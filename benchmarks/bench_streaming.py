@@ -1,0 +1,311 @@
+"""How many 6 fps sensors one CPU core serves in real time, end to end, with PyTorch and onnxruntime.
+
+End to end = :class:`thermact.inference.StreamingPredictor`: dead-pixel repair and ring buffer,
+the person detector on every frame, the tracker, and the action model on each tracked person once
+per second (``cadence_s=1``), on the causal 2.7 s / 16-frame clip. One core: PyTorch with
+``torch.set_num_threads(1)``, onnxruntime with one intra-op and one inter-op thread.
+
+Sensors: ``N`` simulated sensors replay the 8 bundled recordings (sensor ``j`` plays recording
+``j mod 8``, all shifted to start together, sensor ``j`` delayed by ``j / N`` of a frame interval
+so arrivals are spread), ``--seconds`` of each (their real, irregular ~5.9 fps timing and dead
+pixels).
+
+1. **Throughput**: all frames of ``--sensors`` sensors pushed as fast as possible, one frame per
+   sensor per ``push_many`` (what a saturated server sees). *Sensors per core* = frames processed
+   per second / 6. The stage times of the predictor say where the time goes: detector (normalise,
+   network, decode), action model (normalise, network, softmax), tracking (tracker and clip
+   assembly), ingest (checks, repair, ring buffer) and other (Python bookkeeping).
+2. **Latency**: a single-server queue simulated on a virtual clock: frames arrive at their replay
+   times; whenever the server is free it takes every frame that has arrived and processes it
+   (measured compute time advances the clock); latency = when a frame's results are ready - its
+   arrival. Reported as p50 / p99 over all frames and over the frames that produced a
+   classification, at 1 sensor and at 80 % of the measured capacity.
+
+Models: ``--checkpoint`` / ``--detector`` (defaults: ``runs/thermal_net_s/last.pt`` and
+``runs/person_detector/best.pt``). A missing action checkpoint is replaced by a randomly
+initialised ThermalNet-S (the compute is the same); a missing detector by one trained for one
+epoch here (~3 s), so that the number of tracked persons is realistic.
+
+Usage: ``PYTHONPATH=src python benchmarks/bench_streaming.py [--sensors 16] [--seconds 20]``
+(< 2 minutes on one core). Prints a table and writes JSON atomically
+(``benchmarks/results/streaming.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from thermact.config import build_config, config_to_dict
+from thermact.data.recording import INVALID_SENTINEL_C, Recording
+from thermact.data.source import load_dataset
+from thermact.data.transforms import NormStats
+from thermact.engine.checkpoint import save_checkpoint
+from thermact.engine.config import RunConfig
+from thermact.inference.pipeline import (
+    ActionModelLike,
+    DetectorLike,
+    FrameInput,
+    export_action_onnx,
+    export_detector_onnx,
+    load_action_model,
+    load_detector,
+)
+from thermact.inference.streaming import StreamingPredictor
+from thermact.io import write_json_atomic
+from thermact.runtime import configure_cpu_math
+
+FPS = 6.0
+Frame = tuple[float, str, int, np.ndarray]
+
+
+def ensure_models(checkpoint: Path, detector: Path, tmp: Path) -> tuple[Path, Path, list[str]]:
+    notes: list[str] = []
+    if not checkpoint.is_file():
+        from thermact.models.factory import build_model
+
+        torch.manual_seed(0)
+        cfg = build_config(RunConfig, "configs/thermal_net_s.yaml", ["data.keyframe_position=causal"])
+        model = build_model(cfg.model, verbose=False)
+        data = load_dataset()
+        checkpoint = tmp / "action.pt"
+        save_checkpoint(
+            checkpoint,
+            {
+                "model": model.state_dict(),
+                "config": config_to_dict(cfg),
+                "classes": list(data.classes.names),
+                "norm": NormStats(17.24, 1.39).to_dict(),
+                "epoch": 0,
+            },
+        )
+        notes.append("action model: random ThermalNet-S (no checkpoint given)")
+    if not detector.is_file():
+        from thermact.detection.config import load_detector_config
+        from thermact.detection.train import train_detector
+
+        cfg_d = load_detector_config(
+            "configs/person_detector.yaml", ["optim.epochs=1", "optim.batch_size=8", f"run_dir={tmp / 'det'}"]
+        )
+        detector = train_detector(cfg_d).last_checkpoint
+        notes.append("person detector: trained 1 epoch here (no checkpoint given)")
+    return checkpoint, detector, notes
+
+
+def schedule(recordings: list[Recording], sensors: int, seconds: float) -> list[Frame]:
+    """``(arrival_s, sensor_id, timestamp_ms, raw frame)`` of ``sensors`` simulated sensors, by arrival."""
+    frames: list[Frame] = []
+    for j in range(sensors):
+        rec = recordings[j % len(recordings)]
+        ts = rec.timestamps
+        delay_ms = round(1000.0 / FPS * j / sensors)
+        for i in range(len(ts)):
+            rel = int(ts[i] - ts[0]) + delay_ms
+            if rel > seconds * 1000:
+                break
+            raw = np.where(rec.valid[i], rec.frames[i], np.float32(INVALID_SENTINEL_C)).astype(np.float32)
+            frames.append((rel / 1000.0, f"s{j:03d}", 10_000_000 + rel, raw))
+    frames.sort(key=lambda f: (f[0], f[1]))
+    return frames
+
+
+def make_predictor(action: ActionModelLike, detector: DetectorLike, sensors: int) -> StreamingPredictor:
+    return StreamingPredictor(action, detector, cadence_s=1.0, max_sensors=sensors)
+
+
+def throughput(
+    action: ActionModelLike, detector: DetectorLike, frames: list[Frame], sensors: int
+) -> dict[str, Any]:
+    pred = make_predictor(action, detector, sensors)
+    batch: list[FrameInput] = []
+    seen: set[str] = set()
+    t0 = time.perf_counter()
+    for _, sid, t, f in frames:
+        if sid in seen:
+            pred.push_many(batch)
+            batch, seen = [], set()
+        batch.append(FrameInput(sid, t, f))
+        seen.add(sid)
+    if batch:
+        pred.push_many(batch)
+    wall = time.perf_counter() - t0
+    st = pred.stats()
+    n = st.counters.accepted
+    times = st.times
+    return {
+        "sensors": sensors,
+        "frames": n,
+        "wall_s": wall,
+        "frames_per_s": n / wall,
+        "sensors_per_core": n / wall / FPS,
+        "classifications": st.counters.classifications,
+        "classifications_per_s": st.counters.classifications / wall,
+        "detections_per_frame": st.counters.detections / max(n, 1),
+        "detector_calls": times.detector_calls,
+        "action_calls": times.action_calls,
+        "ms_per_frame": {
+            "detector": 1000 * times.detector_s / n,
+            "action": 1000 * times.action_s / n,
+            "tracking": 1000 * times.tracking_s / n,
+            "ingest": 1000 * times.ingest_s / n,
+            "other": 1000 * times.other_s / n,
+            "total": 1000 * times.total_s / n,
+        },
+        "share": {
+            k: v / times.total_s
+            for k, v in (
+                ("detector", times.detector_s),
+                ("action", times.action_s),
+                ("tracking", times.tracking_s),
+                ("ingest", times.ingest_s),
+                ("other", times.other_s),
+            )
+        },
+    }
+
+
+def latency(
+    action: ActionModelLike, detector: DetectorLike, frames: list[Frame], sensors: int
+) -> dict[str, Any]:
+    """Virtual-clock single-server queue (see the module docstring)."""
+    pred = make_predictor(action, detector, sensors)
+    now = 0.0
+    i = 0
+    frame_lat: list[float] = []
+    result_lat: list[float] = []
+    busy = 0.0
+    while i < len(frames):
+        now = max(now, frames[i][0])
+        j = i
+        while j < len(frames) and frames[j][0] <= now:
+            j += 1
+        batch = [FrameInput(sid, t, f, arr) for arr, sid, t, f in frames[i:j]]
+        t0 = time.perf_counter()
+        pred.push_many(batch)
+        dt = time.perf_counter() - t0
+        busy += dt
+        now += dt
+        for fr in pred.last_frames:
+            frame_lat.append(now - fr.arrival_s)
+            if any(p.fresh for p in fr.persons):
+                result_lat.append(now - fr.arrival_s)
+        i = j
+    span = frames[-1][0] - frames[0][0]
+
+    def pct(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {"p50": float("nan"), "p99": float("nan")}
+        p50, p99 = np.percentile(np.asarray(values), [50, 99])
+        return {"p50": 1000 * float(p50), "p99": 1000 * float(p99)}
+
+    return {
+        "sensors": sensors,
+        "frames": len(frame_lat),
+        "utilisation": busy / max(span, 1e-9),
+        "frame_latency_ms": pct(frame_lat),
+        "result_latency_ms": pct(result_lat),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default="runs/thermal_net_s/last.pt")
+    parser.add_argument("--detector", default="runs/person_detector/best.pt")
+    parser.add_argument("--sensors", type=int, default=16, help="sensors of the throughput run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds replayed per sensor")
+    parser.add_argument("--out", default="benchmarks/results/streaming.json")
+    parser.add_argument("--backends", default="pytorch,onnxruntime")
+    args = parser.parse_args(argv)
+    configure_cpu_math()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    data = load_dataset()
+    recordings = list(data.recordings.values())
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp_name:
+        tmp = Path(tmp_name)
+        ckpt, det, notes = ensure_models(Path(args.checkpoint), Path(args.detector), tmp)
+        for backend in args.backends.split(","):
+            if backend == "pytorch":
+                action: ActionModelLike = load_action_model(ckpt)
+                detector: DetectorLike = load_detector(det)
+            elif backend == "onnxruntime":
+                from thermact.detection.restore import restore_detector
+                from thermact.engine.restore import restore_model
+
+                action = load_action_model(export_action_onnx(restore_model(ckpt), tmp / "a.onnx"), threads=1)
+                detector = load_detector(
+                    export_detector_onnx(restore_detector(det), tmp / "d.onnx"), threads=1
+                )
+            else:
+                parser.error(f"unknown backend {backend!r}")
+            throughput(action, detector, schedule(recordings, 2, 3.0), 2)  # warm-up
+            thr = throughput(action, detector, schedule(recordings, args.sensors, args.seconds), args.sensors)
+            n_load = max(1, int(0.8 * thr["sensors_per_core"]))
+            lat = [
+                latency(action, detector, schedule(recordings, n, args.seconds), n)
+                for n in sorted({1, n_load})
+            ]
+            results[backend] = {"throughput": thr, "latency": lat}
+    total = time.perf_counter() - t_start
+
+    print(f"streaming end to end on one CPU core, {args.seconds:g} s per sensor, classify every 1 s")
+    for note in notes:
+        print(f"  note: {note}")
+    print(
+        f"{'backend':<12} {'sensors/core':>12} {'frames/s':>9} {'det ms':>7} {'act ms':>7} {'trk ms':>7} "
+        f"{'ing ms':>7} {'oth ms':>7} (per frame, {args.sensors} sensors)"
+    )
+    for backend, r in results.items():
+        t = r["throughput"]
+        m = t["ms_per_frame"]
+        print(
+            f"{backend:<12} {t['sensors_per_core']:>12.1f} {t['frames_per_s']:>9.1f} {m['detector']:>7.2f} "
+            f"{m['action']:>7.2f} {m['tracking']:>7.2f} {m['ingest']:>7.2f} {m['other']:>7.2f}"
+        )
+    print(
+        f"{'backend':<12} {'sensors':>7} {'util':>5} {'frame p50':>9} {'p99':>7} {'result p50':>10} {'p99':>7}  (ms)"
+    )
+    for backend, r in results.items():
+        for lat_row in r["latency"]:
+            f, res = lat_row["frame_latency_ms"], lat_row["result_latency_ms"]
+            print(
+                f"{backend:<12} {lat_row['sensors']:>7} {lat_row['utilisation']:>5.2f} {f['p50']:>9.1f} "
+                f"{f['p99']:>7.1f} {res['p50']:>10.1f} {res['p99']:>7.1f}"
+            )
+    print(f"total {total:.1f} s")
+    write_json_atomic(
+        args.out,
+        {
+            "benchmark": "streaming",
+            "device": "cpu, 1 thread",
+            "torch": torch.__version__,
+            "onnxruntime": importlib.metadata.version("onnxruntime"),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "checkpoint": args.checkpoint,
+            "detector": args.detector,
+            "notes": notes,
+            "seconds_per_sensor": args.seconds,
+            "fps_per_sensor": FPS,
+            "cadence_s": 1.0,
+            "total_seconds": total,
+            "results": results,
+        },
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
