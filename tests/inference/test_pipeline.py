@@ -185,3 +185,19 @@ def test_offline_frame_by_frame_equals_live_batched_across_sensors(
         assert len(rows) > 10
         assert [r[:3] for r in rows] == [r[:3] for r in ref]
         np.testing.assert_allclose([r[3] for r in rows], [r[3] for r in ref], atol=1e-4)
+
+
+def test_thermact_export_of_a_detector_checkpoint(
+    detector_ckpt: Path, action_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thermact.cli import main
+    from thermact.engine.restore import restore_model
+    from thermact.errors import CheckpointError
+
+    out = tmp_path / "det.onnx"
+    assert main(["export", f"checkpoint={detector_ckpt}", f"out={out}", "num_clips=4"]) == 0
+    printed = capsys.readouterr().out
+    assert "person_detector" in printed and "top-1 agreement 100.0%" in printed
+    assert out.is_file()
+    with pytest.raises(CheckpointError, match="not an action model"):
+        restore_model(detector_ckpt)

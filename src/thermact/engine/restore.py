@@ -42,6 +42,11 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
     configure_cpu_math()
     p = Path(path)
     ckpt = load_checkpoint(p, map_location=device)
+    if ckpt["config"].get("task", "action") != "action":
+        raise CheckpointError(
+            f"{p}: a {ckpt['config'].get('task')!r} checkpoint, not an action model "
+            "(person detectors load with thermact.detection.restore.restore_detector)"
+        )
     try:
         cfg = config_from_dict(RunConfig, ckpt["config"])
     except ConfigError as err:

@@ -43,7 +43,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -731,6 +731,7 @@ class ExportOutcome:
 
     path: Path
     report: VerifyReport | None
+    kind: Literal["action_model", "person_detector"] = "action_model"
 
 
 def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
@@ -744,10 +745,13 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
         ConfigError: bad options or output path.
         DataError: the verification dataset cannot be loaded or has other frame sizes.
     """
+    from thermact.engine.checkpoint import load_checkpoint
     from thermact.engine.restore import restore_model
     from thermact.engine.train import clip_config
 
     out = _check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
+    if load_checkpoint(opts.checkpoint)["config"].get("task") == "detector":
+        return run_detector_export(opts, out, lenient)
     trained = restore_model(opts.checkpoint, "cpu")
     frame_size = (int(opts.frame_size[0]), int(opts.frame_size[1]))
     clips: list[Tensor] = []
@@ -781,6 +785,72 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
     return ExportOutcome(path, report)
 
 
+def run_detector_export(opts: ExportOptions, out: Path, lenient: bool) -> ExportOutcome:
+    """Export a person-detector checkpoint (with the metadata the streaming runner reads) and
+    compare its raw outputs (heatmap, size, offset) with PyTorch on real causal clips."""
+    from thermact.detection.dataset import DetectionClipDataset, collate_detection
+    from thermact.detection.restore import restore_detector
+    from thermact.inference.pipeline import export_detector_onnx
+
+    trained = restore_detector(opts.checkpoint, "cpu")
+    batches: list[Tensor] = []
+    if opts.verify:  # load the clips first: a dataset problem must not leave a written model behind
+        from thermact.data.source import load_dataset
+
+        data = load_dataset(
+            opts.dataset if opts.dataset is not None else trained.config.data.root, lenient=lenient
+        )
+        step = max(1, len(data.keyframes) // max(1, opts.num_clips))
+        ds = DetectionClipDataset(
+            data.recordings, data.keyframes[::step][: opts.num_clips], trained.clip, trained.norm
+        )
+        batches = [
+            collate_detection([ds[j] for j in range(i, min(i + opts.batch_size, len(ds)))]).frames
+            for i in range(0, len(ds), opts.batch_size)
+        ]
+    path = export_detector_onnx(trained, out)
+    if not opts.verify:
+        return ExportOutcome(path, None, "person_detector")
+    runner = OnnxPersonDetector(path, intra_op_threads=opts.threads)
+    diffs: list[float] = []
+    means: list[float] = []
+    rels: list[float] = [0.0]
+    largest = 0.0
+    agree = 0
+    torch_s = onnx_s = 0.0
+    with torch.no_grad():
+        for frames in batches:
+            t0 = time.perf_counter()
+            ref = trained.model.eval()(frames)
+            t1 = time.perf_counter()
+            got = runner(frames)
+            t2 = time.perf_counter()
+            torch_s, onnx_s = torch_s + t1 - t0, onnx_s + t2 - t1
+            # the strongest heatmap peak of each clip must be the same cell and class
+            agree += int((ref.heatmap.flatten(1).argmax(1) == got.heatmap.flatten(1).argmax(1)).sum())
+            for a, b in ((ref.heatmap, got.heatmap), (ref.size, got.size), (ref.offset, got.offset)):
+                delta = (a - b).abs()
+                diffs.append(float(delta.max()))
+                means.append(float(delta.mean()))
+                big = a.abs() > 1e-3
+                if bool(big.any()):
+                    rels.append(float((delta[big] / a.abs()[big]).max()))
+                largest = max(largest, float(a.abs().max()))
+    report = VerifyReport(
+        max_abs_diff=max(diffs),
+        mean_abs_diff=sum(means) / len(means),
+        max_rel_diff=max(rels),
+        max_abs_logit=largest,
+        argmax_agreement=agree / max(1, sum(int(b.shape[0]) for b in batches)),
+        num_clips=sum(int(b.shape[0]) for b in batches),
+        num_boxes=0,
+        tolerance=opts.tolerance,
+        torch_ms=1000 * torch_s / max(1, len(batches)),
+        onnx_ms=1000 * onnx_s / max(1, len(batches)),
+    )
+    return ExportOutcome(path, report, "person_detector")
+
+
 def main_export(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact export [CHECKPOINT] [out=PATH.onnx] [verify=true] [key=value ...]``.
 
@@ -791,7 +861,8 @@ def main_export(target: str | None, overrides: list[str], lenient: bool) -> int:
     opts = load_export_options(target, overrides)
     outcome = run_export(opts, lenient)
     size_mb = outcome.path.stat().st_size / 1e6
-    print(f"wrote {outcome.path} ({size_mb:.2f} MB, opset {opts.opset}, inputs clip [B,1,T,H,W], rois [K,5])")
+    inputs = "clip [B,1,T,H,W], rois [K,5]" if outcome.kind == "action_model" else "clip [B,1,T,H,W]"
+    print(f"wrote {outcome.path} ({size_mb:.2f} MB, {outcome.kind}, opset {opts.opset}, inputs {inputs})")
     if outcome.report is None:
         return 0
     print(outcome.report.summary())
