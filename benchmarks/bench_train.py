@@ -91,7 +91,10 @@ def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="*", type=Path, default=sorted((ROOT / "configs").glob("*.yaml")))
+    action_configs = [
+        p for p in sorted((ROOT / "configs").glob("*.yaml")) if "task: detector" not in p.read_text()
+    ]
+    parser.add_argument("--configs", nargs="*", type=Path, default=action_configs)
     parser.add_argument(
         "--steps", type=int, default=0, help="timed steps (default 10 ThermalNet, 2 SlowFast)"
     )
