@@ -132,3 +132,16 @@ def test_ddp_two_processes_on_gloo(tmp_path: Path, small_split: Path) -> None:
         json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines() if '"val"' in x
     ]
     assert len(val) == 1 and 0.0 <= val[0]["val"]["accuracy"] <= 1.0
+
+
+def test_empty_training_side_is_named(tmp_path: Path, small_split: Path) -> None:
+    from thermact.data.splits import load_split
+    from thermact.errors import DataError
+
+    split = load_split(small_split)
+    empty = dataclasses.replace(split, folds=[dataclasses.replace(split.folds[0], train=[])])
+    path = tmp_path / "empty.json"
+    save_split(empty, path)
+    with pytest.raises(DataError, match="training side of the split is empty"):
+        train(_cfg(tmp_path / "run", path))
+    assert not (tmp_path / "run" / "last.pt").exists()
