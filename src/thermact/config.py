@@ -196,6 +196,20 @@ def build_config(
     return _build(cls, _merge(data, extra))
 
 
+def build_options(cls: type[T], key: str, target: str | None, overrides: Sequence[str]) -> T:
+    """Options ``cls`` from ``key=value`` overrides, a positional ``target`` standing for ``key=target``.
+
+    Giving both with different values is a :class:`ConfigError`.
+    """
+    tree = parse_overrides(overrides)
+    if target is not None:
+        given = tree.get(key)
+        if given is not None and str(given) != target:
+            raise ConfigError(f"two values for {key!r} given: {target!r} and {key}={given!r}")
+        tree[key] = target
+    return _build(cls, tree)
+
+
 def config_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     """Validate a plain mapping (e.g. from a checkpoint) into dataclass ``cls``."""
     return _build(cls, data)

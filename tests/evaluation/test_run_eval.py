@@ -219,7 +219,7 @@ def test_empty_test_side_is_a_data_error(tiny_run: Run, tmp_path: Path) -> None:
 def test_options() -> None:
     with pytest.raises(ConfigError, match="'checkpoint' is required"):
         load_options(None, [])
-    with pytest.raises(ConfigError, match="two checkpoints given"):
+    with pytest.raises(ConfigError, match="two values for .checkpoint. given"):
         load_options("a.pt", ["checkpoint=b.pt"])
     with pytest.raises(ConfigError, match="batch_size"):
         load_options("a.pt", ["batch_size=0"])

@@ -43,7 +43,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from thermact import __version__
-from thermact.config import build_config, parse_overrides
+from thermact.config import build_options
 from thermact.data.annotations import Keyframe
 from thermact.data.ava import (
     AvaRow,
@@ -105,13 +105,7 @@ class EvalOptions:
 
 def load_options(target: str | None, overrides: Sequence[str]) -> EvalOptions:
     """Validated options; a positional ``target`` is the checkpoint (conflicts with checkpoint=)."""
-    tree = parse_overrides(overrides)
-    if target is not None:
-        given = tree.get("checkpoint")
-        if given is not None and str(given) != target:
-            raise ConfigError(f"two checkpoints given: {target!r} and checkpoint={given!r}")
-        tree["checkpoint"] = target
-    return build_config(EvalOptions, None, tree)
+    return build_options(EvalOptions, "checkpoint", target, overrides)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from thermact.config import build_config, parse_overrides
+from thermact.config import build_options
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.io import atomic_open
 from thermact.models.detector import ActionDetector
@@ -716,13 +716,7 @@ class ExportOptions:
 
 def load_export_options(target: str | None, overrides: Sequence[str]) -> ExportOptions:
     """Validated options; a positional ``target`` is the checkpoint (conflicts with checkpoint=)."""
-    tree = parse_overrides(overrides)
-    if target is not None:
-        given = tree.get("checkpoint")
-        if given is not None and str(given) != target:
-            raise ConfigError(f"two checkpoints given: {target!r} and checkpoint={given!r}")
-        tree["checkpoint"] = target
-    return build_config(ExportOptions, None, tree)
+    return build_options(ExportOptions, "checkpoint", target, overrides)
 
 
 @dataclasses.dataclass(frozen=True)
