@@ -367,7 +367,7 @@ def test_bad_output_paths_are_config_errors(checkpoint: Path, tmp_path: Path) ->
         run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'file' / 'm.onnx'}"]))
     with pytest.raises(ConfigError, match="checkpoint"):
         load_export_options(None, ["verify=true"])
-    with pytest.raises(ConfigError, match="two checkpoints"):
+    with pytest.raises(ConfigError, match="two values for .checkpoint. given"):
         load_export_options("a.pt", ["checkpoint=b.pt"])
     with pytest.raises(ConfigError, match="tolerance"):
         load_export_options("a.pt", ["tolerance=0"])
