@@ -93,3 +93,21 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
 
 def test_parse_overrides_builds_nested_tree() -> None:
     assert parse_overrides(["a.b=1", "a.c=x", "d=1.5"]) == {"a": {"b": 1, "c": "x"}, "d": 1.5}
+
+
+@dataclasses.dataclass
+class Opts:
+    checkpoint: str = ""
+    batch_size: int = 16
+
+
+def test_positional_argument_stands_for_a_key() -> None:
+    from thermact.config import build_options
+
+    assert build_options(Opts, "checkpoint", "a.pt", ["batch_size=4"]) == Opts("a.pt", 4)
+    assert build_options(Opts, "checkpoint", None, ["checkpoint=b.pt"]) == Opts("b.pt", 16)
+    assert build_options(Opts, "checkpoint", "a.pt", ["checkpoint=a.pt"]).checkpoint == "a.pt"
+    with pytest.raises(ConfigError, match="two values for 'checkpoint'"):
+        build_options(Opts, "checkpoint", "a.pt", ["checkpoint=b.pt"])
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        build_options(Opts, "checkpoint", "a.pt", ["batch=4"])
