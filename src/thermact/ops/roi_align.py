@@ -94,20 +94,29 @@ def _axis_weights(start: Tensor, length: Tensor, pooled: int, size: int, samplin
     )  # [K, pooled, n_max]
     in_grid = torch.arange(n_max, device=device)[None, None, :] < grid[:, None, None]
     valid = in_grid & (coord >= -1.0) & (coord <= size)
-    c = coord.clamp(min=0.0)
-    low = torch.floor(c).to(torch.int64)
-    at_edge = low >= size - 1
-    low = torch.where(at_edge, torch.full_like(low, size - 1), low)
-    high = torch.where(at_edge, low, low + 1)
-    c = torch.where(at_edge, low.to(dtype), c)
-    frac_high = c - low.to(dtype)
-    frac_low = 1.0 - frac_high
-    zero = torch.zeros((), dtype=dtype, device=device)
-    w_low = torch.where(valid, frac_low, zero)
-    w_high = torch.where(valid, frac_high, zero)
-    weights.scatter_add_(2, low, w_low)
-    weights.scatter_add_(2, high, w_high)
+    low, high, w_low, w_high = _bilinear_taps(coord, valid, size)
+    weights.scatter_add_(2, low.to(torch.int64), w_low)
+    weights.scatter_add_(2, high.to(torch.int64), w_high)
     return weights / grid_f[:, None, None]
+
+
+def _bilinear_taps(coord: Tensor, valid: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Bilinear neighbours of samples at ``coord`` on an axis of ``size`` cells, torchvision's rules.
+
+    Coordinates ``<= 0`` clamp to 0, those at or past the last cell clamp to it. Returns the lower
+    and upper neighbour positions (whole numbers, in ``coord``'s dtype) and their weights, zero
+    where ``valid`` is False.
+    """
+    c = coord.clamp(min=0.0)
+    low = torch.floor(c)
+    last = float(size - 1)
+    at_edge = low >= last
+    low = torch.where(at_edge, torch.full_like(low, last), low)
+    high = torch.where(at_edge, low, low + 1.0)
+    c = torch.where(at_edge, low, c)
+    frac_high = c - low
+    zero = torch.zeros_like(frac_high)
+    return low, high, torch.where(valid, 1.0 - frac_high, zero), torch.where(valid, frac_high, zero)
 
 
 def roi_align(
@@ -260,18 +269,7 @@ def _static_axis_weights(
     i = first[:, :, None] + j[None, None, :]  # [K, pooled, M] sample index within the bin
     coord = base[:, :, None] + (i + 0.5) * bin_size[:, None, None] / grid_f[:, None, None]
     valid = (i < grid[:, None, None]) & (coord >= -1.0) & (coord <= float(size))
-    c = coord.clamp(min=0.0)
-    low = torch.floor(c)
-    last = float(size - 1)
-    at_edge = low >= last
-    low = torch.where(at_edge, torch.full_like(low, last), low)
-    high = torch.where(at_edge, low, low + 1.0)
-    c = torch.where(at_edge, low, c)
-    frac_high = c - low
-    frac_low = 1.0 - frac_high
-    zero = torch.zeros_like(frac_low)
-    w_low = torch.where(valid, frac_low, zero)
-    w_high = torch.where(valid, frac_high, zero)
+    low, high, w_low, w_high = _bilinear_taps(coord, valid, size)
     positions = torch.arange(size, dtype=dtype, device=start.device)  # [size]
     onehot_low = (low[..., None] == positions).to(dtype)  # [K, pooled, M, size]
     onehot_high = (high[..., None] == positions).to(dtype)
