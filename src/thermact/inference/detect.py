@@ -64,6 +64,7 @@ __all__ = [
     "RecordingOutcome",
     "find_recordings",
     "load_detect_options",
+    "load_recordings",
     "main_detect",
     "run_detect",
 ]
@@ -114,6 +115,24 @@ class DetectOptions:
 
 def load_detect_options(overrides: Sequence[str]) -> DetectOptions:
     return build_config(DetectOptions, None, parse_overrides(overrides))
+
+
+def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]:
+    """Read every recording :func:`find_recordings` names; unreadable ones are skipped when lenient."""
+    recordings: list[Recording] = []
+    for path in find_recordings(target):
+        rec = Recording(path, problems=problems)
+        try:
+            rec.load()
+        except DataError as err:
+            if not problems.lenient:
+                raise
+            problems.report(f"{err}; skipping it")
+            continue
+        recordings.append(rec)
+    if not recordings:
+        raise DataError(f"{target}: no readable recording")
+    return recordings
 
 
 def find_recordings(target: str | None) -> list[Path]:
@@ -200,19 +219,7 @@ def run_detect(
     action = load_action_model(opts.checkpoint, device)
     detector = load_detector(opts.detector, device)
     problems = ProblemLog(lenient=lenient)
-    recordings: list[Recording] = []
-    for path in find_recordings(target):  # read (and check) all inputs before writing anything
-        rec = Recording(path, problems=problems)
-        try:
-            rec.load()
-        except DataError as err:
-            if not lenient:
-                raise
-            problems.report(f"{err}; skipping it")
-            continue
-        recordings.append(rec)
-    if not recordings:
-        raise DataError(f"{target}: no readable recording")
+    recordings = load_recordings(target, problems)  # read (and check) all inputs before writing anything
     ids = [r.recording_id for r in recordings]
     if len(set(ids)) != len(ids):
         raise DataError(f"{target}: recording ids (file stems) repeat: {sorted(ids)}")

@@ -33,8 +33,8 @@ import numpy.typing as npt
 
 from thermact.config import build_config, parse_overrides
 from thermact.data.recording import INVALID_SENTINEL_C, Recording
-from thermact.errors import ConfigError, DataError, ProblemLog
-from thermact.inference.detect import find_recordings
+from thermact.errors import ConfigError, ProblemLog
+from thermact.inference.detect import load_recordings
 from thermact.inference.events import Event, LyingWithRiskEvent
 from thermact.inference.pipeline import (
     ActionModelLike,
@@ -146,19 +146,7 @@ def run_stream(
 
     torch.set_num_threads(opts.threads)
     problems = ProblemLog(lenient=lenient)
-    recordings: list[Recording] = []
-    for path in find_recordings(target):
-        rec = Recording(path, problems=problems)
-        try:
-            rec.load()
-        except DataError as err:
-            if not lenient:
-                raise
-            problems.report(f"{err}; skipping it")
-            continue
-        recordings.append(rec)
-    if not recordings:
-        raise DataError(f"{target}: no readable recording")
+    recordings = load_recordings(target, problems)
     events: list[Event] = []
     t_first = min(r.start_ms for r in recordings)
     offsets = [t_first - r.start_ms if opts.align else 0 for r in recordings]
