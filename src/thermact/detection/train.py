@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from thermact.config import config_to_dict, save_config
 from thermact.data.annotations import Keyframe
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, resolve_split
@@ -52,15 +50,12 @@ from thermact.engine.loop import Progress, TrainResult, fit, fmt, state_payload
 from thermact.engine.train import (
     EpochSampler,
     ShardSampler,
-    autocast_dtype,
     keyframes_by_id,
     loop_settings,
     make_optimizer,
-    prepare_run_dir,
     resume_state,
-    seed_everything,
-    select_device,
     select_fold,
+    start_run,
     wrap_ddp,
 )
 from thermact.runtime import configure_cpu_math
@@ -247,16 +242,7 @@ def train_detector(cfg: DetectorRunConfig, max_steps: int | None = None) -> Trai
 def _train_detector(
     cfg: DetectorRunConfig, ctx: DistContext, dist_device: torch.device | None, max_steps: int | None
 ) -> TrainResult:
-    run_dir = Path(cfg.run_dir)
-    if ctx.is_main:
-        prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
-    ctx.barrier()
-    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
-    device = dist_device if dist_device is not None else select_device(cfg.device)
-    amp_dtype = autocast_dtype(cfg.amp, device)
-    config = config_to_dict(cfg)
-    if ctx.is_main:
-        save_config(cfg, run_dir / "config.yaml")
+    run_dir, device, amp_dtype, config = start_run(cfg, ctx, dist_device)
     td = build_detector_data(cfg, ctx)
 
     model: PersonDetectorNet = build_detector(cfg.model).to(device)

@@ -269,6 +269,25 @@ def resume_state(
     return Progress(**ckpt["progress"])
 
 
+def start_run(
+    cfg: Any, ctx: DistContext, dist_device: torch.device | None
+) -> tuple[Path, torch.device, torch.dtype | None, dict[str, Any]]:
+    """What every trainer does first: run directory (rank 0), seeds, device, autocast dtype, and
+    the resolved config saved as ``config.yaml``. ``cfg`` is a run config dataclass with the
+    common top-level keys (``run_dir``, ``exist_ok``, ``resume``, ``seed``, ``deterministic``,
+    ``device``, ``amp``). Returns ``(run_dir, device, amp_dtype, config as a plain dict)``."""
+    run_dir = Path(cfg.run_dir)
+    if ctx.is_main:
+        prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
+    ctx.barrier()
+    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
+    device = dist_device if dist_device is not None else select_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    return run_dir, device, amp_dtype, config_to_dict(cfg)
+
+
 def loop_settings(optim: OptimSection, log_every: int, eval_every: int, metric: str) -> LoopSettings:
     return LoopSettings(
         epochs=optim.epochs,
@@ -445,16 +464,7 @@ def train(cfg: RunConfig, max_steps: int | None = None) -> TrainResult:
 def _train(
     cfg: RunConfig, ctx: DistContext, dist_device: torch.device | None, max_steps: int | None
 ) -> TrainResult:
-    run_dir = Path(cfg.run_dir)
-    if ctx.is_main:
-        prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
-    ctx.barrier()
-    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
-    device = dist_device if dist_device is not None else select_device(cfg.device)
-    amp_dtype = autocast_dtype(cfg.amp, device)
-    config = config_to_dict(cfg)
-    if ctx.is_main:
-        save_config(cfg, run_dir / "config.yaml")
+    run_dir, device, amp_dtype, config = start_run(cfg, ctx, dist_device)
     td = build_train_data(cfg, ctx)
 
     model = build_model(cfg.model, verbose=ctx.is_main, keyframe_position=cfg.data.keyframe_position).to(

@@ -58,6 +58,20 @@ def _to_rois(
     return torch.cat(parts, dim=0)
 
 
+def _roi_extents(rois: Tensor, spatial_scale: float, aligned: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(x1, y1, width, height)`` of ``rois [K, 5]`` in feature-map units (torchvision's rules:
+    half-pixel offset when ``aligned``, else extents forced to at least 1)."""
+    offset = 0.5 if aligned else 0.0
+    x1 = rois[:, 1] * spatial_scale - offset
+    y1 = rois[:, 2] * spatial_scale - offset
+    roi_w = rois[:, 3] * spatial_scale - offset - x1
+    roi_h = rois[:, 4] * spatial_scale - offset - y1
+    if not aligned:
+        roi_w = roi_w.clamp(min=1.0)
+        roi_h = roi_h.clamp(min=1.0)
+    return x1, y1, roi_w, roi_h
+
+
 def _axis_weights(start: Tensor, length: Tensor, pooled: int, size: int, sampling_ratio: int) -> Tensor:
     """Interpolation weights of one axis for every RoI.
 
@@ -186,16 +200,7 @@ def roi_align(
             order = torch.argsort(batch_idx, stable=True)
             r = rois[order]
 
-        offset = 0.5 if aligned else 0.0
-        x1 = r[:, 1] * spatial_scale - offset
-        y1 = r[:, 2] * spatial_scale - offset
-        x2 = r[:, 3] * spatial_scale - offset
-        y2 = r[:, 4] * spatial_scale - offset
-        roi_w = x2 - x1
-        roi_h = y2 - y1
-        if not aligned:
-            roi_w = roi_w.clamp(min=1.0)
-            roi_h = roi_h.clamp(min=1.0)
+        x1, y1, roi_w, roi_h = _roi_extents(r, spatial_scale, aligned)
         wy = _axis_weights(y1, roi_h, oh, H, sampling_ratio).to(input.dtype)  # [K, oh, H]
         wx = _axis_weights(x1, roi_w, ow, W, sampling_ratio).to(input.dtype)  # [K, ow, W]
 
@@ -311,16 +316,7 @@ def roi_align_static(
     H, W = int(input.shape[2]), int(input.shape[3])
     compute = torch.float64 if input.dtype == torch.float64 else torch.float32
     r = rois.detach().to(compute)
-    offset = 0.5 if aligned else 0.0
-    x1 = r[:, 1] * spatial_scale - offset
-    y1 = r[:, 2] * spatial_scale - offset
-    x2 = r[:, 3] * spatial_scale - offset
-    y2 = r[:, 4] * spatial_scale - offset
-    roi_w = x2 - x1
-    roi_h = y2 - y1
-    if not aligned:
-        roi_w = roi_w.clamp(min=1.0)
-        roi_h = roi_h.clamp(min=1.0)
+    x1, y1, roi_w, roi_h = _roi_extents(r, spatial_scale, aligned)
     wy = _static_axis_weights(y1, roi_h, oh, H, sampling_ratio).to(input.dtype)  # [K, oh, H]
     wx = _static_axis_weights(x1, roi_w, ow, W, sampling_ratio).to(input.dtype)  # [K, ow, W]
     batch = r[:, 0].to(torch.int64)
