@@ -44,8 +44,8 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
     ckpt = load_checkpoint(p, map_location=device)
     if ckpt["config"].get("task", "action") != "action":
         raise CheckpointError(
-            f"{p}: a {ckpt['config'].get('task')!r} checkpoint, not an action model "
-            "(person detectors load with thermact.detection.restore.restore_detector)"
+            f"{p}: is a person-detector checkpoint, not an action model (person detectors load with "
+            "thermact.detection.restore.restore_detector; commands take them as detector=DETECTOR.pt)"
         )
     try:
         cfg = config_from_dict(RunConfig, ckpt["config"])

@@ -380,15 +380,8 @@ def load_action_model(
         from thermact.export.onnx import OnnxActionModel
 
         return ActionRunner.from_onnx(OnnxActionModel(p, intra_op_threads=threads))
-    from thermact.detection.restore import checkpoint_task
-    from thermact.engine.checkpoint import load_checkpoint
-    from thermact.engine.restore import restore_model
+    from thermact.engine.restore import restore_model  # refuses detector checkpoints by name
 
-    if checkpoint_task(load_checkpoint(p)) != "action":
-        raise CheckpointError(
-            f"{p}: is a person-detector checkpoint; an action-model checkpoint is needed here "
-            "(checkpoint=ACTION.pt detector=DETECTOR.pt)"
-        )
     return ActionRunner.from_trained(restore_model(p, device), device)
 
 
