@@ -2,13 +2,14 @@
 
 End to end = :class:`thermact.inference.StreamingPredictor`: dead-pixel repair and ring buffer,
 the person detector on every frame, the tracker, and the action model on each tracked person once
-per second (``cadence_s=1``), on the causal 2.7 s / 16-frame clip. One core: PyTorch with
-``torch.set_num_threads(1)``, onnxruntime with one intra-op and one inter-op thread.
+per second (``cadence_s=1``), on the model's causal clip (2.7 s; 8 frames for the live model).
+One core: PyTorch with ``torch.set_num_threads(1)``, onnxruntime with one intra-op and one
+inter-op thread.
 
 Sensors: ``N`` simulated sensors replay the 8 bundled recordings (sensor ``j`` plays recording
-``j mod 8``, all shifted to start together, sensor ``j`` delayed by ``j / N`` of a frame interval
-so arrivals are spread), ``--seconds`` of each (their real, irregular ~5.9 fps timing and dead
-pixels).
+``j mod 8`` from a start point that differs between the sensors sharing a recording, all clocks
+started together, sensor ``j`` delayed by ``j / N`` of a frame interval so arrivals are spread),
+``--seconds`` of each (their real, irregular ~5.9 fps timing and dead pixels).
 
 1. **Throughput**: all frames of ``--sensors`` sensors pushed as fast as possible, one frame per
    sensor per ``push_many`` (what a saturated server sees). *Sensors per core* = frames processed
@@ -21,13 +22,15 @@ pixels).
    arrival. Reported as p50 / p99 over all frames and over the frames that produced a
    classification, at 1 sensor and at 80 % of the measured capacity.
 
-Models: ``--checkpoint`` / ``--detector`` (defaults: ``runs/thermal_net_s/last.pt`` and
-``runs/person_detector/best.pt``). A missing action checkpoint is replaced by a randomly
-initialised ThermalNet-S (the compute is the same); a missing detector by one trained for one
+Models: ``--checkpoint`` / ``--detector`` (defaults: the live models, ``runs/thermal_net_live/last.pt``
+and ``runs/person_detector_live/last.pt``; for the larger ones pass ``runs/thermal_net_s/last.pt``
+and ``runs/person_detector/last.pt``). A missing action checkpoint is replaced by a randomly
+initialised model of ``--action-config`` (the compute is the same); a missing detector by one of
+``--detector-config`` trained for one
 epoch here (~3 s), so that the number of tracked persons is realistic.
 
-Usage: ``PYTHONPATH=src python benchmarks/bench_streaming.py [--sensors 16] [--seconds 20]``
-(< 2 minutes on one core). Prints a table and writes JSON atomically
+Usage: ``PYTHONPATH=src python benchmarks/bench_streaming.py [--sensors 100] [--seconds 20]``
+(about 2 minutes per backend on one core). Prints a table and writes JSON atomically
 (``benchmarks/results/streaming.json``).
 """
 
@@ -64,16 +67,20 @@ from thermact.io import write_json_atomic
 from thermact.runtime import configure_cpu_math
 
 FPS = 6.0
+START_STEP_S = 7.3
+"""Offset between the start points of two sensors replaying the same recording."""
 Frame = tuple[float, str, int, np.ndarray]
 
 
-def ensure_models(checkpoint: Path, detector: Path, tmp: Path) -> tuple[Path, Path, list[str]]:
+def ensure_models(
+    checkpoint: Path, detector: Path, action_config: str, detector_config: str, tmp: Path
+) -> tuple[Path, Path, list[str]]:
     notes: list[str] = []
     if not checkpoint.is_file():
         from thermact.models.factory import build_model
 
         torch.manual_seed(0)
-        cfg = build_config(RunConfig, "configs/thermal_net_s.yaml", ["data.keyframe_position=causal"])
+        cfg = build_config(RunConfig, action_config, ["data.keyframe_position=causal"])
         model = build_model(cfg.model, verbose=False)
         data = load_dataset()
         checkpoint = tmp / "action.pt"
@@ -87,13 +94,13 @@ def ensure_models(checkpoint: Path, detector: Path, tmp: Path) -> tuple[Path, Pa
                 "epoch": 0,
             },
         )
-        notes.append("action model: random ThermalNet-S (no checkpoint given)")
+        notes.append(f"action model: random {cfg.model.name} (no checkpoint given)")
     if not detector.is_file():
         from thermact.detection.config import load_detector_config
         from thermact.detection.train import train_detector
 
         cfg_d = load_detector_config(
-            "configs/person_detector.yaml", ["optim.epochs=1", "optim.batch_size=8", f"run_dir={tmp / 'det'}"]
+            detector_config, ["optim.epochs=1", "optim.batch_size=8", f"run_dir={tmp / 'det'}"]
         )
         detector = train_detector(cfg_d).last_checkpoint
         notes.append("person detector: trained 1 epoch here (no checkpoint given)")
@@ -101,14 +108,23 @@ def ensure_models(checkpoint: Path, detector: Path, tmp: Path) -> tuple[Path, Pa
 
 
 def schedule(recordings: list[Recording], sensors: int, seconds: float) -> list[Frame]:
-    """``(arrival_s, sensor_id, timestamp_ms, raw frame)`` of ``sensors`` simulated sensors, by arrival."""
+    """``(arrival_s, sensor_id, timestamp_ms, raw frame)`` of ``sensors`` simulated sensors, by arrival.
+
+    Sensor ``j`` replays recording ``j mod R`` from ``START_STEP_S * (j // R)`` seconds in (wrapped
+    so that ``seconds`` fit), so sensors sharing a recording see different moments, as real
+    sensors do; its clock is shifted by ``j / sensors`` of a frame interval.
+    """
     frames: list[Frame] = []
     for j in range(sensors):
         rec = recordings[j % len(recordings)]
         ts = rec.timestamps
+        span_s = float(ts[-1] - ts[0]) / 1000.0
+        room = max(span_s - seconds, 0.0)
+        start_s = (START_STEP_S * (j // len(recordings))) % room if room > 0 else 0.0
+        first = int(np.searchsorted(ts, ts[0] + round(start_s * 1000.0)))
         delay_ms = round(1000.0 / FPS * j / sensors)
-        for i in range(len(ts)):
-            rel = int(ts[i] - ts[0]) + delay_ms
+        for i in range(first, len(ts)):
+            rel = int(ts[i] - ts[first]) + delay_ms
             if rel > seconds * 1000:
                 break
             raw = np.where(rec.valid[i], rec.frames[i], np.float32(INVALID_SENTINEL_C)).astype(np.float32)
@@ -219,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", default="runs/thermal_net_s/last.pt")
-    parser.add_argument("--detector", default="runs/person_detector/best.pt")
-    parser.add_argument("--sensors", type=int, default=16, help="sensors of the throughput run")
+    parser.add_argument("--checkpoint", default="runs/thermal_net_live/last.pt")
+    parser.add_argument("--detector", default="runs/person_detector_live/last.pt")
+    parser.add_argument("--action-config", default="configs/thermal_net_live.yaml")
+    parser.add_argument("--detector-config", default="configs/person_detector_live.yaml")
+    parser.add_argument("--sensors", type=int, default=100, help="sensors of the throughput run")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds replayed per sensor")
     parser.add_argument("--out", default="benchmarks/results/streaming.json")
     parser.add_argument("--backends", default="pytorch,onnxruntime")
@@ -234,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp_name:
         tmp = Path(tmp_name)
-        ckpt, det, notes = ensure_models(Path(args.checkpoint), Path(args.detector), tmp)
+        ckpt, det, notes = ensure_models(
+            Path(args.checkpoint), Path(args.detector), args.action_config, args.detector_config, tmp
+        )
         for backend in args.backends.split(","):
             if backend == "pytorch":
                 action: ActionModelLike = load_action_model(ckpt)

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from thermact.detection.model import PersonDetectorNet, count_parameters, person_detector_s
+from thermact.detection.model import PersonDetectorNet, count_parameters, person_detector_s, person_detector_t
 
 
-def test_shapes_and_initial_outputs() -> None:
+@pytest.mark.parametrize("factory", [person_detector_s, person_detector_t])
+def test_shapes_and_initial_outputs(factory: type[PersonDetectorNet]) -> None:
     torch.manual_seed(0)
-    net = person_detector_s().eval()
+    net = factory().eval()
     out = net(torch.randn(2, 1, 3, 40, 60))
     assert out.heatmap.shape == (2, 2, 20, 30)
     assert out.size.shape == (2, 2, 20, 30) and out.offset.shape == (2, 2, 20, 30)
@@ -21,6 +22,11 @@ def test_shapes_and_initial_outputs() -> None:
     assert float(torch.sigmoid(out.heatmap.detach()).mean()) == pytest.approx(0.1, abs=0.05)
     assert float(out.size.detach().mean()) == pytest.approx(math.log(10), abs=0.5)
     assert count_parameters(net) < 500_000
+
+
+def test_variant_sizes() -> None:
+    assert count_parameters(person_detector_s()) == 231_862
+    assert count_parameters(person_detector_t()) == 107_198
 
 
 def test_uses_every_frame_and_rejects_wrong_length() -> None:

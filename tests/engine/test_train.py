@@ -145,3 +145,61 @@ def test_empty_training_side_is_named(tmp_path: Path, small_split: Path) -> None
     with pytest.raises(DataError, match="training side of the split is empty"):
         train(_cfg(tmp_path / "run", path))
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+IA = ["model.head.interaction.structure=dense_serial", "model.head.interaction.dim_inner=16"]
+
+
+def test_interaction_model_trains_with_memory_resumes_exactly_and_evaluates(
+    tmp_path: Path, small_split: Path
+) -> None:
+    """The IA head trains with its asynchronous memory bank, which checkpoints carry as plain tensors."""
+    from thermact.evaluation.evaluate import predict, score_predictions
+    from thermact.models.memory import FeatureBank
+
+    full = train(_cfg(tmp_path / "full", small_split, *IA))
+    ckpt = torch.load(full.last_checkpoint, weights_only=True)  # the bank loads without pickled objects
+    state = ckpt["memory"]
+    assert state["recordings"] and state["features"].shape == (int(state["offsets"][-1]), 128)
+    assert len(state["keyframe_ms"]) == 24  # every training keyframe was written once (and rewritten)
+    records = [json.loads(line) for line in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
+    vals = [r["val"] for r in records if "val" in r]
+    assert len(vals) == 2 and all(v["balanced_accuracy"] is not None for v in vals)
+
+    part = train(_cfg(tmp_path / "part", small_split, *IA), max_steps=3)
+    assert part.interrupted and part.losses == full.losses[:3]
+    mid = FeatureBank.from_state_dict(
+        torch.load(tmp_path / "part" / "interrupted.pt", weights_only=True)["memory"]
+    )
+    assert 0 < len(mid) < 24  # 3 batches of 6 keyframes
+    resumed = train(
+        _cfg(tmp_path / "part", small_split, *IA, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
+    )
+    assert resumed.losses == full.losses[3:]
+
+    trained = restore_model(full.last_checkpoint)
+    assert trained.model.interaction is not None and trained.memory is not None and len(trained.memory) == 24
+    # evaluation builds its memory from the evaluated keyframes only: same scores as at the last epoch
+    from thermact.engine.distributed import DistContext
+    from thermact.engine.train import build_train_data
+
+    td = build_train_data(_cfg(tmp_path / "x", small_split, *IA), DistContext())
+    preds = predict(trained.model, td.val_loader, torch.device("cpu"))
+    assert len(preds) > 0 and abs(float(preds.scores.sum(1).mean()) - 1.0) < 1e-5
+    summary = score_predictions(preds, 14).summary()
+    assert summary["balanced_accuracy"] == pytest.approx(vals[-1]["balanced_accuracy"])
+    assert summary["frame_map"] == pytest.approx(vals[-1]["frame_map"])
+
+
+def test_resume_accepts_a_checkpoint_written_before_the_interaction_key(tmp_path: Path) -> None:
+    from thermact.config import config_to_dict
+    from thermact.engine.train import check_resume_compatible
+
+    config = config_to_dict(RunConfig())
+    old = json.loads(json.dumps(config))
+    del old["model"]["head"]["interaction"]
+    check_resume_compatible({"config": old, "classes": ["a"]}, config, ["a"], "old.pt")
+    ia = json.loads(json.dumps(config))
+    ia["model"]["head"]["interaction"]["structure"] = "serial"
+    with pytest.raises(ConfigError, match="model.head"):
+        check_resume_compatible({"config": old, "classes": ["a"]}, ia, ["a"], "old.pt")

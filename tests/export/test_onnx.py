@@ -408,3 +408,14 @@ def test_main_export_exits_1_when_verification_fails(
     assert main_export(str(checkpoint), [f"out={tmp_path / 'm.onnx'}", "num_clips=1"], False) == 1
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "error:" in captured.err and "0.5 > threshold 0.0003" in captured.err
+
+
+def test_interaction_models_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    from thermact.errors import ConfigError
+    from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
+
+    ia = InteractionConfig(structure="serial", dim_inner=8)
+    model = build_model(ModelConfig(num_frames=8, head=HeadConfig(mlp_dim=16, interaction=ia)), verbose=False)
+    with pytest.raises(ConfigError, match="interaction head"):
+        export_action_model(model, tmp_path / "ia.onnx", num_frames=8)
+    assert not (tmp_path / "ia.onnx").exists()

@@ -201,3 +201,36 @@ def test_thermact_export_of_a_detector_checkpoint(
     assert out.is_file()
     with pytest.raises(CheckpointError, match="not an action model"):
         restore_model(detector_ckpt)
+
+
+def test_runners_prepared_for_inference_equal_the_trained_models(
+    action_ckpt: Path, detector_ckpt: Path, real_data: Any
+) -> None:
+    """BatchNorm folding and channels-last weights (prepare_for_inference) change no result."""
+    import torch
+
+    from thermact.data.transforms import normalize
+    from thermact.detection.restore import restore_detector
+    from thermact.engine.restore import restore_model
+    from thermact.inference.pipeline import prepare_for_inference
+
+    rec = next(iter(real_data.recordings.values()))
+    raw = np.asarray(rec.frames[40:48], dtype=np.float32)  # 8 real frames, °C
+    trained = restore_model(action_ckpt)
+    runner = load_action_model(action_ckpt)
+    rois = np.array([[0, 10, 8, 24, 30], [0, 30, 5, 50, 20]], dtype=np.float32)
+    clip = torch.from_numpy(np.ascontiguousarray(normalize(raw, trained.norm)[None, None], dtype=np.float32))
+    with torch.no_grad():
+        ref = torch.softmax(trained.model.eval()(clip, torch.from_numpy(rois)), dim=1).numpy()
+    got = runner.scores(raw[None, -trained.config.model.num_frames :], rois)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+    det = restore_detector(detector_ckpt)
+    prepared = prepare_for_inference(det.model, torch.device("cpu"))
+    assert prepared is not det.model
+    x = torch.from_numpy(np.ascontiguousarray(normalize(raw[-3:], det.norm)[None, None], dtype=np.float32))
+    with torch.no_grad():
+        a, b = det.model.eval()(x), prepared(x)
+    torch.testing.assert_close(b.heatmap, a.heatmap, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(b.size, a.size, atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from thermact.data.recording import Recording
 from thermact.detection.restore import PersonDetector
@@ -134,3 +135,85 @@ def test_wrong_kinds_of_model_are_refused(
         load_action_model(onnx_models[1])
     with pytest.raises(TypeError, match="not an action model"):
         StreamingPredictor(object(), str(detector_ckpt))
+
+
+@pytest.fixture(scope="module")
+def ia_action_ckpt(tmp_path_factory: pytest.TempPathFactory, classes: list[str]) -> Path:
+    """A small ThermalNet-S with a dense-serial interaction head (memory window 3 s) whose output
+    projections are randomised (they start at zero, which would hide the memory)."""
+    from thermact.config import build_config, config_to_dict
+    from thermact.data.transforms import NormStats
+    from thermact.engine.checkpoint import save_checkpoint
+    from thermact.engine.config import RunConfig
+    from thermact.models.factory import build_model
+
+    torch.manual_seed(0)
+    cfg = build_config(
+        RunConfig,
+        None,
+        [
+            "model.num_frames=8",
+            "model.head.mlp_dim=32",
+            "data.keyframe_position=causal",
+            "model.head.interaction.structure=dense_serial",
+            "model.head.interaction.dim_inner=16",
+            "model.head.interaction.memory_window_s=3.0",
+        ],
+    )
+    model = build_model(cfg.model, verbose=False, keyframe_position="causal").eval()
+    assert model.interaction is not None
+    with torch.no_grad():
+        for p in model.interaction.parameters():
+            p.copy_(torch.randn(p.shape) * 0.2)
+    path = tmp_path_factory.mktemp("ia") / "ia.pt"
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "config": config_to_dict(cfg),
+            "classes": classes,
+            "norm": NormStats(17.24, 1.39).to_dict(),
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
+    return path
+
+
+def test_ia_model_streams_with_a_bounded_past_only_memory(
+    ia_action_ckpt: Path, real_data: Any, fake_detector: Any
+) -> None:
+    from thermact.inference.pipeline import ClipKeys, load_action_model
+
+    runner = load_action_model(ia_action_ckpt)
+    assert runner.uses_memory and runner.memory_size == 0
+    rec = next(iter(real_data.recordings.values()))
+    clips = np.asarray(rec.frames[32:40], dtype=np.float32)[None]
+    rois = np.array([[0, 10, 8, 24, 30]], dtype=np.float32)
+    tracks = np.array([1], dtype=np.int64)
+    plain = runner.scores(clips, rois)  # no keys: the memory is neither read nor written
+    assert runner.memory_size == 0
+    first = runner.scores(clips, rois, ClipKeys(["a"], [10_000], tracks))
+    np.testing.assert_allclose(first, plain, atol=1e-6)  # nothing remembered yet
+    second = runner.scores(clips, rois, ClipKeys(["a"], [11_000], tracks))
+    assert np.abs(second - plain).max() > 1e-4  # 1 s later the first classification is in memory
+    assert runner.memory_size == 2
+    other = runner.scores(clips, rois, ClipKeys(["b"], [11_000], tracks))
+    np.testing.assert_allclose(other, plain, atol=1e-6)  # sensors do not share memory
+    later = runner.scores(clips, rois, ClipKeys(["a"], [20_000], tracks))
+    np.testing.assert_allclose(later, plain, atol=1e-6)  # beyond the 3 s window: forgotten
+    assert runner.memory_size == 2  # "a" at 20 s and "b" at 11 s
+    runner.forget("a")
+    assert runner.memory_size == 1
+
+    # through the streaming predictor: memory bounded by window / cadence per sensor
+    pred = StreamingPredictor(runner, fake_detector(), cadence_s=0.5)
+    ts = rec.timestamps
+    for i in range(120):
+        pred.push("s1", int(ts[i]), np.asarray(rec.frames[i]))
+        pred.push("s2", int(ts[i]), np.asarray(rec.frames[i]))
+    foot = pred.memory_footprint()
+    assert 2 <= foot["memory_keyframes"] <= 2 * (3.0 / 0.5 + 2) + 1
+    pred.close_sensor("s1")
+    pred.close_sensor("s2")
+    assert pred.memory_footprint()["memory_keyframes"] == 1  # "b" of the direct calls above

@@ -34,7 +34,13 @@ def test_slowfast_backbones_and_fusion_style() -> None:
     r101 = build_backbone(ModelConfig(name="slowfast_r101_8x8", num_frames=32, fusion_style="conv_bias"))
     assert r101.pathway_strides == (4, 1) and r101.fusion_style == "conv_bias"
     assert r50.fusion_style == "conv_bn_relu"
-    assert set(MODEL_NAMES) == {"thermal_net_s", "thermal_net_m", "slowfast_r50_4x16", "slowfast_r101_8x8"}
+    assert set(MODEL_NAMES) == {
+        "thermal_net_t",
+        "thermal_net_s",
+        "thermal_net_m",
+        "slowfast_r50_4x16",
+        "slowfast_r101_8x8",
+    }
 
 
 def test_config_errors(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from thermact.models.pretrained import (
 from thermact.models.slowfast import FusionStyle, SlowFast
 
 ALL_LAYOUTS = [
+    "alphaction_ia_dense_serial_r101_8x8",
     "alphaction_slowfast_r101_8x8",
     "alphaction_slowfast_r50_4x16",
     "pyslowfast_caffe2_slowfast_16x8_r101_50_50",
@@ -119,7 +120,7 @@ def test_available_layouts() -> None:
     assert available_layouts() == ALL_LAYOUTS
 
 
-@pytest.mark.parametrize("name", ALL_LAYOUTS)
+@pytest.mark.parametrize("name", [n for n in ALL_LAYOUTS if "_ia_" not in n])
 def test_layout_maps_one_to_one_onto_our_state_dict(name: str) -> None:
     layout = read_layout(name)
     assert layout["name"] == name
@@ -422,3 +423,78 @@ def test_unrelated_and_tiny_checkpoints_raise(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="garbage.pth"):
         load_pretrained(model, garbage)
+
+
+# --------------------------------------------------------------------------- AlphAction IA structure
+
+
+class _IAModel(nn.Module):
+    """The head side of an R101 ActionDetector with an interaction head (no backbone: fast)."""
+
+    def __init__(self, window_s: float) -> None:
+        super().__init__()
+        from thermact.models.head import RoIActionHead
+        from thermact.models.interaction import InteractionHead
+
+        self.head = RoIActionHead((2048, 256), 1 / 16, num_classes=14, mlp_dim=1024)
+        self.interaction = InteractionHead(
+            2304, ["P", "M", "P", "M"], "dense_serial", dim_inner=1024, memory_window_s=window_s
+        )
+
+
+def test_alphaction_ia_checkpoint_loads_into_the_interaction_head(tmp_path: Path) -> None:
+    from thermact.models.pretrained import load_alphaction_interaction
+
+    layout = read_layout("alphaction_ia_dense_serial_r101_8x8")
+    assert layout["backbone"] == {} and layout["backbone_layout"] == "alphaction_slowfast_r101_8x8"
+    theirs = _tensors(layout)
+    backbone = {"backbone.slow.conv1.weight": torch.zeros(64, 3, 1, 7, 7)}  # ignored by this loader
+    path = tmp_path / "ia.pth"
+    torch.save({"model": {"module." + k: v for k, v in {**backbone, **theirs}.items()}, "iteration": 1}, path)
+    model = _IAModel(window_s=8.0)  # 17 temporal positions: the central 17 of AlphAction's 61
+    report = load_alphaction_interaction(model, path)
+    assert report.complete, str(report)
+    ours = model.state_dict()
+    expected_loaded = [k for k in ours if k.startswith(("interaction.", "head.mlp."))]
+    assert sorted(report.loaded) == sorted(expected_loaded) and len(expected_loaded) == 4 + 36 + 4 + 2 + 4
+    dropped = [k for k in layout["head"] if "O_block" in k or "object_dim" in k or "cls_score" in k]
+    assert sorted(report.dropped) == sorted("module." + k for k in dropped)
+    pre = "roi_heads.action.feature_extractor."
+    ia = pre + "ia_structure."
+    torch.testing.assert_close(
+        ours["interaction.blocks.M_block_2.shortcut.weight"],
+        theirs[ia + "M_block_2.shortcut.weight"].flatten(1),
+    )
+    assert ours["interaction.blocks.M_block_2.out.weight"].shape == (2304, 1024)
+    torch.testing.assert_close(
+        ours["interaction.blocks.M_block_1.temporal_position_k"],
+        theirs[ia + "M_block_1.temporal_position_k"].reshape(61, 1024)[22:39],
+    )
+    # our block 2 (P_block_2) mixes P_block_1, M_block_1 = rows 0 and 2 of AlphAction's dense_params.3
+    torch.testing.assert_close(
+        ours["interaction.dense_params.2"], theirs[ia + "dense_params.3"].flatten(1)[[0, 2]]
+    )
+    torch.testing.assert_close(
+        ours["interaction.dense_params.3"], theirs[ia + "dense_params.5"].flatten(1)[[0, 2, 3]]
+    )
+    torch.testing.assert_close(ours["head.mlp.3.weight"], theirs[pre + "fc2.weight"])
+    torch.testing.assert_close(
+        ours["interaction.person_key_dim_reduce.bias"], theirs[ia + "person_key_dim_reduce.bias"]
+    )
+
+
+def test_alphaction_ia_checkpoint_misfit_is_reported(tmp_path: Path) -> None:
+    from thermact.models.pretrained import load_alphaction_interaction
+
+    layout = read_layout("alphaction_ia_dense_serial_r101_8x8")
+    theirs = {k: v for k, v in _tensors(layout).items() if "M_block_2.shortcut" not in k}
+    path = tmp_path / "ia.pth"
+    torch.save({"model": theirs}, path)
+    model = _IAModel(window_s=30.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"missing.*M_block_2\.shortcut"):
+        load_alphaction_interaction(model, path)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    torch.save({"model": {"backbone.slow.conv1.weight": torch.zeros(1)}}, path)
+    with pytest.raises(CheckpointError, match="no AlphAction IA structure"):
+        load_alphaction_interaction(model, path)

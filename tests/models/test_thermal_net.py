@@ -7,10 +7,19 @@ import torch
 from torch import nn
 
 from thermact.models.info import temporal_receptive_field
-from thermact.models.thermal_net import Conv2Plus1dBlock, ThermalNet, thermal_net_m, thermal_net_s
+from thermact.models.thermal_net import (
+    Conv2Plus1dBlock,
+    ThermalNet,
+    thermal_net_m,
+    thermal_net_s,
+    thermal_net_t,
+)
 
 
-@pytest.mark.parametrize(("factory", "channels", "rf"), [(thermal_net_s, 128, 27), (thermal_net_m, 192, 35)])
+@pytest.mark.parametrize(
+    ("factory", "channels", "rf"),
+    [(thermal_net_t, 64, 27), (thermal_net_s, 128, 27), (thermal_net_m, 192, 35)],
+)
 def test_factories_shapes_params_and_rf(factory: type[ThermalNet], channels: int, rf: int) -> None:
     net = factory()
     assert net.out_channels == (channels,)
@@ -26,6 +35,14 @@ def test_factories_shapes_params_and_rf(factory: type[ThermalNet], channels: int
 
 def test_thermal_net_s_parameter_count() -> None:
     assert sum(p.numel() for p in thermal_net_s().parameters()) == 431_920
+
+
+def test_thermal_net_t_is_a_quarter_of_s() -> None:
+    """The live variant: half the widths everywhere, so about a quarter of the parameters (and MACs)."""
+    t, s = thermal_net_t(), thermal_net_s()
+    assert sum(p.numel() for p in t.parameters()) == 108_568
+    widths = [m.out_channels for m in t.modules() if isinstance(m, nn.Conv3d)]
+    assert widths == [m.out_channels // 2 for m in s.modules() if isinstance(m, nn.Conv3d)]
 
 
 def test_analytic_rf_matches_gradient_measurement() -> None:

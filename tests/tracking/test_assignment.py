@@ -102,6 +102,16 @@ def test_gated_assignment_matches_brute_force(seed: int) -> None:
         assert got == pytest.approx(_brute_gated(cost, max_cost), abs=1e-9)
 
 
+def test_gated_assignment_single_row_or_column_ties_go_to_lower_index() -> None:
+    res = gated_assignment(np.array([[0.5, 0.2, 0.2, np.inf]]), 3.0)
+    assert res.matches.tolist() == [[0, 1]]
+    assert res.unmatched_rows.tolist() == [] and res.unmatched_cols.tolist() == [0, 2, 3]
+    res = gated_assignment(np.array([[np.inf], [0.7], [0.7]]), 3.0)
+    assert res.matches.tolist() == [[1, 0]] and res.unmatched_rows.tolist() == [0, 2]
+    res = gated_assignment(np.array([[3.5, np.nan]]), 3.0)  # nothing allowed
+    assert res.matches.shape == (0, 2) and res.unmatched_cols.tolist() == [0, 1]
+
+
 def test_gated_assignment_prefers_margin_over_cardinality() -> None:
     cost = np.array([[0.0, 0.9], [0.9, np.inf]])
     # gate 1: {(0,0)} gains 1.0, {(0,1),(1,0)} gains 0.2

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thermact.config import build_config, parse_overrides, read_yaml
-from thermact.detection.model import PersonDetectorNet, person_detector_s
+from thermact.detection.model import PersonDetectorNet, person_detector_s, person_detector_t
 from thermact.engine.config import AugmentSection, DataSection, OptimSection, split_config_arg
 from thermact.errors import ConfigError
 
@@ -42,7 +42,7 @@ DETECTOR_CLASSES = ("person", "non-person warm object")
 class DetectorModelConfig:
     """Which detector to build (see :func:`build_detector`)."""
 
-    name: Literal["person_detector_s"] = "person_detector_s"
+    name: Literal["person_detector_s", "person_detector_t"] = "person_detector_s"
     num_frames: int = 3
     num_classes: int = 2
 
@@ -111,6 +111,8 @@ def build_detector(cfg: DetectorModelConfig) -> PersonDetectorNet:
     """The detector ``cfg.name`` names (one factory per variant)."""
     if cfg.name == "person_detector_s":
         return person_detector_s(cfg.num_frames, cfg.num_classes)
+    if cfg.name == "person_detector_t":
+        return person_detector_t(cfg.num_frames, cfg.num_classes)
     raise ConfigError(f"config key 'model.name': unknown detector {cfg.name!r}")  # pragma: no cover
 
 

@@ -86,30 +86,37 @@ def decode(
     peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
     scores_all = torch.where(peaks, heat, torch.zeros_like(heat)).reshape(b, -1)
     n = min(top_k, k * h * w)
-    top_scores, top_idx = scores_all.topk(n, dim=1)
+    top_scores, top_idx = scores_all.topk(n, dim=1)  # [B, n]
+    # boxes of all peaks of the batch at once, then per image only the (few) kept ones
+    labels = top_idx // (h * w)
+    cell = top_idx % (h * w)
+    gather = cell[:, None, :].expand(b, 2, n)
+    off = out.offset.float().flatten(2).gather(2, gather)  # [B, 2, n]
+    size = out.size.float().flatten(2).gather(2, gather).clamp(max=10.0).exp()
+    cx = ((cell % w).to(torch.float32) + off[:, 0]) * stride
+    cy = ((cell // w).to(torch.float32) + off[:, 1]) * stride
     height, width = frame_size
+    boxes = torch.stack(
+        [
+            (cx - size[:, 0] / 2).clamp(0, width),
+            (cy - size[:, 1] / 2).clamp(0, height),
+            (cx + size[:, 0] / 2).clamp(0, width),
+            (cy + size[:, 1] / 2).clamp(0, height),
+        ],
+        dim=2,
+    )  # [B, n, 4]
+    keep = (top_scores >= score_threshold) & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    counts = keep.sum(dim=1).tolist()
+    kept_boxes, kept_scores, kept_labels = boxes[keep], top_scores[keep], labels[keep]
     results: list[Detections] = []
-    for i in range(b):
-        keep = top_scores[i] >= score_threshold
-        idx, scores = top_idx[i][keep], top_scores[i][keep]
-        labels = idx // (h * w)
-        cell = idx % (h * w)
-        ys, xs = cell // w, cell % w
-        off = out.offset[i].float()[:, ys, xs]
-        size = out.size[i].float()[:, ys, xs].clamp(max=10.0).exp()
-        cx = (xs.to(torch.float32) + off[0]) * stride
-        cy = (ys.to(torch.float32) + off[1]) * stride
-        boxes = torch.stack(
-            [
-                (cx - size[0] / 2).clamp(0, width),
-                (cy - size[1] / 2).clamp(0, height),
-                (cx + size[0] / 2).clamp(0, width),
-                (cy + size[1] / 2).clamp(0, height),
-            ],
-            dim=1,
-        )
-        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-        kept = batched_nms(boxes, scores, labels, nms_iou)
-        results.append(Detections(boxes[kept], scores[kept], labels[kept].to(torch.int64)))
+    start = 0
+    for count in counts:
+        bx = kept_boxes[start : start + count]
+        sc = kept_scores[start : start + count]
+        lb = kept_labels[start : start + count]
+        start += count
+        if count > 1:
+            kept = batched_nms(bx, sc, lb, nms_iou)
+            bx, sc, lb = bx[kept], sc[kept], lb[kept]
+        results.append(Detections(bx, sc, lb))
     return results

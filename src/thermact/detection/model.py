@@ -28,7 +28,13 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DetectorOutput", "PersonDetectorNet", "count_parameters", "person_detector_s"]
+__all__ = [
+    "DetectorOutput",
+    "PersonDetectorNet",
+    "count_parameters",
+    "person_detector_s",
+    "person_detector_t",
+]
 
 HEATMAP_PRIOR = 0.1
 """Initial heatmap score: bias ``log(p / (1 - p)) = -2.197``."""
@@ -58,6 +64,9 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation:
 
 class BasicBlock(nn.Module):
     """Residual block ``relu(x + bn(conv(relu(bn(conv(x))))))`` with ``3x3`` convs, same shape out."""
+
+    conv_bn_pairs = (("conv2", "bn2"),)
+    """``forward`` applies ``bn2`` to ``conv2``'s output only (see :mod:`thermact.ops.fuse`)."""
 
     def __init__(self, channels: int, dilation: int = 1) -> None:
         super().__init__()
@@ -106,6 +115,8 @@ class PersonDetectorNet(nn.Module):
     """
 
     stride: int = 2
+    conv_bn_pairs = (("fuse", "fuse_bn"),)
+    """``forward`` applies ``fuse_bn`` to ``fuse``'s output only (see :mod:`thermact.ops.fuse`)."""
 
     def __init__(
         self,
@@ -158,6 +169,15 @@ class PersonDetectorNet(nn.Module):
 def person_detector_s(num_frames: int = 3, num_classes: int = 2) -> PersonDetectorNet:
     """The default small detector: stem 16, widths (32, 64), depths (1, 2), heads 32 (≈0.2 M params)."""
     return PersonDetectorNet(num_frames, num_classes, 16, (32, 64), (1, 2), 32)
+
+
+def person_detector_t(num_frames: int = 3, num_classes: int = 2) -> PersonDetectorNet:
+    """The tiny live detector: stem 8, widths (16, 48), depths (1, 2), heads 16 (≈0.11 M params).
+
+    About 2.2x faster than :func:`person_detector_s` on a CPU core, with the same person AP on
+    the session protocol (mean over both folds and 3 seeds: 0.58 against 0.57, see the README).
+    """
+    return PersonDetectorNet(num_frames, num_classes, 8, (16, 48), (1, 2), 16)
 
 
 def count_parameters(model: nn.Module) -> int:

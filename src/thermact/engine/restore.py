@@ -16,6 +16,7 @@ from thermact.engine.config import RunConfig
 from thermact.errors import CheckpointError, ConfigError
 from thermact.models.detector import ActionDetector
 from thermact.models.factory import build_model
+from thermact.models.memory import FeatureBank
 from thermact.runtime import configure_cpu_math
 
 
@@ -31,6 +32,9 @@ class TrainedModel:
     path: Path
     epoch: int
     """Epochs completed when the checkpoint was written."""
+    memory: FeatureBank | None = None
+    """Interaction models: the training run's memory bank as saved (for resuming or inspection;
+    evaluation and streaming build their own bank from the data they run on)."""
 
 
 def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
@@ -70,4 +74,10 @@ def restore_model(path: str | os.PathLike[str], device: str | torch.device = "cp
         raise CheckpointError(f"{p}: checkpoint lacks the normalisation statistics ('norm')")
     norm = NormStats.from_dict(ckpt["norm"], where=f"{p}: norm")
     metrics = dict(ckpt.get("metrics") or {})
-    return TrainedModel(model, cfg, list(ckpt["classes"]), norm, metrics, p, int(ckpt.get("epoch", 0)))
+    memory = None
+    if model.interaction is not None and ckpt.get("memory") is not None:
+        memory = model.new_memory_bank()
+        memory.load_state_dict(ckpt["memory"], where=f"{p}: memory")
+    return TrainedModel(
+        model, cfg, list(ckpt["classes"]), norm, metrics, p, int(ckpt.get("epoch", 0)), memory
+    )

@@ -8,6 +8,13 @@ epochs to the loop shared with the person detector, :func:`thermact.engine.loop.
 evaluation every ``eval.every_epochs``, ``last.pt`` / ``best.pt`` written atomically, Ctrl-C →
 ``interrupted.pt``). The action-specific pieces are :class:`ActionTask` and :func:`train_batch`.
 
+Interaction head (``model.head.interaction``, AlphAction's IA structure): the run keeps a
+:class:`~thermact.models.memory.FeatureBank` of pooled person features. Each step reads the memory
+of its batch from the bank (features written by earlier steps: AlphAction's asynchronous memory),
+trains, then writes the batch's detached features. The bank is saved in every checkpoint
+(``memory``, plain tensors) and restored on resume. Validation never reads it (see
+:func:`thermact.evaluation.evaluate.predict`).
+
 Determinism: the batch order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and
 each clip's augmentation from ``(seed, e, index)``; dropout draws from the global torch RNG,
 whose state the checkpoint holds, and the loaders draw their own seeds from private generators.
@@ -32,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from thermact.config import config_to_dict, save_config
+from thermact.config import config_from_dict, config_to_dict, save_config
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
@@ -43,11 +50,12 @@ from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
 from thermact.engine.config import OptimSection, RunConfig, load_run_config
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, fmt, state_payload
-from thermact.errors import ConfigError, DataError
+from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.evaluation.evaluate import EvalResult, merge_predictions, predict, score_predictions
 from thermact.models.detector import ActionDetector
-from thermact.models.factory import build_model
+from thermact.models.factory import ModelConfig, build_model
 from thermact.models.losses import ActionLoss, class_weights_from_counts
+from thermact.models.memory import FeatureBank
 from thermact.runtime import configure_cpu_math
 
 # ---------------------------------------------------------------------------------------------
@@ -239,14 +247,23 @@ def check_resume_compatible(
         )
     if list(ckpt["classes"]) != list(classes):
         raise ConfigError(f"{path}: checkpoint was trained on other classes ({len(ckpt['classes'])} classes)")
-    saved_model = ckpt["config"].get("model", {})
-    now_model = config["model"]
+    saved_model = _normalised_model(ckpt["config"].get("model", {}))
+    now_model = _normalised_model(config["model"])
     diffs = [k for k in now_model if k != "pretrained" and saved_model.get(k) != now_model[k]]
     if diffs:
         raise ConfigError(
             f"{path}: the config contradicts the checkpoint in model.{diffs[0]} "
             f"(checkpoint: {saved_model.get(diffs[0])!r}, config: {now_model[diffs[0]]!r})"
         )
+
+
+def _normalised_model(section: Any) -> Any:
+    """A ``model`` config section with every default filled in (so that a checkpoint written before
+    a key existed compares equal to a config that leaves the key at its default)."""
+    try:
+        return config_to_dict(config_from_dict(ModelConfig, section))
+    except ConfigError:
+        return section
 
 
 def resume_state(
@@ -257,11 +274,18 @@ def resume_state(
     scaler: torch.amp.GradScaler | None,
     config: dict[str, Any],
     classes: Sequence[str],
+    bank: FeatureBank | None = None,
 ) -> Progress:
-    """Load a checkpoint's model, optimiser, scaler and RNG states; return its progress."""
+    """Load a checkpoint's model, optimiser, scaler, RNG and memory-bank states; return its progress."""
     ckpt = load_checkpoint(path, map_location=device)
     check_resume_compatible(ckpt, config, classes, path)
     model.load_state_dict(ckpt["model"])
+    if bank is not None:
+        if "memory" not in ckpt:
+            raise CheckpointError(
+                f"{path}: checkpoint of an interaction model lacks its memory bank ('memory')"
+            )
+        bank.load_state_dict(ckpt["memory"], where=f"{path}: memory")
     optimizer.load_state_dict(ckpt["optimizer"])
     if scaler is not None and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
@@ -406,9 +430,11 @@ class ActionTask:
         amp_dtype: torch.dtype | None,
         scaler: torch.amp.GradScaler | None,
         ctx: DistContext,
+        bank: FeatureBank | None = None,
     ) -> None:
         self.td, self.loss_fn, self.cfg, self.device = td, loss_fn, cfg, device
         self.amp_dtype, self.scaler, self.ctx = amp_dtype, scaler, ctx
+        self.bank = bank
         self.sampler = td.sampler
         self.train_loader = td.train_loader
 
@@ -416,7 +442,9 @@ class ActionTask:
         self.td.train_set.set_epoch(epoch)
 
     def train_step(self, net: nn.Module, batch: ClipBatch) -> tuple[float, dict[str, float]]:
-        loss = train_batch(net, self.loss_fn, batch, self.device, self.amp_dtype, self.scaler, self.cfg)
+        loss = train_batch(
+            net, self.loss_fn, batch, self.device, self.amp_dtype, self.scaler, self.cfg, self.bank
+        )
         return loss, {}
 
     def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
@@ -476,9 +504,10 @@ def _train(
     optimizer = make_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     classes = td.data.classes.names
+    bank = model.new_memory_bank() if model.interaction is not None else None
     progress = Progress()
     if cfg.resume:
-        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, classes)
+        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, classes, bank)
         if ctx.is_main:
             print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
     if ctx.is_main:
@@ -489,9 +518,12 @@ def _train(
         )
 
     def payload(progress: Progress, metrics: dict[str, Any] | None) -> dict[str, Any]:
-        return state_payload(model, optimizer, scaler, progress, config, classes, td.norm.to_dict(), metrics)
+        out = state_payload(model, optimizer, scaler, progress, config, classes, td.norm.to_dict(), metrics)
+        if bank is not None:
+            out["memory"] = bank.state_dict()
+        return out
 
-    task = ActionTask(td, loss_fn, cfg, device, amp_dtype, scaler, ctx)
+    task = ActionTask(td, loss_fn, cfg, device, amp_dtype, scaler, ctx, bank)
     settings = loop_settings(cfg.optim, cfg.log_every, cfg.eval.every_epochs, cfg.eval.metric)
     tb = _tensorboard(run_dir) if ctx.is_main else None
     return fit(task, net, model, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps, tb)
@@ -505,19 +537,33 @@ def train_batch(
     amp_dtype: torch.dtype | None,
     scaler: torch.amp.GradScaler | None,
     cfg: RunConfig,
+    bank: FeatureBank | None = None,
 ) -> float:
-    """Forward and backward of one batch (gradients accumulate); returns the loss value."""
+    """Forward and backward of one batch (gradients accumulate); returns the loss value.
+
+    With a memory ``bank`` (interaction models): the batch's memory is read from the bank before
+    the forward pass and its detached pooled features are written after the backward pass.
+    """
     clip, rois, labels = batch.frames.to(device), batch.rois.to(device), batch.labels.to(device)
     if rois.shape[0] == 0:
         return 0.0
+    batch_index = batch.rois[:, 0].to(torch.int64)
+    memory = None
+    if bank is not None:
+        memory = bank.gather(batch.recording_ids, batch.keyframe_ms, batch_index, batch.track_ids, device)
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = model(clip, rois)
+        if bank is None:
+            logits = model(clip, rois)
+        else:
+            logits, pooled = model(clip, rois, memory=memory, return_pooled=True)
     loss = loss_fn(logits.float(), loss_targets(loss_fn, labels, cfg.model.num_classes))
     scaled = loss / cfg.optim.accumulate
     if scaler is not None:
         scaler.scale(scaled).backward()
     else:
         scaled.backward()
+    if bank is not None:
+        bank.write(batch.recording_ids, batch.keyframe_ms, pooled.detach(), batch_index, batch.track_ids)
     return float(loss.detach())
 
 

@@ -2,7 +2,10 @@
 
 :func:`predict` runs the action detector on the person boxes of each keyframe (ground-truth
 boxes here; detector boxes once a person detector exists) and returns every box with its class
-scores. :func:`score_predictions` turns them into frame-mAP@0.5 detections (each box yields one
+scores. A model with an interaction head (AlphAction's IA structure) is run in two passes: the
+first computes the pooled person features of every keyframe and writes them into a memory bank
+built from the evaluated data only (never the training bank: no leakage), the second classifies
+every keyframe given the other persons of its clip and that memory. :func:`score_predictions` turns them into frame-mAP@0.5 detections (each box yields one
 detection per class, scored by that class's probability, as in AVA) and, because the boxes are
 the GT ones, into classification metrics of the arg-max class.
 """
@@ -21,6 +24,7 @@ from torch import nn
 from thermact.data.dataset import ClipBatch
 from thermact.evaluation.classification import ClassificationReport, classification_report
 from thermact.evaluation.frame_map import Detection, FrameMAP, GroundTruth, frame_map
+from thermact.models.detector import ActionDetector
 from thermact.models.postprocess import scores_from_logits
 
 
@@ -51,7 +55,16 @@ def predict(
     mode: Literal["softmax", "sigmoid"] = "softmax",
     autocast_dtype: torch.dtype | None = None,
 ) -> Predictions:
-    """Scores of every person box of every batch (model in eval mode, restored afterwards)."""
+    """Scores of every person box of every batch (model in eval mode, restored afterwards).
+
+    ``model``: an :class:`ActionDetector` (or a wrapper with it as ``.module``, e.g. DDP). Models
+    with an interaction head are run in two passes over ``batches`` (see the module docstring);
+    under DDP each process's memory holds only its own shard of keyframes.
+    """
+    core = getattr(model, "module", model)
+    items: Iterable[ClipBatch | _Classified] = batches
+    if isinstance(core, ActionDetector) and core.interaction is not None:
+        items = _with_memory_logits(core, batches, device, autocast_dtype)
     was_training = model.training
     model.eval()
     kf_ids: list[str] = []
@@ -62,13 +75,17 @@ def predict(
     tracks: list[torch.Tensor] = []
     scores: list[torch.Tensor] = []
     try:
-        for batch in batches:
+        for item in items:
+            batch = item.batch if isinstance(item, _Classified) else item
             if batch.rois.shape[0] == 0:
                 continue
-            clip = batch.frames.to(device)
-            rois = batch.rois.to(device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(clip, rois)
+            if isinstance(item, _Classified):
+                logits = item.logits
+            else:
+                clip = batch.frames.to(device)
+                rois = batch.rois.to(device)
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    logits = model(clip, rois)
             scores.append(scores_from_logits(logits.float(), mode).cpu())
             index = batch.rois[:, 0].long()
             kf_ids.extend(batch.keyframe_ids[i] for i in index.tolist())
@@ -89,6 +106,47 @@ def predict(
         track_ids=torch.cat(tracks).numpy() if tracks else np.zeros(0, np.int64),
         scores=torch.cat(scores).numpy() if scores else np.zeros((0, num_classes), np.float32),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Classified:
+    """A batch with its logits already computed (pass 2 of an interaction model)."""
+
+    batch: ClipBatch
+    logits: torch.Tensor
+
+
+@torch.no_grad()
+def _with_memory_logits(
+    model: ActionDetector,
+    batches: Iterable[ClipBatch],
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+) -> list[_Classified]:
+    """Two passes of an interaction model: pooled features of every batch into a fresh memory bank,
+    then logits given the other persons and that memory."""
+    was_training = model.training
+    model.eval()
+    bank = model.new_memory_bank()
+    pooled: list[tuple[ClipBatch, torch.Tensor]] = []
+    try:
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            for batch in batches:
+                if batch.rois.shape[0] == 0:
+                    continue
+                feats = model.person_features(batch.frames.to(device), batch.rois.to(device))
+                bank.write(batch.recording_ids, batch.keyframe_ms, feats, batch.rois[:, 0], batch.track_ids)
+                pooled.append((batch, feats))
+            out = []
+            for batch, feats in pooled:
+                index = batch.rois[:, 0].to(device=device, dtype=torch.int64)
+                memory = bank.gather(
+                    batch.recording_ids, batch.keyframe_ms, index, batch.track_ids.to(device)
+                )
+                out.append(_Classified(batch, model.classify(feats, index, memory)))
+    finally:
+        model.train(was_training)
+    return out
 
 
 def merge_predictions(parts: Sequence[Predictions]) -> Predictions:

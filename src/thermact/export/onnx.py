@@ -5,7 +5,10 @@ What gets exported:
 * the action model (:class:`~thermact.models.detector.ActionDetector`) with inputs ``clip``
   ``float32 [B, 1, T, H, W]`` and ``rois`` ``float32 [K, 5]`` (rows ``(batch_index, x1, y1, x2,
   y2)``, pixel XYXY of the given clip, pixel ``i`` covering ``[i, i + 1)``) and output ``logits``
-  ``float32 [K, C]``; ``B`` and ``K`` are dynamic, ``T``, ``H`` and ``W`` are fixed at export;
+  ``float32 [K, C]``; ``B`` and ``K`` are dynamic, ``T``, ``H`` and ``W`` are fixed at export.
+  Models with an interaction head (AlphAction's IA structure) are refused with a
+  :class:`~thermact.errors.ConfigError`: their memory of neighbouring keyframes does not fit this
+  signature, and dropping it would change their predictions;
 * any other module (e.g. the person detector) through :func:`export_module`.
 
 The eager RoIAlign (:func:`thermact.ops.roi_align.roi_align`) is not traceable: its number of
@@ -203,6 +206,12 @@ def export_action_model(
     exported through :func:`thermact.ops.roi_align.roi_align_static`, correct for any number,
     position and size of boxes.
     """
+    if getattr(model, "interaction", None) is not None:
+        raise ConfigError(
+            f"cannot export {str(path)!r}: the model has an interaction head (model.head.interaction), whose "
+            "memory of neighbouring keyframes a (clip, rois) -> logits graph cannot carry; exporting it "
+            "without memory would silently change its predictions. Run it in PyTorch (eval, detect, stream)."
+        )
     if num_frames < 1 or len(frame_size) != 2 or min(frame_size) < 1:
         raise ValueError(f"num_frames and frame_size must be positive, got {num_frames}, {frame_size}")
     H, W = int(frame_size[0]), int(frame_size[1])

@@ -49,7 +49,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,9 @@ from thermact.data.recording import invalid_mask, repair_invalid_pixels
 from thermact.data.transforms import NormStats, normalize
 from thermact.detection.decode import PERSON, Detections, decode
 from thermact.errors import CheckpointError, DataError
+from thermact.models.detector import ActionDetector
+from thermact.models.memory import FeatureBank
+from thermact.ops.fuse import fold_batchnorm
 from thermact.tracking.tracker import Tracker, TrackerConfig
 
 if TYPE_CHECKING:
@@ -71,12 +74,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ActionModelLike",
     "ActionRunner",
+    "ClipKeys",
     "DetectorLike",
     "DetectorRunner",
     "FrameInput",
     "FrameResult",
     "FrameRing",
     "InferencePipeline",
+    "MemoryActionModel",
     "PersonResult",
     "SensorCounters",
     "SensorState",
@@ -124,6 +129,23 @@ class ActionModelLike(Protocol):
     def scores(self, clips: FloatArray, rois: FloatArray) -> FloatArray: ...
 
 
+class MemoryActionModel(ActionModelLike, Protocol):
+    """An :class:`ActionModelLike` with a memory (an interaction head): ``uses_memory`` is True,
+    ``scores`` also takes the :class:`ClipKeys` of the clips, ``memory_size`` counts the keyframes
+    held and ``forget(sensor_id)`` drops a sensor's memory (:class:`ActionRunner` of a PyTorch IA
+    model)."""
+
+    @property
+    def uses_memory(self) -> bool: ...
+
+    @property
+    def memory_size(self) -> int: ...
+
+    def scores(self, clips: FloatArray, rois: FloatArray, keys: ClipKeys | None = None) -> FloatArray: ...
+
+    def forget(self, sensor_id: str) -> None: ...
+
+
 @runtime_checkable
 class DetectorLike(Protocol):
     """What the pipeline needs of a person detector.
@@ -148,17 +170,72 @@ def _normalize_clips(clips: FloatArray, norm: NormStats) -> FloatArray:
     return np.ascontiguousarray(out[:, None], dtype=np.float32)
 
 
+def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """An eval-mode copy of ``model`` on ``device``, made faster for inference: BatchNorms folded
+    into the convolutions before them (:func:`thermact.ops.fuse.fold_batchnorm`) and, on a CPU,
+    channels-last weights (``channels_last`` for 2D convs, ``channels_last_3d`` for 3D convs), which
+    oneDNN runs 15-30 % faster for these small-channel networks. Same values up to float rounding
+    (~1e-6); ``model`` itself is not changed."""
+    fused, _ = fold_batchnorm(model)
+    fused = fused.to(device)
+    if device.type == "cpu":
+        for m in fused.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+                fmt = torch.channels_last if isinstance(m, torch.nn.Conv2d) else torch.channels_last_3d
+                m.weight = torch.nn.Parameter(m.weight.detach().contiguous(memory_format=fmt))
+    return fused
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipKeys:
+    """Who and when the clips of one action call are, for action models with a memory (the IA
+    head): ``sensor_ids`` and ``times_ms`` per clip (``B``), ``track_ids`` int64 ``[K]`` per RoI."""
+
+    sensor_ids: Sequence[str]
+    times_ms: Sequence[int]
+    track_ids: npt.NDArray[np.int64]
+
+
 class _TorchAction:
-    """``ActionDetector`` behind a NumPy call: ``(clip [B,1,T,H,W], rois [K,5]) -> logits [K,C]``."""
+    """``ActionDetector`` behind a NumPy call: ``(clip [B,1,T,H,W], rois [K,5]) -> logits [K,C]``.
+
+    A model with an interaction head also keeps a memory (:class:`~thermact.models.memory.FeatureBank`
+    keyed by sensor id and frame time): given :class:`ClipKeys`, each call reads the features of the
+    same sensor's earlier classifications within the head's ``memory_window_s`` (the past only:
+    live there is no future), then stores its own and forgets those older than the window, so the
+    memory stays bounded per sensor.
+    """
 
     def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
         self.model = model
         self.device = device
+        self.memory: FeatureBank | None = None
+        if isinstance(model, ActionDetector) and model.interaction is not None:
+            self.memory = model.new_memory_bank()
 
-    def __call__(self, clip: FloatArray, rois: FloatArray) -> FloatArray:
+    def __call__(self, clip: FloatArray, rois: FloatArray, keys: ClipKeys | None = None) -> FloatArray:
+        x, r = torch.from_numpy(clip).to(self.device), torch.from_numpy(rois).to(self.device)
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(clip).to(self.device), torch.from_numpy(rois).to(self.device))
+            out = self.model(x, r) if self.memory is None or keys is None else self._with_memory(x, r, keys)
         return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
+
+    def _with_memory(self, clip: torch.Tensor, rois: torch.Tensor, keys: ClipKeys) -> torch.Tensor:
+        assert self.memory is not None and isinstance(self.model, ActionDetector)
+        bank = self.memory
+        index = rois[:, 0].to(torch.int64)
+        tracks = torch.from_numpy(np.asarray(keys.track_ids, dtype=np.int64))
+        pooled = self.model.person_features(clip, rois)
+        context = bank.gather(keys.sensor_ids, keys.times_ms, index, tracks, device=self.device)
+        logits = self.model.classify(pooled, index, context)
+        bank.write(keys.sensor_ids, keys.times_ms, pooled, index, tracks)
+        for sensor_id, t in zip(keys.sensor_ids, keys.times_ms, strict=True):
+            bank.drop_older_than(sensor_id, int(t) - bank.window_ms)
+        return logits
+
+    def forget(self, sensor_id: str) -> None:
+        """Drop a sensor's memory."""
+        if self.memory is not None:
+            self.memory.drop_older_than(sensor_id, 1 << 62)
 
 
 class ActionRunner:
@@ -201,11 +278,31 @@ class ActionRunner:
     def clip(self) -> ClipConfig:
         return self._clip
 
-    def scores(self, clips: FloatArray, rois: FloatArray) -> FloatArray:
+    @property
+    def uses_memory(self) -> bool:
+        """True for a PyTorch model with an interaction head: :meth:`scores` then wants ``keys``."""
+        return isinstance(self.net, _TorchAction) and self.net.memory is not None
+
+    @property
+    def memory_size(self) -> int:
+        """Keyframes held in the memory (0 without one)."""
+        return (
+            len(self.net.memory) if isinstance(self.net, _TorchAction) and self.net.memory is not None else 0
+        )
+
+    def forget(self, sensor_id: str) -> None:
+        """Drop what the model remembers of ``sensor_id`` (a no-op without a memory)."""
+        if isinstance(self.net, _TorchAction):
+            self.net.forget(sensor_id)
+
+    def scores(self, clips: FloatArray, rois: FloatArray, keys: ClipKeys | None = None) -> FloatArray:
+        """Class scores ``[K, C]``; ``keys`` feed the memory of an interaction head (ignored otherwise)."""
         r = np.ascontiguousarray(rois, dtype=np.float32).reshape(-1, 5)
         if r.shape[0] == 0:
             return np.zeros((0, len(self._classes)), dtype=np.float32)
-        logits = np.asarray(self.net(_normalize_clips(clips, self.norm), r), dtype=np.float64)
+        x = _normalize_clips(clips, self.norm)
+        raw = self.net(x, r, keys) if isinstance(self.net, _TorchAction) else self.net(x, r)
+        logits = np.asarray(raw, dtype=np.float64)
         if self.score_mode == "sigmoid":
             out = 1.0 / (1.0 + np.exp(-logits))
         else:
@@ -216,10 +313,9 @@ class ActionRunner:
     @classmethod
     def from_trained(cls, trained: TrainedModel, device: str | torch.device = "cpu") -> ActionRunner:
         dev = torch.device(device)
-        trained.model.to(dev).eval()
         cfg = trained.config
         return cls(
-            _TorchAction(trained.model, dev),
+            _TorchAction(prepare_for_inference(trained.model, dev), dev),
             trained.classes,
             trained.norm,
             cfg.data.window_s,
@@ -310,11 +406,10 @@ class DetectorRunner:
         nms_iou: float | None = None,
     ) -> DetectorRunner:
         dev = torch.device(device)
-        trained.model.to(dev).eval()
         clip = trained.clip
         ev = trained.config.eval
         return cls(
-            _TorchDetector(trained.model, dev),
+            _TorchDetector(prepare_for_inference(trained.model, dev), dev),
             trained.norm,
             clip.window_s,
             clip.num_frames,
@@ -793,6 +888,10 @@ class InferencePipeline:
         if max_sensors < 1:
             raise ValueError(f"max_sensors must be >= 1, got {max_sensors}")
         self.action = action
+        self.memory_action: MemoryActionModel | None = (
+            cast(MemoryActionModel, action) if getattr(action, "uses_memory", False) else None
+        )
+        """The action model when it keeps a per-sensor memory (fed with :class:`ClipKeys`)."""
         self.detector = detector
         self.tracker_config = tracker_config if tracker_config is not None else TrackerConfig()
         self.cadence_ms = cadence_s * 1000.0
@@ -830,6 +929,8 @@ class InferencePipeline:
     def close_sensor(self, sensor_id: str) -> tuple[int, ...]:
         """Forget a sensor; returns the ids of its tracks that were still alive."""
         state = self.sensors.pop(sensor_id, None)
+        if self.memory_action is not None:
+            self.memory_action.forget(sensor_id)
         if state is None:
             return ()
         self._closed.add(state.counters)
@@ -905,7 +1006,9 @@ class InferencePipeline:
         tracked_per_frame = []
         ended_per_frame: list[tuple[int, ...]] = []
         act_clips: list[FloatArray] = []
+        clip_keys: list[tuple[str, int]] = []  # (sensor id, time) of each action clip
         rois: list[list[float]] = []
+        roi_tracks: list[int] = []
         due_rows: dict[tuple[int, int], int] = {}  # (pending index, track id) -> row in rois
         for i, (p, d) in enumerate(zip(pending, dets, strict=True)):
             persons = d.select(d.labels == PERSON)
@@ -934,14 +1037,25 @@ class InferencePipeline:
                 if clip_index < 0:
                     clip_index = len(act_clips)
                     act_clips.append(state.ring.gather(clip_times(p.timestamp_ms, self.action.clip)))
+                    clip_keys.append((state.sensor_id, p.timestamp_ms))
                 due_rows[(i, tb.track_id)] = len(rois)
                 rois.append([float(clip_index), *tb.box])
+                roi_tracks.append(tb.track_id)
         t3 = clock()
         times.tracking_s += t3 - t2
 
         scores = np.zeros((0, len(self._classes)), dtype=np.float32)
         if rois:
-            scores = self.action.scores(np.stack(act_clips), np.asarray(rois, dtype=np.float32))
+            clips, boxes = np.stack(act_clips), np.asarray(rois, dtype=np.float32)
+            if self.memory_action is not None:
+                keys = ClipKeys(
+                    [k[0] for k in clip_keys],
+                    [k[1] for k in clip_keys],
+                    np.asarray(roi_tracks, dtype=np.int64),
+                )
+                scores = self.memory_action.scores(clips, boxes, keys)
+            else:
+                scores = self.action.scores(clips, boxes)
             times.action_calls += 1
             times.action_boxes += len(rois)
         t4 = clock()

@@ -255,5 +255,8 @@ class StreamingPredictor:
             "track_states": sum(s.num_track_states for s in sensors),
             "event_states": sum(r.num_states for r in self.rules),
             "queued_events": len(self._events),
+            "memory_keyframes": (
+                0 if self.pipeline.memory_action is None else self.pipeline.memory_action.memory_size
+            ),
             "latencies": len(self._frame_latency) + len(self._result_latency),
         }

@@ -1,8 +1,21 @@
-"""The action detector: a backbone and an RoI head wired together.
+"""The action detector: a backbone, an RoI head and optionally an interaction head wired together.
 
 ``ActionDetector(clip, rois)`` optionally resizes the clip (for backbones pre-trained on large
 frames), splits it into pathways with :func:`thermact.models.base.make_pathways`, runs the
 backbone and classifies every person box with the head.
+
+With an interaction head (:class:`~thermact.models.interaction.InteractionHead`, AlphAction's IA
+structure), classification runs in two halves that callers may run apart:
+
+1. :meth:`ActionDetector.person_features` ``(clip, rois) -> [K, D]``: the pooled RoI features
+   (before the MLP), which are also what a memory bank stores;
+2. :meth:`ActionDetector.classify` ``(pooled, batch_index, memory) -> logits``: the interaction
+   head refines the pooled features given the other persons of each clip and the memory
+   (:class:`~thermact.models.memory.MemoryContext`), its output is added to them
+   (AlphAction ``FUSION: add``), then the MLP and the classifier.
+
+``forward(clip, rois, memory=None)`` chains both; without memory the memory blocks pass their
+residual. Without an interaction head ``forward`` is the plain head, exactly as before.
 
 Shapes and box format:
     clip: ``[B, 1, T, H, W]`` float.
@@ -21,12 +34,14 @@ from torch import Tensor, nn
 
 from thermact.models.base import Backbone, make_pathways
 from thermact.models.head import RoIActionHead
+from thermact.models.interaction import InteractionHead
+from thermact.models.memory import FeatureBank, MemoryContext
 
 __all__ = ["ActionDetector"]
 
 
 class ActionDetector(nn.Module):
-    """Backbone + :class:`RoIActionHead`.
+    """Backbone + :class:`RoIActionHead` (+ optional :class:`InteractionHead`).
 
     Args:
         backbone: an ``nn.Module`` implementing :class:`~thermact.models.base.Backbone`.
@@ -36,6 +51,8 @@ class ActionDetector(nn.Module):
             ``align_corners=False`` (continuous coordinate ``u`` maps to ``u * out / in``).
         keyframe_position: ``"center"`` or ``"causal"``; decides which frames the slow pathway
             takes (see :func:`thermact.models.base.make_pathways`).
+        interaction: optional interaction head over the pooled features; its ``dim_person`` and
+            ``dim_out`` must equal ``head.dim_in``.
     """
 
     def __init__(
@@ -44,6 +61,7 @@ class ActionDetector(nn.Module):
         head: RoIActionHead,
         input_size: tuple[int, int] | None = None,
         keyframe_position: Literal["center", "causal"] = "center",
+        interaction: InteractionHead | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
@@ -70,6 +88,12 @@ class ActionDetector(nn.Module):
         self.pathway_strides: tuple[int, ...] = tuple(int(s) for s in spec.pathway_strides)
         self.spatial_stride: int = int(spec.spatial_stride)
         self.keyframe_position: Literal["center", "causal"] = keyframe_position
+        if interaction is not None and not (interaction.dim_person == interaction.dim_out == head.dim_in):
+            raise ValueError(
+                f"interaction head maps {interaction.dim_person} -> {interaction.dim_out} features, "
+                f"the RoI head pools {head.dim_in}"
+            )
+        self.interaction = interaction
 
     def _check(self, clip: Tensor, rois: Tensor) -> None:
         if clip.dim() != 5:
@@ -97,14 +121,49 @@ class ActionDetector(nn.Module):
         return cast(list[Tensor], feats)
 
     def features(self, clip: Tensor, rois: Tensor) -> Tensor:
-        """Per-person MLP features ``[K, mlp_dim]``."""
+        """Per-person MLP features ``[K, mlp_dim]`` (without interaction)."""
         self._check(clip, rois)
         clip, rois = self.resize(clip, rois)
         return self.head.features(self.backbone_features(clip), rois)
 
-    def forward(self, clip: Tensor, rois: Tensor) -> Tensor:
-        """Logits ``[K, num_classes]``."""
+    def person_features(self, clip: Tensor, rois: Tensor) -> Tensor:
+        """Pooled per-person RoI features ``[K, head.dim_in]`` (before interaction and MLP)."""
         self._check(clip, rois)
         clip, rois = self.resize(clip, rois)
-        logits: Tensor = self.head(self.backbone_features(clip), rois)
-        return logits
+        return self.head.pooled(self.backbone_features(clip), rois)
+
+    def classify(self, pooled: Tensor, batch_index: Tensor, memory: MemoryContext | None = None) -> Tensor:
+        """Logits ``[K, num_classes]`` of pooled features ``[K, D]``.
+
+        Args:
+            pooled: :meth:`person_features` of the ``K`` persons.
+            batch_index: int64 ``[K]``, the clip of each person (persons of the same clip
+                interact; ``rois[:, 0]``).
+            memory: ``[K, M, D]`` memory of each person (ignored without an interaction head;
+                None: no memory).
+        """
+        if self.interaction is not None:
+            pooled = pooled + self.interaction(pooled, batch_index.to(torch.int64), memory)
+        return self.head.classify_pooled(pooled)
+
+    def new_memory_bank(self, capacity: int = 20_000) -> FeatureBank:
+        """An empty bank with the memory settings of the interaction head (which must exist)."""
+        if self.interaction is None:
+            raise ValueError("this model has no interaction head, hence no memory")
+        ia = self.interaction
+        return FeatureBank(ia.dim_memory, ia.memory_window_s, ia.memory_max, ia.memory_same_track, capacity)
+
+    def forward(
+        self, clip: Tensor, rois: Tensor, memory: MemoryContext | None = None, return_pooled: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits ``[K, num_classes]``; with ``return_pooled`` also the pooled features ``[K, D]``
+        (what a memory bank stores). ``memory``: see :meth:`classify`."""
+        self._check(clip, rois)
+        clip, rois = self.resize(clip, rois)
+        feats = self.backbone_features(clip)
+        if self.interaction is None and not return_pooled:
+            logits: Tensor = self.head(feats, rois)
+            return logits
+        pooled = self.head.pooled(feats, rois)
+        logits = self.classify(pooled, rois[:, 0].to(torch.int64), memory)
+        return (logits, pooled) if return_pooled else logits

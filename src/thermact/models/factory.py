@@ -3,7 +3,7 @@
 ``ModelConfig`` is the ``model:`` section of a training config (see :mod:`thermact.config`)::
 
     model:
-      name: thermal_net_s          # thermal_net_s | thermal_net_m | slowfast_r50_4x16 | slowfast_r101_8x8
+      name: thermal_net_s          # thermal_net_t | thermal_net_s | thermal_net_m | slowfast_r50_4x16 | slowfast_r101_8x8
       num_classes: 14
       num_frames: 16               # clip length T; SlowFast: a multiple of alpha (32 in the papers)
       input_size: null             # [H, W] to resize the clip to, e.g. [256, 384] for SlowFast
@@ -21,6 +21,19 @@
         roi_size: 7
         temporal_pool: avg         # avg | max
         spatial_pool: max          # max | avg
+        interaction:               # AlphAction's IA structure (thermact.models.interaction)
+          structure: none          # none | parallel | serial | dense_serial
+          blocks: [P, M, P, M]     # P: other persons of the clip, M: memory of neighbouring keyframes
+          dim_inner: 512
+          num_heads: 1
+          dropout: 0.2
+          layer_norm: true
+          memory_window_s: 8.0     # memory: keyframes within +-8 s of the same recording
+          memory_slot_s: 1.0       # temporal-position slot width (0: no temporal positions)
+          memory_max: 32           # memory entries per person (nearest in time)
+          memory_same_track: false # memory of the person's own track only
+          pretrained: false        # also load the IA structure and head MLP of an AlphAction IA
+                                   # checkpoint given as model.pretrained
 
 :func:`build_model` turns it into an :class:`~thermact.models.detector.ActionDetector` with a plain
 ``match`` on the name.
@@ -38,19 +51,75 @@ from thermact.errors import ConfigError
 from thermact.models.base import Backbone
 from thermact.models.detector import ActionDetector
 from thermact.models.head import RoIActionHead
+from thermact.models.interaction import InteractionHead
 from thermact.models.slowfast import slowfast_r50_4x16, slowfast_r101_8x8
-from thermact.models.thermal_net import thermal_net_m, thermal_net_s
+from thermact.models.thermal_net import thermal_net_m, thermal_net_s, thermal_net_t
 
-__all__ = ["MODEL_NAMES", "HeadConfig", "ModelConfig", "build_backbone", "build_model"]
+__all__ = [
+    "MODEL_NAMES",
+    "HeadConfig",
+    "InteractionConfig",
+    "ModelConfig",
+    "build_backbone",
+    "build_interaction",
+    "build_model",
+]
 
 PretrainedSource = Literal["auto", "alphaction", "pyslowfast", "pyslowfast_caffe2", "pytorchvideo"]
-ModelName = Literal["thermal_net_s", "thermal_net_m", "slowfast_r50_4x16", "slowfast_r101_8x8"]
+ModelName = Literal[
+    "thermal_net_t", "thermal_net_s", "thermal_net_m", "slowfast_r50_4x16", "slowfast_r101_8x8"
+]
 MODEL_NAMES: tuple[ModelName, ...] = (
+    "thermal_net_t",
     "thermal_net_s",
     "thermal_net_m",
     "slowfast_r50_4x16",
     "slowfast_r101_8x8",
 )
+
+
+@dataclass
+class InteractionConfig:
+    """Settings of the optional :class:`~thermact.models.interaction.InteractionHead`.
+
+    ``structure: none`` (default) builds no interaction head: the model, its state dict and its
+    numbers are those of the plain RoI head.
+    """
+
+    structure: Literal["none", "parallel", "serial", "dense_serial"] = "none"
+    blocks: tuple[Literal["P", "M"], ...] = ("P", "M", "P", "M")
+    dim_inner: int = 512
+    num_heads: int = 1
+    dropout: float = 0.2
+    layer_norm: bool = True
+    memory_window_s: float = 8.0
+    memory_slot_s: float = 1.0
+    memory_max: int = 32
+    memory_same_track: bool = False
+    pretrained: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.structure != "none"
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            raise ValueError("head.interaction.blocks is empty")
+        if self.dim_inner < 1 or self.num_heads < 1 or self.dim_inner % self.num_heads:
+            raise ValueError(
+                f"head.interaction.dim_inner ({self.dim_inner}) must be a positive multiple of num_heads "
+                f"({self.num_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"head.interaction.dropout must be in [0, 1), got {self.dropout}")
+        if self.memory_window_s <= 0 or self.memory_slot_s < 0 or self.memory_max < 1:
+            raise ValueError(
+                "head.interaction: memory_window_s must be > 0, memory_slot_s >= 0 and memory_max >= 1"
+            )
+        if self.structure == "parallel":
+            from thermact.models.interaction import parallel_layers
+
+            parallel_layers(self.blocks)  # raises ValueError on uneven layers
 
 
 @dataclass
@@ -68,6 +137,7 @@ class HeadConfig:
     roi_size: int = 7
     temporal_pool: Literal["avg", "max"] = "avg"
     spatial_pool: Literal["max", "avg"] = "max"
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
         if self.mlp_dim < 1:
@@ -129,12 +199,14 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
     """The backbone named by ``cfg.name`` (random init; see :func:`build_model` for weights)."""
     backbone: nn.Module
     match cfg.name:
-        case "thermal_net_s" | "thermal_net_m":
+        case "thermal_net_t" | "thermal_net_s" | "thermal_net_m":
             if cfg.frozen_bn:
                 raise ConfigError(
                     f"config key 'model.frozen_bn': not supported by {cfg.name} (it trains from scratch)"
                 )
-            factory = thermal_net_s if cfg.name == "thermal_net_s" else thermal_net_m
+            factory = {"thermal_net_t": thermal_net_t, "thermal_net_s": thermal_net_s}.get(
+                cfg.name, thermal_net_m
+            )
             backbone = factory(in_chans=1, dropout=cfg.backbone_dropout)
         case "slowfast_r50_4x16" | "slowfast_r101_8x8":
             if cfg.backbone_dropout:
@@ -180,7 +252,19 @@ def build_model(
         temporal_pool=cfg.head.temporal_pool,
         spatial_pool=cfg.head.spatial_pool,
     )
-    model = ActionDetector(backbone, head, input_size=cfg.input_size, keyframe_position=keyframe_position)
+    interaction = build_interaction(cfg.head.interaction, head.dim_in)
+    model = ActionDetector(
+        backbone,
+        head,
+        input_size=cfg.input_size,
+        keyframe_position=keyframe_position,
+        interaction=interaction,
+    )
+    if cfg.head.interaction.pretrained and (cfg.pretrained is None or interaction is None):
+        raise ConfigError(
+            "config key 'model.head.interaction.pretrained': needs an interaction structure and "
+            "model.pretrained (an AlphAction IA checkpoint)"
+        )
     if cfg.pretrained is not None:
         from thermact.models.pretrained import load_pretrained  # lazy: only needed with weights
 
@@ -193,4 +277,31 @@ def build_model(
         )
         if verbose:
             print(report)
+        if cfg.head.interaction.pretrained:
+            from thermact.models.pretrained import load_alphaction_interaction
+
+            ia_report = load_alphaction_interaction(
+                model, cfg.pretrained, trust_checkpoint=cfg.trust_checkpoint
+            )
+            if verbose:
+                print(ia_report)
     return model
+
+
+def build_interaction(cfg: InteractionConfig, dim_person: int) -> InteractionHead | None:
+    """The interaction head of ``cfg`` over pooled features of size ``dim_person`` (None if off)."""
+    if cfg.structure == "none":
+        return None
+    return InteractionHead(
+        dim_person=dim_person,
+        blocks=cfg.blocks,
+        structure=cfg.structure,
+        dim_inner=cfg.dim_inner,
+        num_heads=cfg.num_heads,
+        dropout=cfg.dropout,
+        layer_norm=cfg.layer_norm,
+        memory_window_s=cfg.memory_window_s,
+        memory_slot_s=cfg.memory_slot_s,
+        memory_max=cfg.memory_max,
+        memory_same_track=cfg.memory_same_track,
+    )

@@ -47,6 +47,7 @@ class RoIActionHead(nn.Module):
         boxes: ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` in input-pixel coordinates.
         output of :meth:`forward`: logits ``[K, num_classes]``.
         output of :meth:`features`: ``[K, mlp_dim]``.
+        output of :meth:`pooled`: ``[K, sum(C_i)]`` (the input of the MLP).
     """
 
     def __init__(
@@ -120,8 +121,13 @@ class RoIActionHead(nn.Module):
             )
         return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
 
-    def features(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
-        """Per-person MLP features ``[K, mlp_dim]`` (after the second ReLU and dropout)."""
+    @property
+    def dim_in(self) -> int:
+        """Size of the pooled per-person features (``sum(in_channels)``)."""
+        return sum(self.in_channels)
+
+    def pooled(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
+        """Per-person pooled features ``[K, sum(C_i)]`` (RoIAlign + spatial pooling, before the MLP)."""
         if boxes.dim() != 2 or boxes.shape[1] != 5:
             raise ValueError(f"boxes must be [K, 5] (batch_index, x1, y1, x2, y2), got {list(boxes.shape)}")
         fmap = self.pool_time(features)
@@ -135,9 +141,18 @@ class RoIActionHead(nn.Module):
             sampling_ratio=self.sampling_ratio,
             aligned=self.aligned,
         )  # [K, C, roi, roi]
-        x = rois.amax(dim=(2, 3)) if self.spatial_pool == "max" else rois.mean(dim=(2, 3))
-        out: Tensor = self.mlp(x)
+        x: Tensor = rois.amax(dim=(2, 3)) if self.spatial_pool == "max" else rois.mean(dim=(2, 3))
+        return x
+
+    def features(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
+        """Per-person MLP features ``[K, mlp_dim]`` (after the second ReLU and dropout)."""
+        out: Tensor = self.mlp(self.pooled(features, boxes))
         return out
+
+    def classify_pooled(self, pooled: Tensor) -> Tensor:
+        """Logits ``[K, num_classes]`` of pooled features ``[K, sum(C_i)]`` (MLP + classifier)."""
+        logits: Tensor = self.classifier(self.mlp(pooled))
+        return logits
 
     def forward(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
         """Logits ``[K, num_classes]`` for the ``K`` person boxes."""

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["Conv2Plus1dBlock", "ThermalNet", "thermal_net_m", "thermal_net_s"]
+__all__ = ["Conv2Plus1dBlock", "ThermalNet", "thermal_net_m", "thermal_net_s", "thermal_net_t"]
 
 
 class Conv2Plus1dBlock(nn.Module):
@@ -54,6 +54,9 @@ class Conv2Plus1dBlock(nn.Module):
     ceil(W / spatial_stride)]``. The shortcut is the identity when shapes match, else a strided
     ``1x1x1`` conv followed by BN.
     """
+
+    conv_bn_pairs = (("conv_s", "bn_s"), ("conv_t", "bn_t"))
+    """``forward`` applies each BN to that conv's output only (see :mod:`thermact.ops.fuse`)."""
 
     def __init__(
         self,
@@ -251,6 +254,27 @@ class ThermalNet(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return [self.dropout(x)]
+
+
+def thermal_net_t(in_chans: int = 1, dropout: float = 0.0) -> ThermalNet:
+    """ThermalNet-T (tiny, for live use): widths 16-32-64, depths 1-2-2, stride 4, temporal RF 27
+    frames, 0.11 M params.
+
+    About 0.09 GMACs per ``[1, 1, 8, 40, 60]`` clip (the live config's 8 frames over 2.7 s), an
+    eighth of ThermalNet-S on its 16 frames; output ``[B, 64, T/2, H/4, W/4]``.
+    """
+    return ThermalNet(
+        widths=(16, 32, 64),
+        depths=(1, 2, 2),
+        spatial_strides=(1, 2, 1),
+        temporal_strides=(1, 2, 1),
+        temporal_dilations=(1, 1, 2),
+        temporal_kernel=3,
+        stem_widths=(8, 16),
+        stem_stride=2,
+        in_chans=in_chans,
+        dropout=dropout,
+    )
 
 
 def thermal_net_s(in_chans: int = 1, dropout: float = 0.0) -> ThermalNet:

@@ -144,10 +144,13 @@ def gated_assignment(cost: npt.ArrayLike, max_cost: float) -> AssignmentResult:
     n, m = c.shape
     with np.errstate(invalid="ignore"):
         allowed = np.isfinite(c) & (c <= max_cost)
-    rows_idx = np.arange(n, dtype=np.int64)
-    cols_idx = np.arange(m, dtype=np.int64)
     if not allowed.any():
-        return AssignmentResult(np.zeros((0, 2), dtype=np.int64), rows_idx, cols_idx)
+        return _result(np.zeros((0, 2), dtype=np.int64), n, m)
+    if n == 1 or m == 1:  # one track or one detection (the common case live): the cheapest allowed pair
+        flat = np.where(allowed, c, np.inf).reshape(-1)
+        best = int(np.argmin(flat))  # first of equal costs: the lower index
+        pair = (0, best) if n == 1 else (best, 0)
+        return _result(np.asarray([pair], dtype=np.int64), n, m)
     gain = np.where(allowed, c - max_cost, 0.0)  # <= 0 where allowed
     transposed = n > m
     if transposed:
@@ -164,7 +167,13 @@ def gated_assignment(cost: npt.ArrayLike, max_cost: float) -> AssignmentResult:
     pairs = [(i, int(j)) for i, j in enumerate(col_of_row) if j < k and allowed[i, j]]
     if transposed:
         pairs = sorted((j, i) for i, j in pairs)
-    matches = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    unmatched_rows = np.setdiff1d(rows_idx, matches[:, 0]).astype(np.int64)
-    unmatched_cols = np.setdiff1d(cols_idx, matches[:, 1]).astype(np.int64)
-    return AssignmentResult(matches, unmatched_rows, unmatched_cols)
+    return _result(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), n, m)
+
+
+def _result(matches: IntArray, n: int, m: int) -> AssignmentResult:
+    """The :class:`AssignmentResult` of ``matches [K, 2]`` in an ``n x m`` problem."""
+    free_rows = np.ones(n, dtype=bool)
+    free_rows[matches[:, 0]] = False
+    free_cols = np.ones(m, dtype=bool)
+    free_cols[matches[:, 1]] = False
+    return AssignmentResult(matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols))
