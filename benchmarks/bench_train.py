@@ -2,8 +2,9 @@
 
 For every config in ``configs/`` it builds the real data pipeline and model of that config
 (the bundled dataset, its split fold, its input size) and times ``--steps`` optimiser steps of
-the training loop's own functions (``train_batch`` + ``optimizer_step``) after ``--warmup``
-steps, separately from the time the loader takes to produce the same batches. Prints a table and
+the training loop's own functions (``train_batch`` + ``optimizer_step``, with the memory bank of
+interaction models) after ``--warmup`` steps, then inference (eval mode) on the same batches,
+separately from the time the loader takes to produce the same batches. Prints a table and
 writes JSON (default ``benchmarks/results/train.json``).
 
     python benchmarks/bench_train.py                        # all configs (SlowFast: few steps)
@@ -63,17 +64,36 @@ def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[s
         load_times.append(time.perf_counter() - t0)
         batches.append(batch)
 
+    bank = model.new_memory_bank() if model.interaction is not None else None
     step_times: list[float] = []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        train_batch(model, loss_fn, batch, device, amp_dtype, None, cfg)
+        train_batch(model, loss_fn, batch, device, amp_dtype, None, cfg, bank)
         optimizer_step(model, optimizer, None, cfg.optim.lr, cfg.optim.clip_grad_norm)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
             step_times.append(time.perf_counter() - t0)
+    # inference on the same batches (eval mode; interaction models read the memory filled above)
+    model.eval()
+    infer_times: list[float] = []
+    with torch.inference_mode():
+        for i, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            clip, rois = batch.frames.to(device), batch.rois.to(device)
+            memory = None
+            if bank is not None:
+                index = batch.rois[:, 0].to(torch.int64)
+                memory = bank.gather(batch.recording_ids, batch.keyframe_ms, index, batch.track_ids, device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                model(clip, rois, memory=memory)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                infer_times.append(time.perf_counter() - t0)
     batch_size = cfg.optim.batch_size
     step = statistics.median(step_times)
+    infer = statistics.median(infer_times)
     load = statistics.median(load_times[warmup:])
     return {
         "config": path.name,
@@ -84,6 +104,8 @@ def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[s
         "input": [cfg.model.num_frames, *(cfg.model.input_size or (40, 60))],
         "step_s_median": step,
         "train_clips_per_s": batch_size / step,
+        "train_ms_per_clip": 1000.0 * step / batch_size,
+        "infer_ms_per_clip": 1000.0 * infer / batch_size,
         "loader_clips_per_s": batch_size / load if load > 0 else float("inf"),
         "steps": steps,
     }
@@ -110,7 +132,8 @@ def main() -> None:
         rows.append(row)
         print(
             f"{row['config']:<24} {row['device']:<5} amp={row['amp']:<5} batch {row['batch_size']:>2}  "
-            f"train {row['train_clips_per_s']:8.2f} clips/s   loader {row['loader_clips_per_s']:9.1f} clips/s",
+            f"train {row['train_clips_per_s']:8.2f} clips/s ({row['train_ms_per_clip']:.1f} ms/clip)  "
+            f"infer {row['infer_ms_per_clip']:.2f} ms/clip  loader {row['loader_clips_per_s']:9.1f} clips/s",
             flush=True,
         )
     write_json_atomic(args.out, {"threads": torch.get_num_threads(), "results": rows})

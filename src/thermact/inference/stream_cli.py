@@ -56,10 +56,12 @@ __all__ = ["StreamOptions", "interleave", "load_stream_options", "main_stream", 
 class StreamOptions:
     """Options of ``thermact stream``."""
 
-    checkpoint: str = "runs/train/best.pt"
-    """Action model (``.pt`` or ``.onnx``); default: where ``thermact train`` writes it."""
-    detector: str = "runs/person_detector/best.pt"
-    """Person detector; default: where ``thermact train configs/person_detector.yaml`` writes it."""
+    checkpoint: str = "runs/thermal_net_live/last.pt"
+    """Action model (``.pt`` or ``.onnx``); default: where ``thermact train
+    config=configs/thermal_net_live.yaml`` writes it."""
+    detector: str = "runs/person_detector_live/last.pt"
+    """Person detector; default: where ``thermact train config=configs/person_detector_live.yaml``
+    writes it."""
     speed: float | Literal["max"] = 1.0
     onnx: bool = False
     cadence_s: float = 1.0

@@ -5,8 +5,8 @@ Example::
     from thermact.inference import LyingWithRiskEvent, StreamingPredictor
 
     predictor = StreamingPredictor(
-        "runs/train/best.pt",                  # action model: checkpoint, .onnx, TrainedModel, runner
-        "runs/person_detector/best.pt",        # person detector: checkpoint, .onnx, PersonDetector, runner
+        "runs/thermal_net_live/last.pt",       # action model: checkpoint, .onnx, TrainedModel, runner
+        "runs/person_detector_live/last.pt",   # person detector: checkpoint, .onnx, PersonDetector, runner
         cadence_s=1.0,
         events=[LyingWithRiskEvent(min_duration_s=10)],
     )
