@@ -827,6 +827,7 @@ class StageTimes:
     rounds: int = 0
     detector_calls: int = 0
     action_calls: int = 0
+    action_clips: int = 0
     action_boxes: int = 0
 
     @property
@@ -1057,6 +1058,7 @@ class InferencePipeline:
             else:
                 scores = self.action.scores(clips, boxes)
             times.action_calls += 1
+            times.action_clips += len(act_clips)
             times.action_boxes += len(rois)
         t4 = clock()
         times.action_s += t4 - t3
