@@ -58,6 +58,7 @@ from thermact.inference.pipeline import (
     ActionModelLike,
     DetectorLike,
     FrameInput,
+    Precision,
     export_action_onnx,
     export_detector_onnx,
     load_action_model,
@@ -244,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sensors", type=int, default=100, help="sensors of the throughput run")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds replayed per sensor")
     parser.add_argument("--out", default="benchmarks/results/streaming.json")
-    parser.add_argument("--backends", default="pytorch,onnxruntime")
+    parser.add_argument(
+        "--backends",
+        default="pytorch,pytorch-bf16,onnxruntime",
+        help="comma-separated: pytorch, pytorch-bf16 (bfloat16 autocast), onnxruntime",
+    )
     args = parser.parse_args(argv)
     configure_cpu_math()
     torch.set_num_threads(1)
@@ -258,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.checkpoint), Path(args.detector), args.action_config, args.detector_config, tmp
         )
         for backend in args.backends.split(","):
-            if backend == "pytorch":
-                action: ActionModelLike = load_action_model(ckpt)
-                detector: DetectorLike = load_detector(det)
+            if backend in ("pytorch", "pytorch-bf16"):
+                precision: Precision = "bf16" if backend == "pytorch-bf16" else "fp32"
+                action: ActionModelLike = load_action_model(ckpt, precision=precision)
+                detector: DetectorLike = load_detector(det, precision=precision)
             elif backend == "onnxruntime":
                 from thermact.detection.restore import restore_detector
                 from thermact.engine.restore import restore_model

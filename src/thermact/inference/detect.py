@@ -52,6 +52,7 @@ from thermact.inference.pipeline import (
     FrameResult,
     InferencePipeline,
     PersonResult,
+    Precision,
     load_action_model,
     load_detector,
     raw_frames,
@@ -84,6 +85,8 @@ class DetectOptions:
     score_threshold: float = 0.3
     """Lowest person-detection score tracked."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
+    precision: Precision = "fp32"
+    """PyTorch models: ``fp32`` or ``bf16`` (bfloat16 autocast)."""
     animation: Literal["auto", "gif", "mp4", "none"] = "auto"
     """``auto``: MP4 when ``ffmpeg`` is installed, else GIF."""
     every: int = 3
@@ -216,8 +219,8 @@ def run_detect(
     from thermact.inference.render import render_animation
 
     device = _device(opts.device)
-    action = load_action_model(opts.checkpoint, device)
-    detector = load_detector(opts.detector, device)
+    action = load_action_model(opts.checkpoint, device, precision=opts.precision)
+    detector = load_detector(opts.detector, device, precision=opts.precision)
     problems = ProblemLog(lenient=lenient)
     recordings = load_recordings(target, problems)  # read (and check) all inputs before writing anything
     ids = [r.recording_id for r in recordings]

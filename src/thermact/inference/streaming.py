@@ -45,6 +45,7 @@ from thermact.inference.pipeline import (
     FrameResult,
     InferencePipeline,
     PersonResult,
+    Precision,
     SensorCounters,
     StageTimes,
     as_action_model,
@@ -109,6 +110,9 @@ class StreamingPredictor:
         events: event rules (e.g. :class:`~thermact.inference.events.LyingWithRiskEvent`).
         max_sensors: sensors served at once (one more is a :class:`~thermact.errors.DataError`).
         device: where the PyTorch models run.
+        precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast) for the PyTorch models built from
+            paths, ``TrainedModel`` or ``PersonDetector`` objects (see
+            :data:`~thermact.inference.pipeline.Precision`).
         score_threshold: lowest person-detection score tracked.
         buffer_frames, max_fps: ring-buffer size per sensor (see
             :class:`~thermact.inference.pipeline.InferencePipeline`).
@@ -127,6 +131,7 @@ class StreamingPredictor:
         events: Sequence[EventRule] = (),
         max_sensors: int = 64,
         device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
         score_threshold: float = 0.3,
         buffer_frames: int | None = None,
         max_fps: float = 12.0,
@@ -136,8 +141,8 @@ class StreamingPredictor:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.pipeline = InferencePipeline(
-            as_action_model(action, device),
-            as_detector(detector, device),
+            as_action_model(action, device, precision),
+            as_detector(detector, device, precision),
             tracker_config,
             cadence_s,
             score_threshold,
