@@ -5,9 +5,10 @@ boxes here; detector boxes once a person detector exists) and returns every box 
 scores. A model with an interaction head (AlphAction's IA structure) is run in two passes: the
 first computes the pooled person features of every keyframe and writes them into a memory bank
 built from the evaluated data only (never the training bank: no leakage), the second classifies
-every keyframe given the other persons of its clip and that memory. :func:`score_predictions` turns them into frame-mAP@0.5 detections (each box yields one
-detection per class, scored by that class's probability, as in AVA) and, because the boxes are
-the GT ones, into classification metrics of the arg-max class.
+every keyframe given the other persons of its clip and that memory. :func:`score_predictions`
+turns them into frame-mAP@0.5 detections (each box yields one detection per class, scored by
+that class's probability, as in AVA) and, because the boxes are the GT ones, into
+classification metrics of the arg-max class.
 """
 
 from __future__ import annotations
