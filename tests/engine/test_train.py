@@ -95,6 +95,11 @@ def test_refuses_existing_run_dir_and_contradicting_resume(tmp_path: Path, small
         train(_cfg(tmp_path / "r", small_split, f"resume={other}"))
     with pytest.raises(CheckpointError, match="not found"):
         train(_cfg(tmp_path / "r", small_split, f"resume={tmp_path / 'missing.pt'}"))
+    # a run that cannot start writes nothing: a fresh run directory stays empty
+    with pytest.raises(ConfigError, match="other classes"):
+        train(_cfg(tmp_path / "fresh", small_split, f"resume={other}"))
+    assert list((tmp_path / "fresh").iterdir()) == []
+    train(_cfg(tmp_path / "fresh", small_split, "optim.epochs=1"))  # and does not block a new run
 
 
 def test_wrong_split_or_fold_is_named(tmp_path: Path, small_split: Path) -> None:

@@ -53,7 +53,7 @@ from thermact.engine.train import (
     keyframes_by_id,
     loop_settings,
     make_optimizer,
-    resume_state,
+    resume_or_start,
     select_fold,
     start_run,
     wrap_ddp,
@@ -250,11 +250,7 @@ def _train_detector(
     loss_fn = CenterNetLoss(cfg.loss.size_weight, cfg.loss.offset_weight)
     optimizer = make_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    progress = Progress()
-    if cfg.resume:
-        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, DETECTOR_CLASSES)
-        if ctx.is_main:
-            print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+    progress = resume_or_start(cfg, ctx, run_dir, device, model, optimizer, scaler, config, DETECTOR_CLASSES)
     if ctx.is_main:
         n_persons = sum(len(k.persons) for k in td.train_set.keyframes)
         n_others = sum(len(k.others) for k in td.train_set.keyframes) if cfg.loss.with_others else 0

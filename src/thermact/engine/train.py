@@ -296,10 +296,10 @@ def resume_state(
 def start_run(
     cfg: Any, ctx: DistContext, dist_device: torch.device | None
 ) -> tuple[Path, torch.device, torch.dtype | None, dict[str, Any]]:
-    """What every trainer does first: run directory (rank 0), seeds, device, autocast dtype, and
-    the resolved config saved as ``config.yaml``. ``cfg`` is a run config dataclass with the
-    common top-level keys (``run_dir``, ``exist_ok``, ``resume``, ``seed``, ``deterministic``,
-    ``device``, ``amp``). Returns ``(run_dir, device, amp_dtype, config as a plain dict)``."""
+    """What every trainer does first: run directory (rank 0), seeds, device and autocast dtype.
+    ``cfg`` is a run config dataclass with the common top-level keys (``run_dir``, ``exist_ok``,
+    ``resume``, ``seed``, ``deterministic``, ``device``, ``amp``). Returns ``(run_dir, device,
+    amp_dtype, config as a plain dict)``; the config file is written by :func:`resume_or_start`."""
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
         prepare_run_dir(run_dir, cfg.exist_ok, cfg.resume)
@@ -307,9 +307,32 @@ def start_run(
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     device = dist_device if dist_device is not None else select_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
+    return run_dir, device, amp_dtype, config_to_dict(cfg)
+
+
+def resume_or_start(
+    cfg: Any,
+    ctx: DistContext,
+    run_dir: Path,
+    device: torch.device,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    config: dict[str, Any],
+    classes: Sequence[str],
+    bank: FeatureBank | None = None,
+) -> Progress:
+    """The progress to start from: ``cfg.resume``'s (see :func:`resume_state`) or a fresh one.
+    Only then is ``config.yaml`` written, so a run that cannot start (a missing or incompatible
+    checkpoint) leaves nothing in its run directory."""
+    progress = Progress()
+    if cfg.resume:
+        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, classes, bank)
+        if ctx.is_main:
+            print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
     if ctx.is_main:
         save_config(cfg, run_dir / "config.yaml")
-    return run_dir, device, amp_dtype, config_to_dict(cfg)
+    return progress
 
 
 def loop_settings(optim: OptimSection, log_every: int, eval_every: int, metric: str) -> LoopSettings:
@@ -505,11 +528,7 @@ def _train(
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     classes = td.data.classes.names
     bank = model.new_memory_bank() if model.interaction is not None else None
-    progress = Progress()
-    if cfg.resume:
-        progress = resume_state(cfg.resume, device, model, optimizer, scaler, config, classes, bank)
-        if ctx.is_main:
-            print(f"resumed from {cfg.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+    progress = resume_or_start(cfg, ctx, run_dir, device, model, optimizer, scaler, config, classes, bank)
     if ctx.is_main:
         print(
             f"training {cfg.model.name} on {len(td.train_set)} keyframes ({sum(td.counts)} boxes), validating on "
