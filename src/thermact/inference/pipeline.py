@@ -239,11 +239,6 @@ class _TorchAction:
             bank.drop_older_than(sensor_id, int(t) - bank.window_ms)
         return logits
 
-    def forget(self, sensor_id: str) -> None:
-        """Drop a sensor's memory."""
-        if self.memory is not None:
-            self.memory.drop_older_than(sensor_id, 1 << 62)
-
 
 class ActionRunner:
     """An action model (PyTorch or onnxruntime) as an :class:`ActionModelLike`.
@@ -271,6 +266,8 @@ class ActionRunner:
         if score_mode not in ("softmax", "sigmoid"):
             raise ValueError(f"score_mode must be 'softmax' or 'sigmoid', got {score_mode!r}")
         self.net = net
+        self._memory = net.memory if isinstance(net, _TorchAction) else None
+        """The interaction head's memory (a PyTorch IA model only)."""
         self._classes = list(classes)
         self.norm = norm
         self._clip = ClipConfig(float(window_s), int(num_frames), "causal")
@@ -288,19 +285,17 @@ class ActionRunner:
     @property
     def uses_memory(self) -> bool:
         """True for a PyTorch model with an interaction head: :meth:`scores` then wants ``keys``."""
-        return isinstance(self.net, _TorchAction) and self.net.memory is not None
+        return self._memory is not None
 
     @property
     def memory_size(self) -> int:
         """Keyframes held in the memory (0 without one)."""
-        return (
-            len(self.net.memory) if isinstance(self.net, _TorchAction) and self.net.memory is not None else 0
-        )
+        return 0 if self._memory is None else len(self._memory)
 
     def forget(self, sensor_id: str) -> None:
         """Drop what the model remembers of ``sensor_id`` (a no-op without a memory)."""
-        if isinstance(self.net, _TorchAction):
-            self.net.forget(sensor_id)
+        if self._memory is not None:
+            self._memory.drop_older_than(sensor_id, 1 << 62)
 
     def scores(self, clips: FloatArray, rois: FloatArray, keys: ClipKeys | None = None) -> FloatArray:
         """Class scores ``[K, C]``; ``keys`` feed the memory of an interaction head (ignored otherwise)."""
@@ -308,7 +303,7 @@ class ActionRunner:
         if r.shape[0] == 0:
             return np.zeros((0, len(self._classes)), dtype=np.float32)
         x = _normalize_clips(clips, self.norm)
-        raw = self.net(x, r, keys) if isinstance(self.net, _TorchAction) else self.net(x, r)
+        raw = self.net(x, r) if self._memory is None else cast(_TorchAction, self.net)(x, r, keys)
         logits = np.asarray(raw, dtype=np.float64)
         if self.score_mode == "sigmoid":
             out = 1.0 / (1.0 + np.exp(-logits))
