@@ -12,7 +12,8 @@ from thermact.commands.export import main as main_export
 from thermact.data.clips import ClipConfig
 from thermact.data.transforms import NormStats
 from thermact.errors import CheckpointError, ConfigError, DataError
-from thermact.export.onnx import OnnxActionModel, VerifyReport
+from thermact.export.runtime import OnnxActionModel
+from thermact.export.verify import VerifyReport
 
 CLIP = ClipConfig(2.7, 16, "center")
 

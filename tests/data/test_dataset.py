@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from thermact.data.annotations import Box, Keyframe, boxes_array
-from thermact.data.clips import ClipConfig, clip_times, pathway_indices
-from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, pathways, sample_seed
+from thermact.data.clips import ClipConfig, clip_times
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, sample_seed
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.transforms import Augment, NormStats, hflip
 from thermact.errors import DataError
@@ -116,28 +116,6 @@ def test_causal_and_center_keyframe_position(data: ThermalData) -> None:
         assert int(causal[i].frame_indices[-1]) == k
         assert int(causal[i].frame_indices.max()) == k  # nothing from the future
         assert int(center[i].frame_indices[7]) == k
-
-
-def test_slowfast_view_takes_every_alpha_th_frame(data: ThermalData) -> None:
-    ds = ClipDataset.from_data(data, data.keyframes[:3], CLIP, pathway_strides=(4, 1))
-    s = ds[1]
-    slow, fast = s.pathways()
-    assert fast is s.frames
-    assert slow.shape == (1, 4, 40, 60)
-    assert torch.equal(slow, s.frames[:, [1, 5, 9, 13]])
-    assert torch.equal(s.frame_indices[pathway_indices(16, 4)], s.frame_indices[[1, 5, 9, 13]])
-    batch = collate_clips([ds[0], ds[1], ds[2]])
-    b_slow, b_fast = batch.pathways()
-    assert b_slow.shape == (3, 1, 4, 40, 60)
-    assert torch.equal(b_slow[1], slow) and torch.equal(b_fast, batch.frames)
-    assert [p.shape[2] for p in pathways(batch.frames, (8, 2))] == [2, 8]
-    assert torch.equal(pathways(s)[0], slow) and torch.equal(
-        pathways(batch, (2,))[0], batch.frames[:, :, 0::2]
-    )
-    with pytest.raises(ValueError, match="explicit strides"):
-        pathways(batch.frames)
-    with pytest.raises(ValueError, match="multiple"):
-        ClipDataset.from_data(data, None, CLIP, pathway_strides=(3, 1))
 
 
 def test_dead_pixels_never_reach_the_sample(data: ThermalData) -> None:
@@ -247,7 +225,6 @@ def test_dataloader_workers_give_the_same_batches(data: ThermalData) -> None:
         data,
         kfs,
         CLIP,
-        pathway_strides=(4, 1),
         norm=NormStats(17.5, 1.75),
         augment=Augment(box_jitter=0.1),
         seed=7,

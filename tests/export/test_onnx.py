@@ -16,15 +16,9 @@ from thermact.data.dataset import real_clips
 from thermact.data.source import ThermalData
 from thermact.data.transforms import NormStats
 from thermact.errors import CheckpointError, ConfigError
-from thermact.export.onnx import (
-    OnnxActionModel,
-    OnnxPersonDetector,
-    OnnxRunner,
-    export_action_model,
-    export_module,
-    export_person_detector,
-    verify_onnx,
-)
+from thermact.export.onnx import export_action_model, export_module, export_person_detector
+from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector, OnnxRunner
+from thermact.export.verify import verify_onnx
 from thermact.models.action import ActionModel
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.head import RoIActionHead

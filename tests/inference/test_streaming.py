@@ -11,7 +11,8 @@ import torch
 
 from thermact.data.recording import Recording
 from thermact.errors import CheckpointError
-from thermact.export.onnx import OnnxActionModel, OnnxPersonDetector, export_action_onnx, export_detector_onnx
+from thermact.export.onnx import export_action_onnx, export_detector_onnx
+from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.inference.events import LyingWithRiskEvent
 from thermact.inference.pipeline import FrameInput
 from thermact.inference.runners import ActionRunner, DetectorRunner, load_action_model, load_detector

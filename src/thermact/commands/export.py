@@ -18,14 +18,8 @@ from thermact.data.source import load_dataset
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.restore import checkpoint_task
 from thermact.errors import ConfigError, DataError
-from thermact.export.onnx import (
-    DEFAULT_OPSET,
-    VerifyReport,
-    check_out_path,
-    export_action_onnx,
-    export_detector_onnx,
-    verify_onnx,
-)
+from thermact.export.onnx import DEFAULT_OPSET, check_out_path, export_action_onnx, export_detector_onnx
+from thermact.export.verify import VerifyReport, verify_onnx
 
 __all__ = ["ExportOptions", "ExportOutcome", "load_export_options", "main", "run_export"]
 

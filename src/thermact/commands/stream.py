@@ -26,7 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from thermact.config import build_config, parse_overrides
+from thermact.data.recording import Recording
 from thermact.data.source import load_recordings
 from thermact.errors import ConfigError, ProblemLog
 from thermact.export.onnx import export_action_onnx, export_detector_onnx
@@ -39,7 +42,7 @@ from thermact.inference.runners import (
     load_action_model,
     load_detector,
 )
-from thermact.inference.streaming import StreamingPredictor, interleave
+from thermact.inference.streaming import StreamingPredictor, StreamStats, interleave
 from thermact.io import write_json_atomic
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
@@ -113,15 +116,80 @@ def _models(opts: StreamOptions, tmp: Path) -> tuple[ActionModelLike, DetectorLi
     )
 
 
+def replay(
+    predictor: StreamingPredictor,
+    recordings: Sequence[Recording],
+    offsets: Sequence[int],
+    opts: StreamOptions,
+    echo: bool,
+) -> bool:
+    """Push the recordings' interleaved frames into ``predictor``: at ``opts.speed`` times real
+    time, or as fast as possible in rounds of at most one frame per sensor. Returns whether it
+    was interrupted (Ctrl-C)."""
+    t_first = min(r.start_ms + o for r, o in zip(recordings, offsets, strict=True))
+    limit_ms = None if opts.limit_s is None else t_first + int(opts.limit_s * 1000)
+    wall0 = time.perf_counter()
+    batch: list[FrameInput] = []
+    skipped_ms = 0
+    prev_t = t_first
+    try:
+        for t, sensor, frame in interleave(recordings, offsets):
+            if limit_ms is not None and t > limit_ms:
+                break
+            if opts.speed == "max":
+                if any(f.sensor_id == sensor for f in batch):  # one frame per sensor and round
+                    predictor.push_many(batch)
+                    batch = []
+                batch.append(FrameInput(sensor, t, frame))
+                continue
+            if t - prev_t > opts.max_idle_s * 1000:
+                skipped_ms += t - prev_t
+                if echo:
+                    print(f"(skipping {(t - prev_t) / 1000.0:.0f} s without frames)", flush=True)
+            prev_t = t
+            due = wall0 + (t - t_first - skipped_ms) / 1000.0 / float(opts.speed)
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            predictor.push_many([FrameInput(sensor, t, frame, due)])
+        if batch:
+            predictor.push_many(batch)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def print_summary(summary: dict[str, Any], stats: StreamStats) -> None:
+    """The closing lines of ``thermact stream``: frames and drops, events, latency, time per stage."""
+    c, tm = stats.counters, stats.times
+    print(
+        f"done{' (interrupted)' if summary['interrupted'] else ''}: {c.accepted} of {c.frames_in} frames "
+        f"({c.duplicates} duplicate, {c.out_of_order} out of order, {c.empty_frames} empty dropped; "
+        f"{c.repaired_frames} frames with {c.repaired_pixels} dead pixels repaired) in {summary['wall_s']:.1f} s, "
+        f"{summary['frames_per_s']:.1f} frames/s"
+    )
+    print(
+        f"  {c.classifications} classifications, {stats.events_raised} events raised, "
+        f"{stats.events_cleared} cleared; latency arrival->result p50 {stats.result_latency_ms[0]:.1f} ms, "
+        f"p99 {stats.result_latency_ms[1]:.1f} ms"
+    )
+    total = max(tm.total_s, 1e-9)
+    stages = (
+        ("detector", tm.detector_s),
+        ("action", tm.action_s),
+        ("tracking", tm.tracking_s),
+        ("ingest", tm.ingest_s),
+        ("other", tm.other_s),
+    )
+    print("  time: " + ", ".join(f"{k} {v:.2f} s ({100 * v / total:.0f}%)" for k, v in stages))
+
+
 def run_stream(
     target: str | None, opts: StreamOptions, lenient: bool = False, echo: bool = True
 ) -> dict[str, Any]:
     """Replay ``target`` through a predictor (see the module docstring); returns the summary."""
-    import torch
-
     torch.set_num_threads(opts.threads)
-    problems = ProblemLog(lenient=lenient)
-    recordings = load_recordings(target, problems)
+    recordings = load_recordings(target, ProblemLog(lenient=lenient))
     events: list[Event] = []
     t_first = min(r.start_ms for r in recordings)
     offsets = [t_first - r.start_ms if opts.align else 0 for r in recordings]
@@ -132,57 +200,22 @@ def run_stream(
             at = (e.raised_ms if e.kind == "raised" else int(e.cleared_ms or 0)) - t_first
             print(f"[{at / 1000.0:8.1f} s] {e.describe()}", flush=True)
 
+    backend = "onnxruntime" if opts.onnx else "pytorch"
     with tempfile.TemporaryDirectory(prefix="thermact-stream-") as tmp:
         action, detector = _models(opts, Path(tmp))
         predictor = StreamingPredictor(
-            action,
-            detector,
-            opts.tracker,
-            opts.cadence_s,
-            events=[LyingWithRiskEvent(opts.lying_min_s, opts.lying_clear_s)],
-            max_sensors=len(recordings),
-            score_threshold=opts.score_threshold,
-            on_event=show,
-        )
+            action, detector, opts.tracker, opts.cadence_s,
+            events=[LyingWithRiskEvent(opts.lying_min_s, opts.lying_clear_s)], max_sensors=len(recordings),
+            score_threshold=opts.score_threshold, on_event=show,
+        )  # fmt: skip
         if echo:
-            backend = "onnxruntime" if opts.onnx else "pytorch"
             print(
                 f"streaming {len(recordings)} sensor(s) at speed {opts.speed} with {backend}, "
                 f"{opts.threads} thread(s); classes every {opts.cadence_s:g} s",
                 flush=True,
             )
-        limit_ms = None if opts.limit_s is None else t_first + int(opts.limit_s * 1000)
         wall0 = time.perf_counter()
-        batch: list[FrameInput] = []
-        in_batch: set[str] = set()
-        interrupted = False
-        skipped_ms = 0
-        prev_t = t_first
-        try:
-            for t, sensor, frame in interleave(recordings, offsets):
-                if limit_ms is not None and t > limit_ms:
-                    break
-                if opts.speed == "max":
-                    if sensor in in_batch:
-                        predictor.push_many(batch)
-                        batch, in_batch = [], set()
-                    batch.append(FrameInput(sensor, t, frame))
-                    in_batch.add(sensor)
-                    continue
-                if t - prev_t > opts.max_idle_s * 1000:
-                    skipped_ms += t - prev_t
-                    if echo:
-                        print(f"(skipping {(t - prev_t) / 1000.0:.0f} s without frames)", flush=True)
-                prev_t = t
-                due = wall0 + (t - t_first - skipped_ms) / 1000.0 / float(opts.speed)
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                predictor.push_many([FrameInput(sensor, t, frame, due)])
-            if batch:
-                predictor.push_many(batch)
-        except KeyboardInterrupt:
-            interrupted = True
+        interrupted = replay(predictor, recordings, offsets, opts, echo)
         for rec in recordings:
             predictor.close_sensor(rec.recording_id)
         wall = time.perf_counter() - wall0
@@ -190,7 +223,7 @@ def run_stream(
     summary = {
         **stats.to_dict(),
         "sensors": [r.recording_id for r in recordings],
-        "backend": "onnxruntime" if opts.onnx else "pytorch",
+        "backend": backend,
         "speed": opts.speed,
         "wall_s": wall,
         "interrupted": interrupted,
@@ -198,32 +231,7 @@ def run_stream(
         "events": [e.to_dict() for e in events],
     }
     if echo:
-        c, tm = stats.counters, stats.times
-        print(
-            f"done{' (interrupted)' if interrupted else ''}: {c.accepted} of {c.frames_in} frames "
-            f"({c.duplicates} duplicate, {c.out_of_order} out of order, {c.empty_frames} empty dropped; "
-            f"{c.repaired_frames} frames with {c.repaired_pixels} dead pixels repaired) in {wall:.1f} s, "
-            f"{summary['frames_per_s']:.1f} frames/s"
-        )
-        print(
-            f"  {c.classifications} classifications, {stats.events_raised} events raised, "
-            f"{stats.events_cleared} cleared; latency arrival->result p50 {stats.result_latency_ms[0]:.1f} ms, "
-            f"p99 {stats.result_latency_ms[1]:.1f} ms"
-        )
-        total = max(tm.total_s, 1e-9)
-        print(
-            "  time: "
-            + ", ".join(
-                f"{k} {v:.2f} s ({100 * v / total:.0f}%)"
-                for k, v in (
-                    ("detector", tm.detector_s),
-                    ("action", tm.action_s),
-                    ("tracking", tm.tracking_s),
-                    ("ingest", tm.ingest_s),
-                    ("other", tm.other_s),
-                )
-            )
-        )
+        print_summary(summary, stats)
     if opts.out is not None:
         write_json_atomic(opts.out, summary)
     return summary

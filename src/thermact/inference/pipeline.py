@@ -317,11 +317,11 @@ class InferencePipeline:
             rounds[r].append(f)
         out: list[FrameResult] = []
         for items in rounds:
-            out.extend(self._round(items, t_start))
+            out.extend(self._process_round(items, t_start))
         self.times.total_s += self.clock() - t_start
         return out
 
-    def _round(self, items: list[FrameInput], t_start: float) -> list[FrameResult]:
+    def _process_round(self, items: list[FrameInput], t_start: float) -> list[FrameResult]:
         """One round (at most one frame per sensor): ingest, one detector call, tracking, one action
         call for every due track, results."""
         times, clock = self.times, self.clock

@@ -32,13 +32,8 @@ from thermact.data.transforms import NormStats, normalize
 from thermact.engine.restore import TrainedModel
 from thermact.engine.run import autocast_dtype
 from thermact.errors import CheckpointError
-from thermact.export.onnx import (
-    META_DET_CLIP,
-    META_DET_DECODE,
-    META_DET_NORM,
-    OnnxActionModel,
-    OnnxPersonDetector,
-)
+from thermact.export.onnx import META_DET_CLIP, META_DET_DECODE, META_DET_NORM
+from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.models.action import ActionModel
 from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
