@@ -27,6 +27,10 @@ class CheckpointError(ThermactError):
     """A checkpoint that cannot be loaded into the requested model."""
 
 
+class OutputError(ThermactError):
+    """An output that cannot be written (a directory in use, read-only, full, ...)."""
+
+
 class ProblemLog:
     """Collects problems found while reading input, strictly or leniently.
 

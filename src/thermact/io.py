@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from thermact.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_open(
@@ -54,6 +56,52 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> None:
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
     """Serialise ``obj`` as JSON (UTF-8, trailing newline) to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory for as long as a process writes into it.
+
+    A second process that tries to take it gets :class:`~thermact.errors.OutputError` at once (no
+    waiting). The lock is an ``flock`` on the directory itself, so it leaves no file behind and the
+    operating system releases it when its process ends, even after ``kill -9``. On systems without
+    ``fcntl`` it is a no-op.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._fd: int | None = None
+
+    def __enter__(self) -> DirectoryLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(
+                f"{self.directory}: in use by another thermact process; wait for it to finish or use another directory"
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_open` left in ``directory`` when its process was
+    killed mid-write (``.<name>.<random>.tmp``); call only while holding the directory's lock."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,16 +96,22 @@ def test_refuses_existing_run_dir_and_contradicting_resume(tmp_path: Path, small
         )
     ckpt = load_checkpoint(first.last_checkpoint)
     ckpt["classes"] = ckpt["classes"][:5]
-    other = tmp_path / "other_classes.pt"
+    other = tmp_path / "r" / "other_classes.pt"
     save_checkpoint(other, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
     with pytest.raises(ConfigError, match="other classes"):
         train(ACTION, _cfg(tmp_path / "r", small_split, f"resume={other}"))
     with pytest.raises(CheckpointError, match="not found"):
-        train(ACTION, _cfg(tmp_path / "r", small_split, f"resume={tmp_path / 'missing.pt'}"))
-    # a run that cannot start writes nothing: a fresh run directory stays empty
+        train(ACTION, _cfg(tmp_path / "r", small_split, f"resume={tmp_path / 'r' / 'missing.pt'}"))
+    with pytest.raises(ConfigError, match="continues in its checkpoint's directory"):
+        train(ACTION, _cfg(tmp_path / "elsewhere", small_split, f"resume={first.last_checkpoint}"))
+    # a run that cannot start writes nothing: the directory holds only what it held
+    (tmp_path / "fresh").mkdir()
+    lone = tmp_path / "fresh" / "other.pt"
+    lone.write_bytes(other.read_bytes())
     with pytest.raises(ConfigError, match="other classes"):
-        train(ACTION, _cfg(tmp_path / "fresh", small_split, f"resume={other}"))
-    assert list((tmp_path / "fresh").iterdir()) == []
+        train(ACTION, _cfg(tmp_path / "fresh", small_split, f"resume={lone}"))
+    assert list((tmp_path / "fresh").iterdir()) == [lone]
+    lone.unlink()
     train(ACTION, _cfg(tmp_path / "fresh", small_split, "optim.epochs=1"))  # and does not block a new run
 
 
@@ -186,3 +194,61 @@ def test_interaction_model_trains_with_memory_resumes_exactly_and_evaluates(
     summary = score_predictions(preds, 14).summary()
     assert summary["balanced_accuracy"] == pytest.approx(vals[-1]["balanced_accuracy"])
     assert summary["frame_map"] == pytest.approx(vals[-1]["frame_map"])
+
+
+def _train_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "thermact", "train", *args]
+
+
+def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Path, small_split: Path) -> None:
+    """A real SIGINT to a training process: it stops at the next step with a consistent state, and
+    resuming from its interrupted.pt (the checkpoint alone) gives the uninterrupted run bit for bit:
+    weights, losses.json and metrics.jsonl (no repeated record)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [*TINY, "optim.batch_size=2", f"data.split={small_split}"]  # 12 steps per epoch, 2 epochs
+    full = subprocess.run(
+        _train_cli(*args, f"run_dir={tmp_path / 'full'}"), env=env, capture_output=True, timeout=300
+    )
+    assert full.returncode == 0, full.stderr
+    run = tmp_path / "cut"
+    proc = subprocess.Popen(
+        _train_cli(*args, f"run_dir={run}"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    log = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (log.is_file() and sum(1 for _ in log.open()) >= 3) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the training never logged 3 steps"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    cut = load_checkpoint(run / "interrupted.pt")
+    assert 3 <= cut["progress"]["step"] < 24 and cut["progress"]["batch_in_epoch"] % 12 > 0  # mid-epoch
+    resumed = subprocess.run(
+        _train_cli(f"resume={run / 'interrupted.pt'}"), env=env, capture_output=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert (run / "losses.json").read_text() == (tmp_path / "full" / "losses.json").read_text()
+    assert log.read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert not (run / "interrupted.pt").exists()  # the interrupted run is complete now
+
+    # kill -9 after the first epoch: resume from last.pt, and the history reads as one run
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_cli(*args, f"run_dir={killed}"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    while not ((killed / "last.pt").is_file() and sum(1 for _ in (killed / "metrics.jsonl").open()) >= 15):
+        assert proc.poll() is None and time.monotonic() < deadline + 240, "no epoch finished"
+        time.sleep(0.02)
+    proc.kill()
+    proc.communicate(timeout=60)
+    (killed / ".last.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # as a kill during a write leaves
+    again = subprocess.run(
+        _train_cli(f"resume={killed / 'last.pt'}"), env=env, capture_output=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert (killed / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert (killed / "losses.json").read_text() == (tmp_path / "full" / "losses.json").read_text()
+    assert not list(killed.glob(".*.tmp"))

@@ -101,7 +101,8 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
     assert main_train(None, [f"config={CONFIG}", "task=detector", *TINY[:-1], "optim.epochs=1",
                              f"run_dir={run}", f"data.split={small_split}"], False) == 0  # fmt: skip
     with pytest.raises(ConfigError, match="checkpoint of task 'action', not 'detector'"):
-        action_like = tmp_path / "action.pt"
+        action_like = tmp_path / "r" / "action.pt"
+        action_like.parent.mkdir()
         ckpt = load_checkpoint(run / "last.pt")
         ckpt["config"] = {k: v for k, v in ckpt["config"].items() if k != "task"}
         torch.save(ckpt, action_like)

@@ -9,10 +9,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from thermact.config import config_from_dict, merge_trees, parse_overrides
 from thermact.data.source import DatasetPaths, ThermalData, default_dataset_root, load_dataset
-from thermact.engine.config import config_task, load_config
+from thermact.engine.checkpoint import load_checkpoint
+from thermact.engine.config import config_task, load_config, split_config_arg
+from thermact.engine.restore import checkpoint_task
 from thermact.engine.task import Task
-from thermact.errors import ConfigError
+from thermact.errors import CheckpointError, ConfigError
 from thermact.tasks.action import ACTION
 from thermact.tasks.person import PERSON
 
@@ -53,13 +56,71 @@ def task_of(name: str) -> Task[Any, Any]:
     return TASKS[name]
 
 
+RESUME_KEYS = frozenset(
+    {
+        "resume",
+        "device",
+        "amp",
+        "deterministic",
+        "log_every",
+        "optim.epochs",
+        "data.num_workers",
+        "data.lenient",
+    }
+)
+"""The keys a resumed run may set: how and how long it runs, never what it trains on or with."""
+
+
+def _flat_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out += _flat_keys(value, f"{prefix}{key}.")
+        else:
+            out.append(prefix + key)
+    return out
+
+
+def resume_config(resume: str, overrides: Sequence[str]) -> tuple[Task[Any, Any], Any]:
+    """The task and run config of ``resume=CHECKPOINT`` alone: the checkpoint's own config, its
+    directory as ``run_dir``, and only :data:`RESUME_KEYS` changed by ``overrides``."""
+    ckpt = load_checkpoint(resume)
+    task = task_of(checkpoint_task(ckpt))
+    tree = parse_overrides(overrides)
+    for key in _flat_keys(tree):
+        if key not in RESUME_KEYS:
+            raise ConfigError(
+                f"config key {key!r} cannot change when resuming {resume} (it would change what the run "
+                f"trains, on what or how); resume as it is, or start a new run. Keys a resume may set: "
+                f"{', '.join(sorted(RESUME_KEYS))}"
+            )
+    saved = dict(ckpt["config"])
+    data = merge_trees(saved, tree)
+    data.update(run_dir=str(Path(resume).parent), resume=resume, exist_ok=False)
+    try:
+        return task, config_from_dict(task.config_type, data)
+    except ConfigError as err:
+        raise CheckpointError(f"{resume}: the config stored in the checkpoint is invalid: {err}") from err
+
+
 def load_task_config(
     target: str | None, overrides: Sequence[str], lenient: bool
 ) -> tuple[Task[Any, Any], Any]:
     """The task and its validated run config of a command line: ``config=FILE`` (or the positional
-    path) + ``key=value`` overrides; ``--lenient`` sets ``data.lenient``."""
-    task = task_of(config_task(target, overrides))
-    cfg = load_config(task.config_type, target, overrides)
+    path) + ``key=value`` overrides, or ``resume=CHECKPOINT`` alone (:func:`resume_config`);
+    ``--lenient`` sets ``data.lenient``. A resumed run continues in its checkpoint's directory."""
+    path, rest = split_config_arg(target, overrides)
+    resume = parse_overrides([o for o in rest if o.startswith("resume=")]).get("resume")
+    if resume is not None and path is None:
+        task, cfg = resume_config(str(resume), rest)
+    else:
+        task = task_of(config_task(target, overrides))
+        cfg = load_config(task.config_type, target, overrides)
+        explicit_dir = any(o.startswith("run_dir=") for o in rest)
+        if cfg.run.resume and not explicit_dir:  # the config file's run_dir is another run's
+            cfg = dataclasses.replace(
+                cfg, run=dataclasses.replace(cfg.run, run_dir=str(Path(cfg.run.resume).parent))
+            )
     if lenient:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
     return task, cfg

@@ -43,6 +43,14 @@ class DistContext:
         dist.all_gather_object(out, obj)
         return out
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank (``flag`` itself when not distributed)."""
+        if not self.enabled:
+            return flag
+        box = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return bool(box.item() > 0)
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
         if not self.enabled:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +30,8 @@ from thermact.engine.checkpoint import capture_rng_state, save_checkpoint
 from thermact.engine.distributed import DistContext
 from thermact.engine.schedule import lr_at
 from thermact.engine.task import TaskRun
-from thermact.io import atomic_open
+from thermact.errors import OutputError
+from thermact.io import write_json_atomic, write_text_atomic
 
 __all__ = [
     "LoopSettings",
@@ -56,6 +59,16 @@ class Progress:
     best_epoch: int = -1
 
 
+@dataclasses.dataclass
+class History:
+    """What a run has recorded so far; every checkpoint holds it, so a resumed run continues it."""
+
+    losses: list[float] = dataclasses.field(default_factory=list)
+    """The training loss of every batch."""
+    best_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The validation metrics of ``best.pt`` (with its ``epoch``)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopSettings:
     """The numbers of a run config the loop reads (from ``optim``, ``eval`` and ``log_every``)."""
@@ -75,12 +88,55 @@ class LoopSettings:
 
 @dataclasses.dataclass
 class TrainResult:
+    """Where a run went: its directory, checkpoints (which exist only once written), the metrics of
+    ``best.pt``, the losses of the batches this call trained, and whether it was interrupted."""
+
     run_dir: Path
     best_checkpoint: Path
     last_checkpoint: Path
     best_metrics: dict[str, Any]
     losses: list[float]
     interrupted: bool = False
+
+    @property
+    def checkpoints(self) -> list[Path]:
+        """The checkpoints that exist (``best.pt``, ``last.pt``, ``interrupted.pt``)."""
+        names = ("best.pt", "last.pt", "interrupted.pt")
+        return [self.run_dir / n for n in names if (self.run_dir / n).is_file()]
+
+
+class StopRequestedError(Exception):
+    """Raised at a step boundary when a stop was asked for (Ctrl-C, ``max_steps``)."""
+
+
+class GracefulStop:
+    """Ctrl-C during training, in two stages. The first asks the loop to stop at the next optimiser
+    step boundary, where the state is consistent (every consumed batch stepped, no half-applied
+    forward pass), so ``interrupted.pt`` resumes exactly; a second aborts at once without saving.
+    Installed only in the main thread (signal handlers cannot be set elsewhere)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping at the end of this step (Ctrl-C again to abort without saving)", file=sys.stderr)
+
+    def should_stop(self, ctx: DistContext) -> bool:
+        """Whether any process was asked to stop (every process stops at the same step)."""
+        return ctx.any(self.requested)
 
 
 class JsonlLog:
@@ -90,8 +146,30 @@ class JsonlLog:
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise OutputError(f"{self.path}: cannot append to the log: {err.strerror or err}") from err
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the records of steps after ``step`` (those a resumed run will write again)."""
+        if not self.path.is_file():
+            return
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip() and _record_step(line) <= step
+        ]
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))
+
+
+def _record_step(line: str) -> float:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return float("inf")
+    return float(record.get("step", float("inf"))) if isinstance(record, dict) else float("inf")
 
 
 def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
@@ -194,10 +272,12 @@ def train_epoch(
     progress: Progress,
     log: RunLog,
     ctx: DistContext,
-    losses: list[float],
+    history: History,
+    stop: GracefulStop,
     max_steps: int | None = None,
 ) -> None:
-    """The rest of epoch ``progress.epoch``: forward, backward, step (see the module docstring)."""
+    """The rest of epoch ``progress.epoch``: forward, backward, step (see the module docstring).
+    Raises :class:`StopRequestedError` right after a step when a stop was asked for."""
     epoch = progress.epoch
     run.set_epoch(epoch)
     run.sampler.epoch, run.sampler.start = epoch, progress.batch_in_epoch * s.batch_size
@@ -212,7 +292,7 @@ def train_epoch(
                 scaled = scaler.scale(scaled)
             scaled.backward()  # type: ignore[no-untyped-call]
         loss_value = float(loss.detach()) if loss is not None else 0.0
-        losses.append(loss_value)
+        history.losses.append(loss_value)
         progress.batch_in_epoch += 1
         seen += run.batch_size(batch)
         if (
@@ -226,9 +306,12 @@ def train_epoch(
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
             if progress.step % s.log_every == 0:
                 log.train_step(progress.step, epoch + 1, loss_value, lr, parts)
-        bar.update(1)
-        if max_steps is not None and progress.step >= max_steps:
-            raise KeyboardInterrupt
+            bar.update(1)
+            if stop.should_stop(ctx) or (max_steps is not None and progress.step >= max_steps):
+                bar.close()
+                raise StopRequestedError
+        else:
+            bar.update(1)
     bar.close()
 
 
@@ -258,9 +341,10 @@ def fit(
     scaler: torch.amp.GradScaler | None,
     settings: LoopSettings,
     progress: Progress,
+    history: History,
     run_dir: Path,
     ctx: DistContext,
-    payload: Callable[[Progress, dict[str, Any] | None], dict[str, Any]],
+    payload: Callable[[Progress, History, dict[str, Any] | None], dict[str, Any]],
     max_steps: int | None = None,
     tensorboard: Any = None,
 ) -> TrainResult:
@@ -270,6 +354,7 @@ def fit(
         run: the task's data, loss and evaluation (its ``model`` is the bare model: gradient
             clipping, checkpoints).
         net: what is called on batches (``run.model`` or its DDP wrapper).
+        history: the losses and best metrics so far (continued, and saved in every checkpoint).
         payload: builds a checkpoint dict for the current state (called on rank 0 only).
         max_steps: stop as if interrupted after that many optimiser steps (tests).
         tensorboard: a ``SummaryWriter`` on rank 0, or None.
@@ -279,23 +364,43 @@ def fit(
 
     def save(name: str, metrics: dict[str, Any] | None) -> None:
         if ctx.is_main:
-            save_checkpoint(run_dir / name, payload(progress, metrics))
+            path = run_dir / name
+            try:
+                save_checkpoint(path, payload(progress, history, metrics))
+            except OSError as err:
+                raise OutputError(
+                    f"{path}: cannot write the checkpoint: {err.strerror or err} (the log up to this "
+                    f"epoch is in {run_dir / 'metrics.jsonl'})"
+                ) from err
 
-    losses: list[float] = []
-    best_metrics: dict[str, Any] = {}
+    first = len(history.losses)
     interrupted = False
     net.train()
     try:
-        while progress.epoch < settings.epochs:
-            train_epoch(
-                run, net, optimizer, scaler, settings, schedule, progress, log, ctx, losses, max_steps
-            )
-            progress, metrics, improved = end_epoch(run, net, settings, progress, log, ctx)
-            if improved:
-                best_metrics = dict(metrics, epoch=progress.epoch)
-                save("best.pt", metrics)
-            save("last.pt", metrics)
-    except KeyboardInterrupt:
+        with GracefulStop() as stop:
+            while progress.epoch < settings.epochs:
+                if stop.should_stop(ctx):  # asked while evaluating or saving
+                    raise StopRequestedError
+                train_epoch(
+                    run,
+                    net,
+                    optimizer,
+                    scaler,
+                    settings,
+                    schedule,
+                    progress,
+                    log,
+                    ctx,
+                    history,
+                    stop,
+                    max_steps,
+                )
+                progress, metrics, improved = end_epoch(run, net, settings, progress, log, ctx)
+                if improved:
+                    history.best_metrics = dict(metrics, epoch=progress.epoch)
+                    save("best.pt", metrics)
+                save("last.pt", metrics)
+    except StopRequestedError:
         interrupted = True
         save("interrupted.pt", None)
         if ctx.is_main:
@@ -303,12 +408,21 @@ def fit(
                 f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
                 file=sys.stderr,
             )
+    except KeyboardInterrupt:
+        interrupted = True
+        if ctx.is_main:
+            print("aborted: nothing saved since the last checkpoint", file=sys.stderr)
     finally:
         log.close()
+    if ctx.is_main and not interrupted:
+        (run_dir / "interrupted.pt").unlink(missing_ok=True)  # the run it resumed from is complete
     if ctx.is_main:
-        with atomic_open(run_dir / "losses.json") as handle:
-            json.dump(losses, handle)
-    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", best_metrics, losses, interrupted)
+        try:
+            write_json_atomic(run_dir / "losses.json", history.losses, indent=None)
+        except OSError as err:
+            raise OutputError(f"{run_dir / 'losses.json'}: cannot write: {err.strerror or err}") from err
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    return TrainResult(run_dir, best, last, dict(history.best_metrics), history.losses[first:], interrupted)
 
 
 def state_payload(
@@ -320,6 +434,7 @@ def state_payload(
     classes: Sequence[str],
     norm: NormStats,
     metrics: dict[str, Any] | None,
+    history: History | None = None,
 ) -> dict[str, Any]:
     """Everything a checkpoint holds (see :mod:`thermact.engine.checkpoint`), as plain types + tensors."""
     return {
@@ -334,4 +449,5 @@ def state_payload(
         "classes": list(classes),
         "norm": norm.to_dict(),
         "metrics": metrics or {},
+        "history": dataclasses.asdict(history if history is not None else History()),
     }

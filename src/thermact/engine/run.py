@@ -13,6 +13,7 @@ and the data-side :func:`select_fold` / :func:`keyframes_by_id` the tasks share.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -32,10 +33,11 @@ from thermact.data.splits import Fold, SplitDefinition
 from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
 from thermact.engine.config import DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed, wrap_ddp
-from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, state_payload
+from thermact.engine.loop import History, JsonlLog, LoopSettings, Progress, TrainResult, fit, state_payload
 from thermact.engine.samplers import EpochSampler, ShardSampler
 from thermact.engine.task import Task, TaskRun
-from thermact.errors import ConfigError, DataError
+from thermact.errors import CheckpointError, ConfigError, DataError
+from thermact.io import DirectoryLock, remove_stale_temporaries
 from thermact.runtime import configure_cpu_math
 
 __all__ = [
@@ -184,36 +186,57 @@ def make_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.Optimiz
 
 
 def prepare_run_dir(run_dir: Path, exist_ok: bool, resume: str | None) -> Path:
-    """Create ``run_dir``; refuse a non-empty one unless ``exist_ok`` or resuming."""
-    if run_dir.exists() and any(run_dir.iterdir()) and not (exist_ok or resume):
+    """Create ``run_dir``; refuse a non-empty one unless ``exist_ok`` or resuming, and one that
+    cannot be created or written (naming it); remove what a previous run over it left."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"config key 'run_dir': {str(run_dir)!r} exists and is not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (exist_ok or resume):
         raise ConfigError(
             f"run directory {str(run_dir)!r} exists and is not empty; pass exist_ok=true, resume=PATH "
             "or another run_dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:  # a new run over an old one (exist_ok): nothing stale may survive
-        for name in ("metrics.jsonl", "best.pt", "last.pt", "interrupted.pt", "losses.json"):
-            (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"config key 'run_dir': cannot write to {str(run_dir)!r}: {err.strerror or err}"
+        ) from err
     return run_dir
 
 
-def check_resume_compatible(
-    ckpt: dict[str, Any], cfg: RunConfigLike, classes: Sequence[str], path: str
-) -> None:
-    """The checkpoint must be of the same task, classes and ``model`` section as ``cfg``."""
+def clear_previous_run(run_dir: Path) -> None:
+    """A new run over an old one (``exist_ok``): nothing stale may survive (call holding the lock)."""
+    for name in ("metrics.jsonl", "best.pt", "last.pt", "interrupted.pt", "losses.json", "log.txt"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+RESUMABLE = {"model": ("pretrained",), "data": ("num_workers", "lenient"), "augment": (), "loss": ()}
+"""The config sections a resumed run must share with its checkpoint, and the keys in them that may differ."""
+
+
+def check_resume_compatible(ckpt: dict[str, Any], cfg: RunConfigLike, classes: Sequence[str], path: str) -> None:
+    """The checkpoint must be of the same task and classes as ``cfg``, and trained on the same
+    model, data, augmentation and loss (:data:`RESUMABLE`)."""
     saved_task = ckpt["config"].get("task", "action")
     if saved_task != cfg.task:
         raise ConfigError(f"{path}: checkpoint of task {saved_task!r}, not {cfg.task!r}")
     if list(ckpt["classes"]) != list(classes):
         raise ConfigError(f"{path}: checkpoint was trained on other classes ({len(ckpt['classes'])} classes)")
-    saved_model = _normalised(type(cfg.model), ckpt["config"].get("model", {}))
-    now_model = config_to_dict(cfg.model)
-    diffs = [k for k in now_model if k != "pretrained" and saved_model.get(k) != now_model[k]]
-    if diffs:
-        raise ConfigError(
-            f"{path}: the config contradicts the checkpoint in model.{diffs[0]} "
-            f"(checkpoint: {saved_model.get(diffs[0])!r}, config: {now_model[diffs[0]]!r})"
-        )
+    for section, free in RESUMABLE.items():
+        now = getattr(cfg, section, None)
+        if now is None:
+            continue
+        saved = _normalised(type(now), ckpt["config"].get(section, {}))
+        current = config_to_dict(now)
+        diffs = [k for k in current if k not in free and saved.get(k) != current[k]]
+        if diffs:
+            raise ConfigError(
+                f"{path}: the config contradicts the checkpoint in {section}.{diffs[0]} "
+                f"(checkpoint: {saved.get(diffs[0])!r}, config: {current[diffs[0]]!r})"
+            )
 
 
 def _normalised(section_type: type[Any], section: Any) -> Any:
@@ -232,17 +255,24 @@ def resume_state(
     run: TaskRun,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
-) -> Progress:
-    """Load a checkpoint's model, optimiser, scaler, RNG and task states; return its progress."""
+) -> tuple[Progress, History]:
+    """Load a checkpoint's model, optimiser, scaler, RNG and task states; return its progress and history."""
     ckpt = load_checkpoint(path, map_location=device)
     check_resume_compatible(ckpt, cfg, run.classes, path)
-    run.model.load_state_dict(ckpt["model"])
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        detail = " ".join(str(err).strip().splitlines()[:2])
+        raise CheckpointError(
+            f"{path}: its weights or optimiser state do not fit the run's model: {detail}"
+        ) from None
     run.load_state_dict(ckpt, path)
-    optimizer.load_state_dict(ckpt["optimizer"])
     if scaler is not None and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
     restore_rng_state(ckpt["rng"])
-    return Progress(**ckpt["progress"])
+    history = History(**ckpt["history"]) if isinstance(ckpt.get("history"), dict) else History()
+    return Progress(**ckpt["progress"]), history
 
 
 def loop_settings(cfg: RunConfigLike, eval_every: int, metric: str) -> LoopSettings:
@@ -261,12 +291,15 @@ def loop_settings(cfg: RunConfigLike, eval_every: int, metric: str) -> LoopSetti
     )
 
 
-def _tensorboard(run_dir: Path) -> Any:
+def _tensorboard(run_dir: Path, resumed_at: int | None) -> Any:
+    """A ``SummaryWriter`` in ``run_dir/tensorboard``; on resume the events after the checkpoint's
+    step are purged, so the history reads as one run (None without the optional tensorboard)."""
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional extra
     except ImportError:
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    purge = None if resumed_at is None else resumed_at + 1
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,9 +328,29 @@ def _train(
 ) -> TrainResult:
     r = cfg.run
     run_dir = Path(r.run_dir)
+    if r.resume and run_dir.resolve() != Path(r.resume).resolve().parent:
+        raise ConfigError(
+            f"config key 'run_dir': a resumed run continues in its checkpoint's directory "
+            f"{str(Path(r.resume).parent)!r}, not {str(run_dir)!r}"
+        )
     if ctx.is_main:
         prepare_run_dir(run_dir, r.exist_ok, r.resume)
     ctx.barrier()
+    with DirectoryLock(run_dir) if ctx.is_main else contextlib.nullcontext():
+        if ctx.is_main:
+            remove_stale_temporaries(run_dir)
+        return _run(task, cfg, ctx, dist_device, max_steps, run_dir)
+
+
+def _run(
+    task: Task[ConfigT, Any],
+    cfg: ConfigT,
+    ctx: DistContext,
+    dist_device: torch.device | None,
+    max_steps: int | None,
+    run_dir: Path,
+) -> TrainResult:
+    r = cfg.run
     seed_everything(r.seed + ctx.rank, r.deterministic)
     device = dist_device if dist_device is not None else select_device(r.device)
     amp_dtype = autocast_dtype(r.amp, device)
@@ -306,21 +359,26 @@ def _train(
     net = wrap_ddp(run.model, device, ctx)
     optimizer = make_optimizer(run.model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    progress = Progress()
-    if r.resume:  # before config.yaml: a run that cannot resume leaves its directory empty
-        progress = resume_state(r.resume, device, cfg, run, optimizer, scaler)
-        if ctx.is_main:
-            print(f"resumed from {r.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+    progress, history = Progress(), History()
+    if r.resume:  # before config.yaml: a run that cannot resume leaves its directory as it was
+        progress, history = resume_state(r.resume, device, cfg, run, optimizer, scaler)
     config = config_to_dict(cfg)
     if ctx.is_main:
+        if r.resume:
+            JsonlLog(run_dir / "metrics.jsonl").truncate_after(progress.step)
+            print(f"resumed from {r.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+        else:
+            clear_previous_run(run_dir)
         save_config(cfg, run_dir / "config.yaml")
         extra = f" x {ctx.world_size} processes" if ctx.enabled else ""
         print(f"{run.summary}; device {device}{extra}")
 
-    def payload(progress: Progress, metrics: dict[str, Any] | None) -> dict[str, Any]:
-        state = state_payload(run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics)
+    def payload(progress: Progress, history: History, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        state = state_payload(
+            run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics, history
+        )
         return {**state, "clip": dataclasses.asdict(run.clip), **run.state_dict()}
 
     settings = loop_settings(cfg, cfg.eval.every_epochs, run.metric)
-    tb = _tensorboard(run_dir) if ctx.is_main else None
-    return fit(run, net, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps, tb)
+    tb = _tensorboard(run_dir, progress.step if r.resume else None) if ctx.is_main else None
+    return fit(run, net, optimizer, scaler, settings, progress, history, run_dir, ctx, payload, max_steps, tb)
