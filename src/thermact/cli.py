@@ -141,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ThermactError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file-system failure no check could foresee (e.g. a full disk)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -115,6 +116,30 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key {key!r}: unsupported annotation {tp!r}")  # programming error
 
 
+def check_number(
+    name: str,
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ``ValueError("<name>: must be ...")`` unless ``value`` is finite and within the bounds
+    (``low_open`` / ``high_open``: the bound itself excluded). For ``__post_init__`` of config
+    sections: :func:`build_config` reports it as ``config key '<section>.<name>': must be ...``."""
+    bad = not math.isfinite(value)
+    bad = bad or (low is not None and (value <= low if low_open else value < low))
+    bad = bad or (high is not None and (value >= high if high_open else value > high))
+    if not bad:
+        return
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    raise ValueError(f"{name}: must be a finite number {' and '.join(parts)}".rstrip() + f", got {value!r}")
+
+
 def embedded(factory: Callable[[], T]) -> T:
     """A dataclass field holding a section whose keys sit at the *parent's* level.
 
@@ -165,6 +190,9 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
+        name, sep, rest = str(err).partition(": ")
+        if sep and name in owner:  # "<field>: message" from check_number and the like
+            raise ConfigError(f"config key {prefix + name!r}: {rest}") from err
         raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'!r}: {err}") from err
     return obj
 
@@ -207,15 +235,47 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return tree
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps the last
+    silently, which would drop a whole section written twice)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's own text spans several lines)."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        problem = err.problem or err.context or "syntax error"
+        mark = err.problem_mark or err.context_mark
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+    return " ".join(str(err).split())
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from ``path`` with errors that name the file."""
+    """Read a YAML mapping from ``path`` with errors that name the file (missing, unreadable, not
+    UTF-8, not YAML, a key written twice, not a mapping)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {str(p)!r} is not UTF-8 text: {err.reason} at byte {err.start}"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {err.strerror or err}") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {err}") from err
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {_yaml_problem(err)}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -61,6 +61,26 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None
     write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
+def check_writable(path: str | os.PathLike[str], key: str) -> Path:
+    """Check, before any work, that ``path`` (a file or directory to be written) can be created:
+    nothing in the way is a file, and the nearest existing directory above it is writable.
+    Raises :class:`~thermact.errors.OutputError` naming ``key`` and the path; creates nothing."""
+    target = Path(path)
+    for parent in [target, *target.parents]:
+        if not parent.exists():
+            continue
+        if parent != target and not parent.is_dir():
+            raise OutputError(
+                f"config key {key!r}: {str(target)!r} cannot be created: {str(parent)!r} is a file"
+            )
+        if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(
+                f"config key {key!r}: {str(target)!r} cannot be written: {str(parent)!r} is not writable"
+            )
+        break
+    return target
+
+
 class DirectoryLock:
     """An exclusive lock on a directory for as long as a process writes into it.
 

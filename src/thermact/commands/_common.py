@@ -16,6 +16,7 @@ from thermact.engine.config import config_task, load_config, split_config_arg
 from thermact.engine.restore import checkpoint_task
 from thermact.engine.task import Task
 from thermact.errors import CheckpointError, ConfigError
+from thermact.io import check_writable
 from thermact.tasks.action import ACTION
 from thermact.tasks.person import PERSON
 
@@ -40,9 +41,12 @@ def load_with_progress(
 
 
 def check_out_dir(out: Path, exist_ok: bool, key: str = "out") -> None:
-    """Refuse an output directory that is a file, or non-empty unless ``exist_ok``."""
+    """Refuse an output directory that is a file, cannot be written, or is non-empty unless
+    ``exist_ok`` (checked before any work, so nothing is computed for an output that cannot be
+    written and no existing result is overwritten without asking)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"config key {key!r}: {str(out)!r} exists and is not a directory")
+    check_writable(out, key)
     if out.is_dir() and any(out.iterdir()) and not exist_ok:
         raise ConfigError(
             f"output directory {str(out)!r} exists and is not empty; pass exist_ok=true or another {key}=DIR"

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
+from thermact.commands._common import check_out_dir
 from thermact.config import build_config, config_to_dict, parse_overrides
 from thermact.data.ava import AvaRow, detection_rows, write_ava_csv, write_label_map
 from thermact.data.recording import Recording
@@ -68,6 +69,8 @@ class DetectOptions:
     detector: str = ""
     """Person-detector checkpoint (``.pt``) or ``.onnx`` exported with its metadata (required)."""
     out: str = "runs/detect"
+    exist_ok: bool = False
+    """Write into an existing non-empty ``out`` (files of the same name are replaced)."""
     cadence_s: float = 1.0
     """Seconds between two classifications of one track."""
     score_threshold: float = 0.3
@@ -209,6 +212,8 @@ def run_detect(
         CheckpointError: a model cannot be loaded or is of the wrong kind.
         DataError: a recording is missing or unreadable (lenient: skipped with a warning).
     """
+    out = Path(opts.out)
+    check_out_dir(out, opts.exist_ok)
     device = _device(opts.device)
     action = load_action_model(opts.checkpoint, device, precision=opts.precision)
     detector = load_detector(opts.detector, device, precision=opts.precision)
@@ -217,7 +222,6 @@ def run_detect(
     ids = [r.recording_id for r in recordings]
     if len(set(ids)) != len(ids):
         raise DataError(f"{target}: recording ids (file stems) repeat: {sorted(ids)}")
-    out = Path(opts.out)
     events: list[Event] = []
     rows: list[AvaRow] = []
     outcomes: list[RecordingOutcome] = []

@@ -43,7 +43,7 @@ from thermact.inference.runners import (
     load_detector,
 )
 from thermact.inference.streaming import StreamingPredictor, StreamStats, interleave
-from thermact.io import write_json_atomic
+from thermact.io import check_writable, write_json_atomic
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
 from thermact.tracking.tracker import TrackerConfig
@@ -188,6 +188,8 @@ def run_stream(
     target: str | None, opts: StreamOptions, lenient: bool = False, echo: bool = True
 ) -> dict[str, Any]:
     """Replay ``target`` through a predictor (see the module docstring); returns the summary."""
+    if opts.out is not None:
+        check_writable(opts.out, "out")
     torch.set_num_threads(opts.threads)
     recordings = load_recordings(target, ProblemLog(lenient=lenient))
     events: list[Event] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,19 @@ def _to_tuples(value: Any) -> Any:
     return value
 
 
+def _load_failure(err: Exception) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` failed (torch's own text is a page)."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        return (
+            "cannot be loaded: it holds Python objects that a safe (weights-only) load refuses, so it is "
+            "not a thermact checkpoint (those hold only tensors and plain values)"
+        )
+    first = " ".join(text.strip().splitlines()[:1])[:160]
+    detail = f"{type(err).__name__}: {first}" if any(c.isalpha() for c in first) else type(err).__name__
+    return f"cannot be loaded: not a readable PyTorch checkpoint (truncated or corrupt; {detail})"
+
+
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write ``payload`` (plus format/version tags) to ``path`` atomically."""
     data = {"format": FORMAT, "version": VERSION, **payload}
@@ -96,10 +110,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: empty file (0 bytes), not a checkpoint")
     try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds on corrupt or unsafe files
-        raise CheckpointError(f"{p}: cannot be loaded as a safe (weights-only) checkpoint: {err}") from err
+        raise CheckpointError(f"{p}: {_load_failure(err)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a thermact checkpoint (no 'format': {FORMAT!r} entry)")
     if data.get("version") != VERSION:

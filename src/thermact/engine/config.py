@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from thermact.config import build_config, parse_overrides, read_yaml
+from thermact.config import build_config, check_number, parse_overrides, read_yaml
 from thermact.errors import ConfigError
 
 T = TypeVar("T")
@@ -64,6 +64,12 @@ class RunSection:
     amp: Literal["none", "bf16", "fp16"] = "none"
     log_every: int = 10
 
+    def __post_init__(self) -> None:
+        if self.log_every < 1:
+            raise ValueError(f"log_every: must be >= 1, got {self.log_every}")
+        if not self.run_dir:
+            raise ValueError("run_dir: must not be empty")
+
 
 @dataclasses.dataclass
 class DataSection:
@@ -76,6 +82,13 @@ class DataSection:
     num_workers: int = 0
     lenient: bool = False
 
+    def __post_init__(self) -> None:
+        check_number("window_s", self.window_s, low=0.0, low_open=True)
+        if self.fold < 0:
+            raise ValueError(f"fold: must be >= 0, got {self.fold}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
+
 
 @dataclasses.dataclass
 class AugmentSection:
@@ -86,6 +99,17 @@ class AugmentSection:
     offset_c: tuple[float, float] = (-1.0, 1.0)
     gain: tuple[float, float] = (0.9, 1.1)
     box_jitter: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("p_hflip", "p_vflip", "p_rot180"):
+            check_number(name, getattr(self, name), low=0.0, high=1.0)
+        for name, low in (("offset_c", None), ("gain", 0.0)):
+            a, b = getattr(self, name)
+            check_number(name, a, low=low, low_open=low is not None)
+            check_number(name, b, low=low, low_open=low is not None)
+            if b < a:
+                raise ValueError(f"{name}: must be a range [low, high] with low <= high, got [{a}, {b}]")
+        check_number("box_jitter", self.box_jitter, low=0.0, high=1.0)
 
 
 @dataclasses.dataclass
@@ -103,10 +127,18 @@ class OptimSection:
     freeze_stages: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
-            raise ValueError("epochs, batch_size and accumulate must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("epochs", "batch_size", "accumulate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("warmup_epochs", self.warmup_epochs, low=0.0)
+        check_number("min_lr", self.min_lr, low=0.0, high=self.lr)
+        if self.clip_grad_norm is not None:
+            check_number("clip_grad_norm", self.clip_grad_norm, low=0.0, low_open=True)
+        if self.freeze_stages < 0:
+            raise ValueError(f"freeze_stages: must be >= 0, got {self.freeze_stages}")
 
 
 def split_config_arg(target: str | None, overrides: Sequence[str]) -> tuple[str | None, list[str]]:

@@ -58,6 +58,19 @@ class TrainedModel(Generic[ModelT, ConfigT]):
     """The other entries of the checkpoint (e.g. an interaction model's ``memory``)."""
 
 
+def _check_finite(state: dict[str, Any], path: Path) -> None:
+    """A diverged run's NaN or infinite weights would give empty, silent predictions: refuse them."""
+    for key, value in state.items():
+        if (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())
+        ):
+            raise CheckpointError(
+                f"{path}: weight {key!r} holds NaN or infinite values (the run that wrote it diverged)"
+            )
+
+
 def restore(
     path: str | os.PathLike[str],
     device: str | torch.device,
@@ -86,6 +99,7 @@ def restore(
         cfg = config_from_dict(config_type, ckpt["config"])
     except ConfigError as err:
         raise CheckpointError(f"{p}: the config stored in the checkpoint is invalid: {err}") from err
+    _check_finite(ckpt["model"], p)
     model, clip = build(cfg)
     name = getattr(getattr(cfg, "model", None), "name", type(model).__name__)
     try:

@@ -217,7 +217,9 @@ RESUMABLE = {"model": ("pretrained",), "data": ("num_workers", "lenient"), "augm
 """The config sections a resumed run must share with its checkpoint, and the keys in them that may differ."""
 
 
-def check_resume_compatible(ckpt: dict[str, Any], cfg: RunConfigLike, classes: Sequence[str], path: str) -> None:
+def check_resume_compatible(
+    ckpt: dict[str, Any], cfg: RunConfigLike, classes: Sequence[str], path: str
+) -> None:
     """The checkpoint must be of the same task and classes as ``cfg``, and trained on the same
     model, data, augmentation and loss (:data:`RESUMABLE`)."""
     saved_task = ckpt["config"].get("task", "action")

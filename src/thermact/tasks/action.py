@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from thermact.config import embedded
+from thermact.config import check_number, embedded
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_clips
@@ -78,11 +78,19 @@ class LossSection:
     gamma: float = 2.0
     sampler: Literal["none", "balanced"] = "none"
 
+    def __post_init__(self) -> None:
+        check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
+        check_number("gamma", self.gamma, low=0.0)
+
 
 @dataclasses.dataclass
 class EvalSection:
     every_epochs: int = 1
     metric: Literal["balanced_accuracy", "macro_f1", "accuracy", "frame_map"] = "balanced_accuracy"
+
+    def __post_init__(self) -> None:
+        if self.every_epochs < 1:
+            raise ValueError(f"every_epochs: must be >= 1, got {self.every_epochs}")
 
 
 @dataclasses.dataclass

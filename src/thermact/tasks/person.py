@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from thermact.config import embedded
+from thermact.config import check_number, embedded
 from thermact.data.clips import ClipConfig
 from thermact.data.detection import DetectionBatch, DetectionClipDataset, collate_detection, detection_clip
 from thermact.data.source import ThermalData, load_dataset
@@ -72,6 +72,10 @@ class DetectorLossSection:
     with_others: bool = True
     """Train the non-person heatmap class on the hot objects and furniture of the raw annotations."""
 
+    def __post_init__(self) -> None:
+        check_number("size_weight", self.size_weight, low=0.0)
+        check_number("offset_weight", self.offset_weight, low=0.0)
+
 
 @dataclasses.dataclass
 class DetectorEvalSection:
@@ -82,6 +86,14 @@ class DetectorEvalSection:
     nms_iou: float = 0.5
     min_score: float = 0.01
     """Lowest detection score kept for the AP computation."""
+
+    def __post_init__(self) -> None:
+        for name in ("every_epochs", "top_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        check_number("score_threshold", self.score_threshold, low=0.0, high=1.0)
+        check_number("nms_iou", self.nms_iou, low=0.0, high=1.0, low_open=True)
+        check_number("min_score", self.min_score, low=0.0, high=1.0)
 
 
 def _detector_data() -> DataSection:
