@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled real dataset, and writable copies of it to break on purpose."""
+"""Shared fixtures: the bundled real datasets, and writable copies of one to break on purpose."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from thermact.data.source import BUNDLED_DATASET, ThermalData, load_dataset
+from thermact.data.source import BUNDLED_DATASET, ThermalData, bundled_datasets, load_dataset
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,12 @@ def bundled_root() -> Path:
 def real_data() -> ThermalData:
     """The bundled dataset, loaded once per test session (read-only use)."""
     return load_dataset(BUNDLED_DATASET)
+
+
+@pytest.fixture(scope="session")
+def real_data_v2() -> ThermalData:
+    """The bundled ``thermal_v2`` (19 recordings, 3 sessions), loaded once per test session."""
+    return load_dataset(bundled_datasets()["thermal_v2"])
 
 
 @pytest.fixture()

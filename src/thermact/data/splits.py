@@ -12,12 +12,16 @@ Protocols
         keyframes are about one second apart while a clip spans several seconds, so almost every
         test clip shares frames with training clips: the split is always flagged ``leaky``.
     ``group``
-        One fold per group of recordings: the group is the test set, the other groups train. A
-        recording→group mapping defines it; :func:`session_groups` derives the session (``SL14``
-        from ``SL14_R3``) so the session split trains on one session and tests on the other, in
-        both directions. Users define splits for their own data the same way.
+        One fold per group of recordings: the group is the test set, all other groups train. A
+        recording→group mapping defines it. The ``session`` split uses the sessions found from
+        the data (:func:`thermact.data.sessions.find_sessions`: same device, no pause over 5 min),
+        so it is leave-one-session-out (with two sessions: train on one, test on the other, in
+        both directions). Users define splits for their own data the same way.
     ``leave_one_recording_out``
         One fold per recording.
+    ``all``
+        One fold that trains on every keyframe and tests on none (a final model trained without
+        validation). Only this protocol may have an empty test side.
 
 Purge (all protocols but ``given``)
     Recordings of one device may overlap in time: the bundled recordings are overlapping windows
@@ -42,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -52,16 +55,15 @@ import numpy as np
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig, KeyframePosition, clip_indices, clip_window
 from thermact.data.recording import Recording
+from thermact.data.sessions import SESSION_GAP_S, find_sessions, same_device, session_groups
 from thermact.data.source import ThermalData
 from thermact.errors import ConfigError, DataError
 from thermact.io import write_json_atomic
 
-Protocol = Literal["given", "group", "leave_one_recording_out"]
+Protocol = Literal["given", "group", "leave_one_recording_out", "all"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 SPLIT_FORMAT = "thermact-split"
 SPLIT_VERSION = 1
-SESSION_PATTERN = re.compile(r"^(.*)_R\d+$")
-"""Recording ids ``<session>_R<n>``: the session is the prefix."""
 
 Interval = tuple[int, int]
 """Closed time interval ``[start_ms, end_ms]`` in absolute Unix milliseconds."""
@@ -221,25 +223,68 @@ class SplitDefinition:
         names = [f.name for f in folds]
         if len(set(names)) != len(names):
             raise DataError(f"{source}: duplicate fold names in {names}")
+        check_test_sides(protocol, folds, source)
         return cls(name, protocol, leaky, clip, folds, groups, dataset)
 
-    def check_against(self, data: ThermalData, source: str = "split") -> None:
-        """Raise DataError if a keyframe or recording id of the split is not in ``data``."""
+    def check_against(self, data: ThermalData, source: str = "split") -> SplitDefinition:
+        """This split with only keyframes and recordings of ``data``.
+
+        An id the dataset lacks is a problem of ``data.problems``: strict, a DataError naming
+        ``source``, the fold and the ids; lenient (the dataset skipped bad records), the ids are
+        dropped from the returned copy with a warning per fold part.
+        """
         known = {k.keyframe_id for k in data.keyframes}
+        recs = data.recordings
+        folds = []
         for fold in self.folds:
-            for part in ("train", "test", "purged"):
-                missing = [k for k in getattr(fold, part) if k not in known]
-                if missing:
-                    raise DataError(
-                        f"{source}: fold {fold.name!r} {part} has {len(missing)} keyframe id(s) not in "
-                        f"dataset {data.root}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                    )
+            where = f"{source}: fold {fold.name!r}"
+            train, test, purged = (
+                _known_ids(getattr(fold, part), known, f"{where} {part}", data)
+                for part in ("train", "test", "purged")
+            )
             for rid in [*fold.test_recordings, *fold.purged_intervals]:
-                if rid not in data.recordings:
-                    raise DataError(f"{source}: fold {fold.name!r} names unknown recording {rid!r}")
+                if rid not in recs:
+                    data.problems.report(
+                        f"{where} names recording {rid!r}, which is not in dataset {data.root}",
+                        consequence="ignoring it",
+                    )
+            intervals = {r: v for r, v in fold.purged_intervals.items() if r in recs}
+            held = [r for r in fold.test_recordings if r in recs]
+            folds.append(Fold(fold.name, train, test, purged, intervals, held))
         unknown = [rid for rid in self.groups if rid not in data.recordings]
         if unknown:
-            raise DataError(f"{source}: groups name unknown recording(s) {unknown}")
+            data.problems.report(
+                f"{source}: groups name unknown recording(s) {unknown}", consequence="ignoring them"
+            )
+        groups = {r: g for r, g in self.groups.items() if r in data.recordings}
+        return dataclasses.replace(self, folds=folds, groups=groups)
+
+
+def _known_ids(ids: list[str], known: set[str], where: str, data: ThermalData) -> list[str]:
+    """``ids`` that are in ``known``; the others are a problem of ``data`` (lenient: dropped)."""
+    missing = [k for k in ids if k not in known]
+    if missing:
+        data.problems.report(
+            f"{where} has {len(missing)} keyframe id(s) not in dataset {data.root}: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}",
+            consequence="dropping them from the fold",
+        )
+    return [k for k in ids if k in known]
+
+
+def check_test_sides(protocol: str, folds: Sequence[Fold], source: str) -> None:
+    """Only the ``all`` protocol may (and must) have an empty test side, in its single fold."""
+    if protocol == "all":
+        if len(folds) != 1 or folds[0].test or not folds[0].train:
+            raise DataError(
+                f"{source}: an 'all' split is one fold with every keyframe in 'train' and none in 'test'"
+            )
+        return
+    for fold in folds:
+        if not fold.test:
+            raise DataError(
+                f"{source}: fold {fold.name!r} has no test keyframe (only the 'all' split trains without a test side)"
+            )
 
 
 def _mapping(obj: Any, where: str) -> Mapping[str, Any]:
@@ -307,7 +352,8 @@ def save_split(split: SplitDefinition, path: str | Path) -> None:
 
 
 def load_split(path: str | Path, data: ThermalData | None = None) -> SplitDefinition:
-    """Read a split file; with ``data``, also check that its keyframe and recording ids exist."""
+    """Read a split file; with ``data``, also check that its keyframe and recording ids exist
+    (see :meth:`SplitDefinition.check_against`: lenient data drops those that do not)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: split file not found")
@@ -316,25 +362,11 @@ def load_split(path: str | Path, data: ThermalData | None = None) -> SplitDefini
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{p}: not valid JSON: {err}") from err
     split = SplitDefinition.from_dict(obj, source=str(p))
-    if data is not None:
-        split.check_against(data, source=str(p))
-    return split
+    return split.check_against(data, source=str(p)) if data is not None else split
 
 
 # ---------------------------------------------------------------------------------------------
 # Time geometry
-
-
-def device_of(recording: Recording) -> str | None:
-    """The recording's device (``mac_address`` attribute), or None when unknown."""
-    mac = recording.data.attrs.get("mac_address")
-    return str(mac) if mac not in (None, "") else None
-
-
-def same_device(a: Recording, b: Recording) -> bool:
-    """True when two recordings may come from one sensor (unknown devices match everything)."""
-    da, db = device_of(a), device_of(b)
-    return da is None or db is None or da == db
 
 
 def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
@@ -375,20 +407,6 @@ def given_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefin
     return SplitDefinition(
         "given", "given", True, clip, [Fold("train->val", train, test)], {}, data.root.name
     )
-
-
-def session_groups(recording_ids: Iterable[str]) -> dict[str, str]:
-    """Recording id → session, from ids of the form ``<session>_R<n>`` (e.g. ``SL14_R2`` → ``SL14``)."""
-    groups: dict[str, str] = {}
-    for rid in recording_ids:
-        m = SESSION_PATTERN.match(rid)
-        if m is None or not m.group(1):
-            raise DataError(
-                f"recording id {rid!r} does not name a session (expected '<session>_R<number>'); "
-                "give a recording→group mapping instead"
-            )
-        groups[rid] = m.group(1)
-    return groups
 
 
 def _fold_name(train_groups: Sequence[str], test_group: str) -> str:
@@ -446,8 +464,9 @@ def _check_groups(data: ThermalData, groups: Mapping[str, str], source: str) -> 
     if missing:
         raise DataError(f"{source}: recording(s) {missing} have keyframes but no group")
     out = {str(r): str(g) for r, g in groups.items()}
-    if len(set(out.values())) < 2:
-        raise DataError(f"{source}: a group split needs at least two groups, got {sorted(set(out.values()))}")
+    labelled = sorted({g for r, g in out.items() if r in with_keyframes})
+    if len(labelled) < 2:
+        raise DataError(f"{source}: a group split needs at least two groups with keyframes, got {labelled}")
     return out
 
 
@@ -459,12 +478,13 @@ def group_split(
     protocol: Protocol = "group",
     source: str = "groups",
 ) -> SplitDefinition:
-    """One fold per group held out (trained on all other groups), with the purge applied."""
+    """One fold per group with keyframes held out (trained on all other groups), with the purge applied."""
     clip = clip if clip is not None else ClipConfig()
     mapping = _check_groups(data, groups, source)
     names = sorted(set(mapping.values()))
+    labelled = {mapping[k.recording_id] for k in data.keyframes}
     folds = []
-    for g in names:
+    for g in (n for n in names if n in labelled):
         test_recs = sorted(r for r, gg in mapping.items() if gg == g)
         train_recs = sorted(r for r, gg in mapping.items() if gg != g)
         folds.append(
@@ -475,9 +495,13 @@ def group_split(
     return split
 
 
-def session_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
-    """Train on one session, test on the other (every direction): :func:`group_split` by session."""
-    return group_split(data, session_groups(data.recordings), clip, name="session", source="sessions")
+def session_split(
+    data: ThermalData, clip: ClipConfig | None = None, gap_s: float = SESSION_GAP_S
+) -> SplitDefinition:
+    """Leave one session out (sessions found from the data, see :mod:`thermact.data.sessions`):
+    :func:`group_split` by session. With two sessions: train on one, test on the other, both ways."""
+    groups = session_groups(find_sessions(data.recordings, gap_s))
+    return group_split(data, groups, clip, name="session", source="sessions")
 
 
 def leave_one_recording_out(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
@@ -492,18 +516,38 @@ def leave_one_recording_out(data: ThermalData, clip: ClipConfig | None = None) -
     )
 
 
+def all_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
+    """Train on every keyframe, test on none: one fold ``"all"`` (protocol ``all``), for a final model."""
+    clip = clip if clip is not None else ClipConfig()
+    train = [k.keyframe_id for k in data.keyframes]
+    if not train:
+        raise DataError(f"{data.root}: the dataset has no keyframe to train on")
+    return SplitDefinition("all", "all", False, clip, [Fold("all", train, [])], {}, data.name)
+
+
+def all_keyframes_fold(data: ThermalData) -> Fold:
+    """Every keyframe of ``data`` on the test side, none for training: what to score a model on a
+    dataset it never saw (see :class:`thermact.data.source.DatasetFingerprint`)."""
+    return Fold("all", [], [k.keyframe_id for k in data.keyframes])
+
+
 STANDARD_SPLITS = ("given", "session", "lorecording")
+"""The splits ``thermact data split`` writes (and the bundled datasets ship in ``splits/``)."""
+SPLIT_NAMES = (*STANDARD_SPLITS, "all")
+"""Every split a run can name (``all`` is built in memory: it has nothing to purge or store)."""
 
 
 def build_split(data: ThermalData, name: str, clip: ClipConfig | None = None) -> SplitDefinition:
-    """Build one of :data:`STANDARD_SPLITS` in memory."""
+    """Build one of :data:`SPLIT_NAMES` in memory."""
     if name == "given":
         return given_split(data, clip)
     if name == "session":
         return session_split(data, clip)
     if name == "lorecording":
         return leave_one_recording_out(data, clip)
-    raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(STANDARD_SPLITS)} or a .json file")
+    if name == "all":
+        return all_split(data, clip)
+    raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)} or a .json file")
 
 
 def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None = None) -> SplitDefinition:
@@ -515,9 +559,9 @@ def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None =
     ``thermact data split window_s=...``).
     """
     clip = clip if clip is not None else ClipConfig()
-    if isinstance(spec, str) and spec in STANDARD_SPLITS:
+    if isinstance(spec, str) and spec in SPLIT_NAMES:
         path = data.root / "splits" / f"{spec}.json"
-        if path.is_file():
+        if spec in STANDARD_SPLITS and path.is_file():
             split = load_split(path, data)
             if split.clip == clip:
                 return split
@@ -525,7 +569,7 @@ def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None =
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(
-            f"split {str(spec)!r} is neither one of {', '.join(STANDARD_SPLITS)} nor an existing split file"
+            f"split {str(spec)!r} is neither one of {', '.join(SPLIT_NAMES)} nor an existing split file"
         )
     split = load_split(path, data)
     if not split.covers(clip):
@@ -599,7 +643,7 @@ def leakage(data: ThermalData, split: SplitDefinition, clip: ClipConfig | None =
     docstring); ``clip`` defaults to the split's own clip parameters.
     """
     clip = clip if clip is not None else split.clip
-    split.check_against(data, source=f"split {split.name!r}")
+    split = split.check_against(data, source=f"split {split.name!r}")
     index = _keyframe_index(data)
     names = data.classes.names
     out = []
@@ -648,6 +692,8 @@ class SplitOptions:
     keyframe_position: KeyframePosition = "center"
     groups: Path | None = None
     """JSON/YAML mapping recording id → group, for a custom split written as ``custom.json``."""
+    session_gap_s: float = SESSION_GAP_S
+    """A pause longer than this between recordings of one device starts a new session."""
 
     def clip(self) -> ClipConfig:
         try:
@@ -685,16 +731,23 @@ def build_standard_splits(
     clip: ClipConfig,
     groups: Mapping[str, str] | None = None,
     groups_source: str = "groups",
+    session_gap_s: float = SESSION_GAP_S,
 ) -> dict[str, SplitDefinition]:
-    """``given``, ``session`` (when recording ids name sessions), ``lorecording`` and ``custom``."""
-    splits = {"given": given_split(data, clip)}
-    try:
-        sessions = session_groups(data.recordings)
-    except DataError:
-        sessions = {}
-    if len(set(sessions.values())) >= 2:
-        splits["session"] = session_split(data, clip)
-    splits["lorecording"] = leave_one_recording_out(data, clip)
+    """Those of ``given``, ``session``, ``lorecording`` that the data allows, and ``custom``.
+
+    ``given`` needs keyframes in both ``train.json`` and ``val.json``; ``session`` at least two
+    sessions with keyframes; ``lorecording`` at least two recordings with keyframes (a test-only
+    dataset, e.g. only ``val.json`` of one recording, gets none of them).
+    """
+    splits: dict[str, SplitDefinition] = {}
+    if {k.given_split for k in data.keyframes} >= {"train", "val"}:
+        splits["given"] = given_split(data, clip)
+    labelled = {k.recording_id for k in data.keyframes}
+    sessions = session_groups(find_sessions(data.recordings, session_gap_s))
+    if len({sessions[r] for r in labelled}) >= 2:
+        splits["session"] = session_split(data, clip, session_gap_s)
+    if len(labelled) >= 2:
+        splits["lorecording"] = leave_one_recording_out(data, clip)
     if groups is not None:
         splits["custom"] = group_split(data, groups, clip, name="custom", source=groups_source)
     return splits
@@ -719,9 +772,9 @@ def format_split_table(data: ThermalData, splits: Mapping[str, SplitDefinition])
 def main_data_split(dataset: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact data split [DATASET] [out=DIR] [window_s=..] [num_frames=..] [groups=FILE]``.
 
-    Writes ``given.json``, ``session.json`` (when the recording ids name at least two sessions),
-    ``lorecording.json`` and, with ``groups=``, ``custom.json`` into ``out``; prints a table of
-    the folds with their purge and leakage.
+    Writes those of ``given.json``, ``session.json``, ``lorecording.json`` the data allows (see
+    :func:`build_standard_splits`) and, with ``groups=``, ``custom.json`` into ``out``; prints a
+    table of the folds with their purge and leakage.
     """
     from thermact.config import build_config
     from thermact.data.inspect import load_with_progress
@@ -730,7 +783,7 @@ def main_data_split(dataset: str | None, overrides: list[str], lenient: bool) ->
     clip = opts.clip()
     groups = read_groups(opts.groups) if opts.groups is not None else None
     data = load_with_progress(dataset, lenient=lenient)
-    splits = build_standard_splits(data, clip, groups, str(opts.groups))
+    splits = build_standard_splits(data, clip, groups, str(opts.groups), opts.session_gap_s)
     for name, split in splits.items():
         save_split(split, opts.out / f"{name}.json")
     print(format_split_table(data, splits))

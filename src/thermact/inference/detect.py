@@ -44,7 +44,7 @@ import numpy as np
 from thermact.config import build_config, config_to_dict, parse_overrides
 from thermact.data.ava import AvaRow, detection_rows, write_ava_csv, write_label_map
 from thermact.data.recording import Recording
-from thermact.data.source import default_dataset_root
+from thermact.data.source import default_dataset_root, resolve_dataset
 from thermact.errors import ConfigError, DataError, ProblemLog
 from thermact.inference.events import Event, LyingWithRiskEvent
 from thermact.inference.pipeline import (
@@ -140,12 +140,12 @@ def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]
 
 def find_recordings(target: str | None) -> list[Path]:
     """The ``.h5`` files of ``target``: a file, a dataset directory (``frames/``) or a directory
-    of recordings; None: the default dataset.
+    of recordings, or a bundled dataset's name; None: the default dataset.
 
     Raises:
         DataError: the path does not exist or holds no ``.h5`` file.
     """
-    path = Path(target) if target is not None else default_dataset_root()
+    path = resolve_dataset(target)
     if not path.exists():
         raise DataError(f"{path}: recording file or directory not found")
     if path.is_file():
