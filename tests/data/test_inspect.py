@@ -135,12 +135,13 @@ def test_v2_sessions_and_leaks(real_data_v2: ThermalData) -> None:
     text = format_report(report)
     assert "sessions (found from the data: same device, no pause over 300 s)" in text
     assert (
-        "  SL19       2025-10-14 23:12:50 .. 23:24:10 UTC, 819.7 s after the previous one: 9 recordings "
+        "  SL19       2025-10-14 23:12:50 .. 23:24:10 UTC, 13.7 min after the previous one: 9 recordings "
         "(SL19_R1, SL19_R2, SL19_R3, SL19_R4, SL19_R5, SL19_R6, SL19_R7, SL19_R8, SL19_R9), 511 keyframes"
     ) in text
     assert (
         "raw annotations (hot objects, furniture) for 8 of 19 labelled recordings; none for SL14_R7" in text
     )
+    assert "  SL18       2025-10-16 18:26:47 .. 18:31:11 UTC, 43.0 h after the previous one" in text
     assert "splits/given.json        189 keyframe(s), 443.3 s LEAKY" in text
 
 

@@ -334,6 +334,25 @@ def test_detect_refuses(
     cli.assert_clean_error(result, case.names, [out])
 
 
+def test_lenient_detect_counts_the_repeated_frames_it_drops(
+    cli: Cli, broken: Path, tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
+) -> None:
+    """Frames dropped for a repeated timestamp once vanished: the summary said 0 duplicates."""
+    rewrite_h5("SL18_R2", _repeat)(broken)
+    out = tmp_path / "detect"
+    args = [
+        "detect",
+        broken / "frames" / "SL18_R2.h5",
+        f"checkpoint={action_ckpt}",
+        f"detector={detector_ckpt}",
+    ]
+    result = cli.run([*args, f"out={out}", "animation=none", "--lenient"])
+    assert result.rc == 0, result.stderr
+    assert "5 frame(s) repeat an earlier timestamp" in result.stderr
+    (rec,) = json.loads((out / "summary.json").read_text())["recordings"]
+    assert rec["counters"]["duplicates"] == 5 and rec["counters"]["frames_in"] == rec["frames"] + 5
+
+
 def test_lenient_detect_skips_the_bad_recording(
     cli: Cli, broken: Path, tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
 ) -> None:

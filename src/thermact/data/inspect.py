@@ -358,11 +358,20 @@ def _utc(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000.0, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
 def _format_sessions(report: Mapping[str, Any]) -> list[str]:
     sec = report["sessions"]
     lines = [f"sessions (found from the data: same device, no pause over {sec['gap_s']:g} s)"]
     for s in sec["sessions"]:
-        pause = "" if s["gap_before_s"] is None else f", {s['gap_before_s']:.1f} s after the previous one"
+        pause = (
+            "" if s["gap_before_s"] is None else f", {_duration(s['gap_before_s'])} after the previous one"
+        )
         lines.append(
             f"  {s['name']:<10} {_utc(s['start_ms'])} .. {_utc(s['end_ms'])[11:]} UTC{pause}: "
             f"{len(s['recordings'])} recordings ({', '.join(s['recordings'])}), {s['keyframes']} keyframes"

@@ -288,6 +288,10 @@ def run_detect(
             )
             outputs.append(str(path))
         counters = pipeline.counters()
+        # frames the file repeated or held out of order (lenient) were dropped/sorted on reading
+        counters.frames_in += rec.timing.duplicates_removed
+        counters.duplicates += rec.timing.duplicates_removed
+        counters.out_of_order += rec.timing.out_of_order
         outcomes.append(
             RecordingOutcome(
                 rid,
