@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import h5py
@@ -191,16 +191,6 @@ def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def broken(mini_root: Path, tmp_path: Path) -> Path:
     """A fresh writable copy of the mini dataset, to break."""
     return Path(shutil.copytree(mini_root, tmp_path / "data"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,13 +142,22 @@ def _ann(index: int, **changes: Any) -> Callable[[Any], None]:
     return edit
 
 
-def _duplicate_integer_ids(coco: Any) -> None:
+def _integer_ids(coco: Any) -> None:
+    """Number the images 1..N (as COCO exports do) instead of '<recording>_<ms>'."""
     ids = {img["id"]: i + 1 for i, img in enumerate(coco["images"])}
     for img in coco["images"]:
         img["id"] = ids[img["id"]]
     for ann in coco["annotations"]:
         ann["image_id"] = ids[ann["image_id"]]
+
+
+def _duplicate_integer_ids(coco: Any) -> None:
+    _integer_ids(coco)
     coco["images"][1]["id"] = 1
+
+
+def _spare_recording(root: Path) -> None:
+    shutil.copy(root / "frames" / "SL18_R1.h5", root / "frames" / "spare.h5")
 
 
 def _add_unknown_id(split: Any) -> None:
@@ -206,11 +215,11 @@ def test_data_inspect(cli: Cli, case: Case, broken: Path, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("name", "mutate", "expect"),
     [
-        ("integer_image_ids", edit_json("annotations/val.json", lambda c: _integer_ids(c)), "keyframes"),
+        ("integer_image_ids", edit_json("annotations/val.json", _integer_ids), "keyframes"),
         ("no_raw_annotations", remove("raw_annotations"), "none for SL14_R1, SL18_R1, SL18_R2"),
         (
             "recording_without_annotations",
-            lambda r: _spare_recording(r),
+            _spare_recording,
             "recordings without any keyframe: spare",
         ),
         ("only_val_json", remove("annotations/train.json"), "keyframes"),
@@ -231,18 +240,6 @@ def test_inputs_that_are_fine(
     # only_val_json: the raw annotations still hold the frames train.json had (as raw-only keyframes)
     assert n_after == n_before
     assert before.rc == 0
-
-
-def _integer_ids(coco: Any) -> None:
-    ids = {img["id"]: i + 1 for i, img in enumerate(coco["images"])}
-    for img in coco["images"]:
-        img["id"] = ids[img["id"]]
-    for ann in coco["annotations"]:
-        ann["image_id"] = ids[ann["image_id"]]
-
-
-def _spare_recording(root: Path) -> None:
-    shutil.copy(root / "frames" / "SL18_R1.h5", root / "frames" / "spare.h5")
 
 
 def test_unknown_dataset_name(cli: Cli, tmp_path: Path) -> None:

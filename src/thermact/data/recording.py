@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from thermact.data.clips import nearest_indices
 from thermact.errors import DataError, ProblemLog
 
 INVALID_SENTINEL_C = -273.2
@@ -490,8 +491,6 @@ class Recording:
 
     def index_at(self, timestamp_ms: int | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Index of the frame nearest in time to each ``timestamp_ms`` (earlier frame wins ties)."""
-        from thermact.data.clips import nearest_indices
-
         return nearest_indices(
             self.load().timestamps, np.atleast_1d(np.asarray(timestamp_ms, dtype=np.int64))
         )

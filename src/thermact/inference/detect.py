@@ -130,7 +130,7 @@ def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]
         except DataError as err:
             if not problems.lenient:
                 raise
-            problems.report(f"{err}; skipping it")
+            problems.report(str(err), consequence="skipping it")
             continue
         recordings.append(rec)
     if not recordings:
