@@ -54,13 +54,12 @@ from thermact.data.source import load_dataset
 from thermact.data.transforms import NormStats
 from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import RunConfig
+from thermact.export.onnx import export_action_onnx, export_detector_onnx
 from thermact.inference.pipeline import (
     ActionModelLike,
     DetectorLike,
     FrameInput,
     Precision,
-    export_action_onnx,
-    export_detector_onnx,
     load_action_model,
     load_detector,
 )

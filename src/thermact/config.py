@@ -132,11 +132,12 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     return obj
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def merge_trees(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` merged into ``base`` recursively (mappings merge, other values replace)."""
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
+            out[key] = merge_trees(out[key], value)
         else:
             out[key] = value
     return out
@@ -193,7 +194,7 @@ def build_config(
     """Build a validated config of dataclass ``cls`` from defaults, a YAML file and overrides."""
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     extra = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
-    return _build(cls, _merge(data, extra))
+    return _build(cls, merge_trees(data, extra))
 
 
 def build_options(cls: type[T], key: str, target: str | None, overrides: Sequence[str]) -> T:

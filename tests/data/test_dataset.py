@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from thermact.data.annotations import Box, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig, clip_times, pathway_indices
-from thermact.data.dataset import ClipBatch, ClipDataset, ClipSample, collate_clips, pathways, sample_seed
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, pathways, sample_seed
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.transforms import Augment, NormStats, hflip
 from thermact.errors import DataError
@@ -177,9 +177,6 @@ def test_normalisation_resize_and_augment(data: ThermalData) -> None:
     assert (
         torch.equal(flipped.frames[0], f) and torch.equal(flipped.valid, v) and torch.equal(flipped.boxes, b)
     )
-    # Augment also works on a whole sample
-    via_call = flip(plain[2], torch.Generator().manual_seed(0))
-    assert isinstance(via_call, ClipSample) and torch.equal(via_call.frames, flipped.frames)
 
     aug = ClipDataset.from_data(data, kfs, CLIP, augment=Augment(box_jitter=0.1), seed=3)
     first = aug[1]

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from thermact.commands.eval import load_options, run_evaluation
+from thermact.commands.eval import main as main_eval
 from thermact.config import build_config, config_to_dict
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
@@ -26,7 +28,6 @@ from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import RunConfig
 from thermact.engine.restore import restore_model
 from thermact.evaluation.evaluate import predict, score_predictions
-from thermact.evaluation.run_eval import load_options, main_eval, run_evaluation
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "person_detector.yaml"
 

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from thermact.commands.train import main as main_train
 from thermact.config import build_config, config_to_dict
 from thermact.data.source import ThermalData
 from thermact.data.splits import save_split, session_split
-from thermact.detection.config import DetectorRunConfig, is_detector_config, load_detector_config
+from thermact.detection.config import DetectorRunConfig, load_detector_config
 from thermact.detection.dataset import detection_clip
 from thermact.detection.restore import PersonDetector, restore_detector
-from thermact.detection.train import main_train_detector, train_detector
+from thermact.detection.train import train_detector
 from thermact.engine.checkpoint import load_checkpoint
+from thermact.engine.config import config_task
 from thermact.errors import CheckpointError, ConfigError
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "person_detector.yaml"
@@ -83,10 +85,10 @@ def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_dat
 
 
 def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
-    assert is_detector_config(str(CONFIG), [])
-    assert is_detector_config(None, ["task=detector"])
-    assert not is_detector_config(None, [])
-    assert not is_detector_config(None, ["config=configs/thermal_net_s.yaml"])
+    assert config_task(str(CONFIG), []) == "detector"
+    assert config_task(None, ["task=detector"]) == "detector"
+    assert config_task(None, []) == "action"
+    assert config_task(None, ["config=configs/thermal_net_s.yaml"]) == "action"
     with pytest.raises(ConfigError, match="causal"):
         _cfg(tmp_path / "x", small_split, "data.keyframe_position=center")
     with pytest.raises(ConfigError, match="did you mean"):
@@ -94,8 +96,8 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
     default = build_config(DetectorRunConfig)
     assert config_to_dict(default)["task"] == "detector" and default.data.window_s == 0.5
     run = tmp_path / "cli"
-    assert main_train_detector(None, [f"config={CONFIG}", "task=detector", *TINY[:-1], "optim.epochs=1",
-                                      f"run_dir={run}", f"data.split={small_split}"], False) == 0  # fmt: skip
+    assert main_train(None, [f"config={CONFIG}", "task=detector", *TINY[:-1], "optim.epochs=1",
+                             f"run_dir={run}", f"data.split={small_split}"], False) == 0  # fmt: skip
     with pytest.raises(ConfigError, match="checkpoint of task 'action', not 'detector'"):
         action_like = tmp_path / "action.pt"
         ckpt = load_checkpoint(run / "last.pt")

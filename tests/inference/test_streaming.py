@@ -13,20 +13,17 @@ from thermact.data.recording import Recording
 from thermact.detection.restore import PersonDetector
 from thermact.engine.restore import restore_model
 from thermact.errors import CheckpointError
-from thermact.export.onnx import OnnxActionModel, OnnxPersonDetector
+from thermact.export.onnx import OnnxActionModel, OnnxPersonDetector, export_action_onnx, export_detector_onnx
 from thermact.inference.events import LyingWithRiskEvent
 from thermact.inference.pipeline import (
     ActionRunner,
     DetectorRunner,
     FrameInput,
-    export_action_onnx,
-    export_detector_onnx,
     load_action_model,
     load_detector,
     raw_frames,
 )
-from thermact.inference.stream_cli import interleave
-from thermact.inference.streaming import StreamingPredictor
+from thermact.inference.streaming import StreamingPredictor, interleave
 
 H, W = 40, 60
 

@@ -11,7 +11,7 @@
   30 s of each, their keyframes and raw annotations, and ``splits/`` written by ``thermact data
   split``), small enough that the whole suite runs in about a minute; ``broken`` gives a fresh
   writable copy to break.
-* ``action_ckpt`` / ``detector_ckpt``: tiny untrained models in the trainers' checkpoint layout,
+* ``untrained_action_ckpt`` / ``untrained_detector_ckpt``: tiny untrained models in the trainers' checkpoint layout,
   for the commands that need one (eval, detect); the suite tests input handling, not accuracy.
 
 To extend the suite, add a :class:`Case` to a table in ``test_bad_input.py``: a name, a function
@@ -198,7 +198,7 @@ def broken(mini_root: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def action_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def untrained_action_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained causal ThermalNet-S (8 frames, MLP 32) in the trainer's checkpoint layout."""
     cfg = build_config(
         RunConfig, None, ["model.num_frames=8", "model.head.mlp_dim=32", "data.keyframe_position=causal"]
@@ -213,7 +213,7 @@ def action_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def untrained_detector_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained person detector in the detector trainer's checkpoint layout."""
     cfg = DetectorRunConfig()
     torch.manual_seed(0)

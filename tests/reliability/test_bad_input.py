@@ -293,10 +293,12 @@ def test_lenient_train_skips_an_unreadable_recording_its_split_file_lists(
     assert (tmp_path / "run" / "last.pt").is_file()
 
 
-def test_eval_refuses_a_broken_dataset(cli: Cli, broken: Path, tmp_path: Path, action_ckpt: Path) -> None:
+def test_eval_refuses_a_broken_dataset(
+    cli: Cli, broken: Path, tmp_path: Path, untrained_action_ckpt: Path
+) -> None:
     rewrite_h5("SL14_R1", _transpose)(broken)
     out = tmp_path / "eval"
-    result = cli.run(["eval", f"checkpoint={action_ckpt}", f"dataset={broken}", f"out={out}"])
+    result = cli.run(["eval", f"checkpoint={untrained_action_ckpt}", f"dataset={broken}", f"out={out}"])
     cli.assert_clean_error(result, ["SL14_R1.h5", "(transposed?)"], [out])
 
 
@@ -317,22 +319,27 @@ def test_eval_refuses_a_broken_dataset(cli: Cli, broken: Path, tmp_path: Path, a
     ids=str,
 )
 def test_detect_refuses(
-    cli: Cli, case: Case, broken: Path, tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
+    cli: Cli,
+    case: Case,
+    broken: Path,
+    tmp_path: Path,
+    untrained_action_ckpt: Path,
+    untrained_detector_ckpt: Path,
 ) -> None:
     case.mutate(broken)
     out = tmp_path / "detect"
     args = [
         "detect",
         broken / "frames" / "SL18_R2.h5",
-        f"checkpoint={action_ckpt}",
-        f"detector={detector_ckpt}",
+        f"checkpoint={untrained_action_ckpt}",
+        f"detector={untrained_detector_ckpt}",
     ]
     result = cli.run([*args, f"out={out}", "animation=none"])
     cli.assert_clean_error(result, case.names, [out])
 
 
 def test_lenient_detect_counts_the_repeated_frames_it_drops(
-    cli: Cli, broken: Path, tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
+    cli: Cli, broken: Path, tmp_path: Path, untrained_action_ckpt: Path, untrained_detector_ckpt: Path
 ) -> None:
     """Frames dropped for a repeated timestamp once vanished: the summary said 0 duplicates."""
     rewrite_h5("SL18_R2", _repeat)(broken)
@@ -340,8 +347,8 @@ def test_lenient_detect_counts_the_repeated_frames_it_drops(
     args = [
         "detect",
         broken / "frames" / "SL18_R2.h5",
-        f"checkpoint={action_ckpt}",
-        f"detector={detector_ckpt}",
+        f"checkpoint={untrained_action_ckpt}",
+        f"detector={untrained_detector_ckpt}",
     ]
     result = cli.run([*args, f"out={out}", "animation=none", "--lenient"])
     assert result.rc == 0, result.stderr
@@ -351,7 +358,7 @@ def test_lenient_detect_counts_the_repeated_frames_it_drops(
 
 
 def test_lenient_detect_skips_the_bad_recording(
-    cli: Cli, broken: Path, tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
+    cli: Cli, broken: Path, tmp_path: Path, untrained_action_ckpt: Path, untrained_detector_ckpt: Path
 ) -> None:
     rewrite_h5("SL18_R2", _seconds)(broken)
     remove("frames/SL14_R1.h5")(broken)
@@ -359,8 +366,8 @@ def test_lenient_detect_skips_the_bad_recording(
     args = [
         "detect",
         broken,
-        f"checkpoint={action_ckpt}",
-        f"detector={detector_ckpt}",
+        f"checkpoint={untrained_action_ckpt}",
+        f"detector={untrained_detector_ckpt}",
         f"out={out}",
         "animation=none",
     ]

@@ -31,27 +31,25 @@
 
   The checks flag what deserves a look; they are not errors.
 
-:func:`format_report` renders it as text; :func:`main_data_inspect` is the command. Problems
-found while loading are all listed; the command then exits with status 2 (one ``error:`` line
-naming the first) unless ``--lenient`` accepts them.
+:func:`format_report` renders it as text; ``thermact data inspect`` (:mod:`thermact.commands.data`) is
+the command: problems found while loading are all listed, then it fails with :func:`problems_error`
+(exit status 2, one ``error:`` line naming the first) unless ``--lenient`` accepts them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import itertools
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from thermact.data.annotations import Box, Keyframe
-from thermact.data.clips import ClipConfig, KeyframePosition, clip_indices, clip_window
+from thermact.data.clips import ClipConfig, clip_indices, clip_window
 from thermact.data.sessions import SESSION_GAP_S, device_of, find_sessions, same_device
-from thermact.data.source import DatasetPaths, ThermalData, load_dataset, resolve_dataset
+from thermact.data.source import ThermalData
 from thermact.data.splits import (
     STANDARD_SPLITS,
     SplitDefinition,
@@ -59,8 +57,7 @@ from thermact.data.splits import (
     leakage,
     load_split,
 )
-from thermact.errors import ConfigError, DataError
-from thermact.io import write_json_atomic
+from thermact.errors import DataError
 
 MAX_PERSON_IOU = 0.7
 MIN_BOX_SIDE_PX = 2.0
@@ -68,32 +65,6 @@ FLICKER_WINDOW_MS = 3000
 MAX_JUMP_PX = 12.0
 JUMP_WINDOW_MS = 2000
 INVALID_BOX_FRACTION = 0.5
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading with a progress bar
-
-
-def load_with_progress(
-    dataset: str | Path | None, lenient: bool, warn: Callable[[str], None] | None = None
-) -> ThermalData:
-    """:func:`~thermact.data.source.load_dataset` with a tqdm bar (shown after one second, on a TTY)."""
-    from tqdm import tqdm
-
-    root = resolve_dataset(dataset)
-    paths = DatasetPaths(root)
-    total = (
-        len(paths.recording_files()) + len(paths.annotation_files()) + len(paths.raw_files())
-        if root.is_dir()
-        else None
-    )
-    with tqdm(total=total, desc="loading", unit="file", delay=1.0, disable=None, leave=False) as bar:
-
-        def progress(name: str) -> None:
-            bar.set_postfix_str(name, refresh=False)
-            bar.update(1)
-
-        return load_dataset(root, lenient=lenient, warn=warn, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,23 +453,6 @@ def format_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-@dataclasses.dataclass
-class InspectOptions:
-    """Options of ``thermact data inspect`` (``key=value`` on the command line)."""
-
-    out: Path | None = None
-    """JSON report path; default ``runs/inspect/<dataset name>.json``."""
-    window_s: float = ClipConfig.window_s
-    num_frames: int = ClipConfig.num_frames
-    keyframe_position: KeyframePosition = "center"
-    session_gap_s: float = SESSION_GAP_S
-    """A pause longer than this between recordings of one device starts a new session."""
-
-
 def problems_error(data: ThermalData) -> DataError:
     """The one error of a dataset whose loading found problems: the first, and how many in all."""
     first = data.problems.messages[0]
@@ -508,40 +462,4 @@ def problems_error(data: ThermalData) -> DataError:
     return DataError(f"{first}{more}; pass --lenient to skip such records")
 
 
-def main_data_inspect(dataset: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact data inspect [DATASET] [out=PATH] [window_s=..] [num_frames=..] [keyframe_position=..]``.
-
-    The dataset is always read leniently so that every problem is listed (an unreadable
-    recording too); a missing directory or class mapping still fails at once. Problems found
-    while loading make the command raise :class:`DataError` (exit status 2, one ``error:`` line
-    naming the first problem) after the complete report is written, unless ``lenient``
-    (``--lenient``) accepts them.
-    """
-    from thermact.config import build_config
-
-    opts = build_config(InspectOptions, None, overrides)
-    try:
-        clip = ClipConfig(opts.window_s, opts.num_frames, opts.keyframe_position)
-    except ValueError as err:
-        raise ConfigError(f"clip options: {err}") from err
-    data = load_with_progress(dataset, lenient=True, warn=lambda _message: None)
-    report = build_report(data, clip, session_gap_s=opts.session_gap_s)
-    out = opts.out if opts.out is not None else Path("runs") / "inspect" / f"{data.root.name}.json"
-    write_json_atomic(out, report)
-    print(format_report(report))
-    print(f"\nwrote {out}")
-    if data.problems.count:
-        if not lenient:
-            raise problems_error(data)
-        print(data.problems.summary())
-    return 0
-
-
-__all__ = [
-    "InspectOptions",
-    "annotation_checks",
-    "build_report",
-    "format_report",
-    "load_with_progress",
-    "main_data_inspect",
-]
+__all__ = ["annotation_checks", "build_report", "format_report", "problems_error"]

@@ -218,25 +218,30 @@ def check_keyframes(
     return kept
 
 
-def _load_recordings(
-    paths: DatasetPaths, problems: ProblemLog, progress: Callable[[str], None] | None
+def _read_recordings(
+    files: Mapping[str, Path],
+    problems: ProblemLog,
+    where: object,
+    consequence: str,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Recording], list[str]]:
-    """Read every recording; leniently, an unreadable one is skipped (reported) and listed second."""
+    """Read every recording of ``files`` (id → path); leniently, an unreadable one is reported
+    with ``consequence`` and its id listed second. No readable recording at all: DataError naming ``where``."""
     recordings: dict[str, Recording] = {}
     skipped: list[str] = []
-    for rec_id, path in paths.recording_files().items():
+    for rec_id, path in files.items():
         if progress is not None:
             progress(path.name)
         rec = Recording(path, rec_id, problems)
         try:
             rec.load()
         except DataError as err:
-            problems.report(str(err), consequence="skipping the recording and its keyframes")
+            problems.report(str(err), consequence=consequence)
             skipped.append(rec_id)
             continue
         recordings[rec_id] = rec
     if not recordings:
-        raise DataError(f"{paths.frames_dir}: no readable recording")
+        raise DataError(f"{where}: no readable recording")
     return recordings, skipped
 
 
@@ -293,10 +298,46 @@ def load_dataset(
     paths.check()
     problems = ProblemLog(lenient=lenient, warn=warn)
     classes = load_classes(paths.class_mapping)
-    recordings, skipped = _load_recordings(paths, problems, progress)
+    recordings, skipped = _read_recordings(
+        paths.recording_files(),
+        problems,
+        paths.frames_dir,
+        "skipping the recording and its keyframes",
+        progress,
+    )
     keyframes = _load_keyframes(paths, classes, problems, with_raw, progress)
     keyframes = check_keyframes(keyframes, recordings, problems, paths.frames_dir, skipped)
     return ThermalData(paths.root, classes, recordings, AnnotationSet(classes, keyframes), problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recordings without a dataset (detect, stream)
+
+
+def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]:
+    """Read every recording :func:`find_recordings` names; unreadable ones are skipped when lenient."""
+    files = {path.stem: path for path in find_recordings(target)}
+    recordings, _ = _read_recordings(files, problems, target, "skipping it")
+    return list(recordings.values())
+
+
+def find_recordings(target: str | None) -> list[Path]:
+    """The ``.h5`` files of ``target``: a file, a dataset directory (``frames/``) or a directory
+    of recordings, or a bundled dataset's name; None: the default dataset.
+
+    Raises:
+        DataError: the path does not exist or holds no ``.h5`` file.
+    """
+    path = resolve_dataset(target)
+    if not path.exists():
+        raise DataError(f"{path}: recording file or directory not found")
+    if path.is_file():
+        return [path]
+    folder = path / "frames" if (path / "frames").is_dir() else path
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise DataError(f"{folder}: no .h5 recordings found")
+    return files
 
 
 # ---------------------------------------------------------------------------------------------

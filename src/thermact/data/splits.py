@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from thermact.data.annotations import Keyframe
-from thermact.data.clips import ClipConfig, KeyframePosition, clip_indices, clip_window
+from thermact.data.clips import ClipConfig, clip_indices, clip_window
 from thermact.data.recording import Recording
 from thermact.data.sessions import SESSION_GAP_S, find_sessions, same_device, session_groups
 from thermact.data.source import ThermalData
@@ -83,7 +83,6 @@ __all__ = [
     "Protocol",
     "PurgedInterval",
     "SplitDefinition",
-    "SplitOptions",
     "all_keyframes_fold",
     "all_split",
     "build_split",
@@ -95,7 +94,6 @@ __all__ = [
     "leakage",
     "leave_one_recording_out",
     "load_split",
-    "main_data_split",
     "make_fold",
     "merge_intervals",
     "overlap_ms",
@@ -422,28 +420,7 @@ def leakage(data: ThermalData, split: SplitDefinition, clip: ClipConfig | None =
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: thermact data split
-
-
-@dataclasses.dataclass
-class SplitOptions:
-    """Options of ``thermact data split`` (``key=value`` on the command line)."""
-
-    out: Path = Path("splits")
-    """Directory the split files are written to."""
-    window_s: float = ClipConfig.window_s
-    num_frames: int = ClipConfig.num_frames
-    keyframe_position: KeyframePosition = "center"
-    groups: Path | None = None
-    """JSON/YAML mapping recording id → group, for a custom split written as ``custom.json``."""
-    session_gap_s: float = SESSION_GAP_S
-    """A pause longer than this between recordings of one device starts a new session."""
-
-    def clip(self) -> ClipConfig:
-        try:
-            return ClipConfig(self.window_s, self.num_frames, self.keyframe_position)
-        except ValueError as err:
-            raise ConfigError(f"clip options: {err}") from err
+# Used by thermact data split
 
 
 def read_groups(path: str | Path) -> dict[str, str]:
@@ -511,27 +488,3 @@ def format_split_table(data: ThermalData, splits: Mapping[str, SplitDefinition])
         if split.leaky:
             lines.append(f"{'':<12} ({name} is LEAKY: test clips share frames with training clips)")
     return "\n".join(lines)
-
-
-def main_data_split(dataset: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact data split [DATASET] [out=DIR] [window_s=..] [num_frames=..] [groups=FILE]``.
-
-    Writes those of ``given.json``, ``session.json``, ``lorecording.json`` the data allows (see
-    :func:`build_standard_splits`) and, with ``groups=``, ``custom.json`` into ``out``; prints a
-    table of the folds with their purge and leakage.
-    """
-    from thermact.config import build_config
-    from thermact.data.inspect import load_with_progress
-
-    opts = build_config(SplitOptions, None, overrides)
-    clip = opts.clip()
-    groups = read_groups(opts.groups) if opts.groups is not None else None
-    data = load_with_progress(dataset, lenient=lenient)
-    splits = build_standard_splits(data, clip, groups, str(opts.groups), opts.session_gap_s)
-    for name, split in splits.items():
-        save_split(split, opts.out / f"{name}.json")
-    print(format_split_table(data, splits))
-    print(f"wrote {', '.join(f'{n}.json' for n in splits)} to {opts.out}")
-    if data.problems.count:
-        print(data.problems.summary())
-    return 0

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from thermact.config import build_config, parse_overrides, read_yaml
+from thermact.config import build_config
 from thermact.detection.model import PersonDetectorNet, person_detector_s, person_detector_t
 from thermact.engine.config import AugmentSection, DataSection, OptimSection, split_config_arg
 from thermact.errors import ConfigError
@@ -31,7 +30,6 @@ __all__ = [
     "DetectorModelConfig",
     "DetectorRunConfig",
     "build_detector",
-    "is_detector_config",
     "load_detector_config",
 ]
 
@@ -114,18 +112,6 @@ def build_detector(cfg: DetectorModelConfig) -> PersonDetectorNet:
     if cfg.name == "person_detector_t":
         return person_detector_t(cfg.num_frames, cfg.num_classes)
     raise ConfigError(f"config key 'model.name': unknown detector {cfg.name!r}")  # pragma: no cover
-
-
-def is_detector_config(target: str | None, overrides: Sequence[str]) -> bool:
-    """True when the command line (``task=`` override, else the YAML's ``task`` key) selects the detector.
-
-    For ``thermact train`` to dispatch between the action and the detector loop.
-    """
-    path, rest = split_config_arg(target, overrides)
-    task: Any = parse_overrides([o for o in rest if o.startswith("task=")]).get("task")
-    if task is None and path is not None:
-        task = read_yaml(Path(path)).get("task")
-    return bool(task == "detector")
 
 
 def load_detector_config(target: str | None, overrides: Sequence[str]) -> DetectorRunConfig:

@@ -17,7 +17,6 @@ clip's augmentation from ``(seed, e, index)``, and the checkpoint holds the RNG 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import torch
@@ -32,7 +31,6 @@ from thermact.detection.config import (
     DETECTOR_CLASSES,
     DetectorRunConfig,
     build_detector,
-    load_detector_config,
 )
 from thermact.detection.dataset import (
     DetectionBatch,
@@ -46,7 +44,7 @@ from thermact.detection.metrics import DetectionMetrics, detection_metrics
 from thermact.detection.model import DetectorOutput, PersonDetectorNet
 from thermact.detection.targets import encode_batch
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
-from thermact.engine.loop import Progress, TrainResult, fit, fmt, state_payload
+from thermact.engine.loop import Progress, TrainResult, fit, state_payload
 from thermact.engine.train import (
     EpochSampler,
     ShardSampler,
@@ -60,7 +58,7 @@ from thermact.engine.train import (
 )
 from thermact.runtime import configure_cpu_math
 
-__all__ = ["DetectorTrainData", "main_train_detector", "predict_detections", "train_detector"]
+__all__ = ["DetectorTrainData", "predict_detections", "train_detector"]
 
 
 @dataclasses.dataclass
@@ -267,18 +265,3 @@ def _train_detector(
     task = DetectorTask(td, loss_fn, cfg, model.stride, device, amp_dtype, scaler, ctx)
     settings = loop_settings(cfg.optim, cfg.log_every, cfg.eval.every_epochs, "person_ap")
     return fit(task, net, model, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps)
-
-
-def main_train_detector(target: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact train [config=FILE] task=detector [key=value ...]`` (same arguments as ``main_train``)."""
-    cfg = load_detector_config(target, overrides)
-    if lenient:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
-    result = train_detector(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
-        summary = ", ".join(f"{k}={fmt(v)}" for k, v in result.best_metrics.items()) or "no validation"
-        print(f"run directory: {result.run_dir}")
-        print(f"  best checkpoint: {result.best_checkpoint}  ({summary})")
-        print(f"  last checkpoint: {result.last_checkpoint}")
-        print(f"  metrics log: {result.run_dir / 'metrics.jsonl'}, config: {result.run_dir / 'config.yaml'}")
-    return 130 if result.interrupted else 0

@@ -47,9 +47,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from thermact.config import build_config
+from thermact.config import build_config, parse_overrides, read_yaml
 from thermact.errors import ConfigError
 from thermact.models.factory import ModelConfig
 
@@ -146,3 +147,13 @@ def load_run_config(target: str | None, overrides: Sequence[str]) -> RunConfig:
     """The run config of a command line: ``config=FILE`` (or the positional path) + overrides."""
     path, rest = split_config_arg(target, overrides)
     return build_config(RunConfig, path, rest)
+
+
+def config_task(target: str | None, overrides: Sequence[str]) -> str:
+    """The ``task`` a command line selects: a ``task=`` override, else the YAML's ``task`` key,
+    else ``"action"`` (for ``thermact train`` / ``cv`` to pick the task's config and trainer)."""
+    path, rest = split_config_arg(target, overrides)
+    task: Any = parse_overrides([o for o in rest if o.startswith("task=")]).get("task")
+    if task is None and path is not None:
+        task = read_yaml(Path(path)).get("task")
+    return str(task) if task is not None else "action"

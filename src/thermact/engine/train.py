@@ -47,9 +47,9 @@ from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, SplitDefinition, resolve_split
 from thermact.data.transforms import Augment, NormStats, compute_norm_stats
 from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
-from thermact.engine.config import OptimSection, RunConfig, load_run_config
+from thermact.engine.config import OptimSection, RunConfig
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed
-from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, fmt, state_payload
+from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, state_payload
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.evaluation.evaluate import EvalResult, merge_predictions, predict, score_predictions
 from thermact.models.detector import ActionDetector
@@ -478,26 +478,6 @@ class ActionTask:
         return len(batch)
 
 
-def main_train(target: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact train [config=FILE] [key=value ...]``; ``task: detector`` configs train the person detector."""
-    from thermact.detection.config import is_detector_config
-
-    if is_detector_config(target, overrides):
-        from thermact.detection.train import main_train_detector
-
-        return main_train_detector(target, overrides, lenient)
-    cfg = load_run_config(target, overrides)
-    if lenient:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
-    result = train(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"run directory: {result.run_dir}")
-        print(f"  best checkpoint: {result.best_checkpoint}  ({_summary(result.best_metrics)})")
-        print(f"  last checkpoint: {result.last_checkpoint}")
-        print(f"  metrics log: {result.run_dir / 'metrics.jsonl'}, config: {result.run_dir / 'config.yaml'}")
-    return 130 if result.interrupted else 0
-
-
 def train(cfg: RunConfig, max_steps: int | None = None) -> TrainResult:
     """Train an action detector as ``cfg`` says; return where everything went.
 
@@ -584,10 +564,6 @@ def train_batch(
     if bank is not None:
         bank.write(batch.recording_ids, batch.keyframe_ms, pooled.detach(), batch_index, batch.track_ids)
     return float(loss.detach())
-
-
-def _summary(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in metrics.items()) or "no validation"
 
 
 def _tensorboard(run_dir: Path) -> Any:

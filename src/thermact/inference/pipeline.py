@@ -60,6 +60,13 @@ from thermact.data.recording import invalid_mask, repair_invalid_pixels
 from thermact.data.transforms import NormStats, normalize
 from thermact.detection.decode import PERSON, Detections, decode
 from thermact.errors import CheckpointError, DataError
+from thermact.export.onnx import (
+    META_DET_CLIP,
+    META_DET_DECODE,
+    META_DET_NORM,
+    OnnxActionModel,
+    OnnxPersonDetector,
+)
 from thermact.models.detector import ActionDetector
 from thermact.models.memory import FeatureBank
 from thermact.ops.fuse import fold_batchnorm
@@ -69,7 +76,6 @@ if TYPE_CHECKING:
     from thermact.detection.model import DetectorOutput
     from thermact.detection.restore import TrainedDetector
     from thermact.engine.restore import TrainedModel
-    from thermact.export.onnx import OnnxActionModel, OnnxPersonDetector
 
 __all__ = [
     "ActionModelLike",
@@ -91,8 +97,6 @@ __all__ = [
     "as_detector",
     "buffer_capacity",
     "counters_dict",
-    "export_action_onnx",
-    "export_detector_onnx",
     "load_action_model",
     "load_detector",
     "raw_frames",
@@ -105,10 +109,6 @@ Precision = Literal["fp32", "bf16"]
 """Arithmetic of the PyTorch runners: ``bf16`` runs the networks under bfloat16 autocast (about
 twice as fast on CPUs with AMX or AVX512-BF16, slower on CPUs without; outputs agree with fp32 to
 ~1e-2, see the README)."""
-META_DET_NORM = "thermact.norm"
-META_DET_CLIP = "thermact.clip"
-META_DET_DECODE = "thermact.decode"
-"""``metadata_props`` keys of a person detector exported by :func:`export_detector_onnx`."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,8 +489,6 @@ def load_action_model(
     """
     p = Path(path)
     if p.suffix == ".onnx":
-        from thermact.export.onnx import OnnxActionModel
-
         return ActionRunner.from_onnx(OnnxActionModel(p, intra_op_threads=threads))
     from thermact.engine.restore import restore_model  # refuses detector checkpoints by name
 
@@ -511,8 +509,6 @@ def load_detector(
     """
     p = Path(path)
     if p.suffix == ".onnx":
-        from thermact.export.onnx import OnnxPersonDetector
-
         return DetectorRunner.from_onnx(OnnxPersonDetector(p, intra_op_threads=threads))
     from thermact.detection.restore import restore_detector
 
@@ -525,7 +521,6 @@ def as_action_model(
     """Accept an :class:`ActionModelLike`, a ``TrainedModel``, an ``OnnxActionModel`` or a path
     (``precision``: for the PyTorch models built here)."""
     from thermact.engine.restore import TrainedModel
-    from thermact.export.onnx import OnnxActionModel
 
     if isinstance(model, (str, os.PathLike)):
         return load_action_model(model, device, precision=precision)
@@ -544,7 +539,6 @@ def as_detector(
     """Accept a :class:`DetectorLike`, a ``PersonDetector`` / ``TrainedDetector``, an
     ``OnnxPersonDetector`` (with metadata) or a path (``precision``: for PyTorch models built here)."""
     from thermact.detection.restore import PersonDetector, TrainedDetector
-    from thermact.export.onnx import OnnxPersonDetector
 
     if isinstance(model, (str, os.PathLike)):
         return load_detector(model, device, precision=precision)
@@ -557,32 +551,6 @@ def as_detector(
     if isinstance(model, DetectorLike):
         return model
     raise TypeError(f"not a person detector: {type(model).__name__}")
-
-
-def export_action_onnx(trained: TrainedModel, path: str | os.PathLike[str]) -> Path:
-    """Export a restored action model (40x60 frames) with its metadata, for :class:`ActionRunner`."""
-    from thermact.export.onnx import export_action_model, trained_metadata
-
-    return export_action_model(
-        trained.model, path, trained.config.model.num_frames, metadata=trained_metadata(trained)
-    )
-
-
-def export_detector_onnx(trained: TrainedDetector, path: str | os.PathLike[str]) -> Path:
-    """Export a restored person detector (40x60 frames) with the normalisation, clip and decoding
-    settings :meth:`DetectorRunner.from_onnx` reads."""
-    from thermact.export.onnx import export_person_detector
-
-    clip = trained.clip
-    ev = trained.config.eval
-    meta = {
-        META_DET_NORM: json.dumps(trained.norm.to_dict()),
-        META_DET_CLIP: json.dumps({"window_s": clip.window_s, "num_frames": clip.num_frames}),
-        META_DET_DECODE: json.dumps(
-            {"stride": trained.model.stride, "top_k": ev.top_k, "nms_iou": ev.nms_iou}
-        ),
-    }
-    return export_person_detector(trained.model, path, metadata=meta)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import heapq
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from thermact.data.recording import INVALID_SENTINEL_C, Recording
 from thermact.inference.events import Event, EventRule
 from thermact.inference.pipeline import (
     FrameInput,
@@ -53,7 +55,7 @@ from thermact.inference.pipeline import (
 )
 from thermact.tracking.tracker import TrackerConfig
 
-__all__ = ["StreamStats", "StreamingPredictor"]
+__all__ = ["StreamStats", "StreamingPredictor", "interleave"]
 
 FrameLike = FrameInput | tuple[str, int, npt.NDArray[np.floating[Any]]]
 
@@ -265,3 +267,26 @@ class StreamingPredictor:
             ),
             "latencies": len(self._frame_latency) + len(self._result_latency),
         }
+
+
+def interleave(
+    recordings: Sequence[Recording],
+    offsets_ms: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+) -> Iterator[tuple[int, str, npt.NDArray[np.float32]]]:
+    """``(timestamp_ms, sensor_id, raw frame)`` of all recordings merged by time (ties: sensor order).
+
+    Raw frames carry ``-273.2`` where the recording's pixels were invalid. ``offsets_ms`` shifts
+    each recording's times; ``names`` renames its sensor (default: the recording id).
+    """
+    offs = list(offsets_ms) if offsets_ms is not None else [0] * len(recordings)
+    ids = list(names) if names is not None else [r.recording_id for r in recordings]
+
+    def one(k: int) -> Iterator[tuple[int, int, int]]:
+        for i, t in enumerate(recordings[k].timestamps):
+            yield int(t) + offs[k], k, i
+
+    for t, k, i in heapq.merge(*(one(k) for k in range(len(recordings)))):
+        rec = recordings[k]
+        frame = np.where(rec.valid[i], rec.frames[i], np.float32(INVALID_SENTINEL_C)).astype(np.float32)
+        yield t, ids[k], frame

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from thermact.cli import main
-from thermact.engine.cv import mean_std
+from thermact.commands.cv import mean_std
 
 
 def test_mean_std_hand_values() -> None:

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from thermact.commands.detect import main as main_detect
 from thermact.data.ava import read_ava_csv, read_label_map
 from thermact.data.recording import Recording
+from thermact.data.source import find_recordings
 from thermact.errors import CheckpointError, ConfigError, DataError
-from thermact.inference.detect import find_recordings, main_detect
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 @pytest.fixture(scope="module")

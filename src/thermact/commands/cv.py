@@ -135,7 +135,7 @@ def format_cv_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main_cv(target: str | None, overrides: list[str], lenient: bool) -> int:
+def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact cv [config=FILE] protocol=session|recording [key=value ...]``."""
     protocols = [o.partition("=")[2] for o in overrides if o.startswith("protocol=")]
     rest = [o for o in overrides if not o.startswith("protocol=")]

@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from thermact.commands.eval import EvalOptions, EvalOutcome, check_class_list, load_options, run_evaluation
+from thermact.commands.eval import main as main_eval
 from thermact.config import build_config
 from thermact.data.ava import read_ava_csv, read_label_map
 from thermact.data.clips import ClipConfig
@@ -23,14 +25,6 @@ from thermact.engine.restore import restore_model
 from thermact.engine.train import class_counts, train
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.evaluation.evaluate import predict, score_predictions
-from thermact.evaluation.run_eval import (
-    EvalOptions,
-    EvalOutcome,
-    check_class_list,
-    load_options,
-    main_eval,
-    run_evaluation,
-)
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "thermal_net_s.yaml"
 CLIP = ClipConfig(2.7, 8, "center")

@@ -43,8 +43,7 @@ import numpy as np
 
 from thermact.config import build_config, config_to_dict, parse_overrides
 from thermact.data.ava import AvaRow, detection_rows, write_ava_csv, write_label_map
-from thermact.data.recording import Recording
-from thermact.data.source import default_dataset_root, resolve_dataset
+from thermact.data.source import default_dataset_root, load_recordings
 from thermact.errors import ConfigError, DataError, ProblemLog
 from thermact.inference.events import Event, LyingWithRiskEvent
 from thermact.inference.pipeline import (
@@ -60,15 +59,7 @@ from thermact.inference.pipeline import (
 from thermact.io import atomic_open, write_json_atomic
 from thermact.tracking.tracker import TrackerConfig
 
-__all__ = [
-    "DetectOptions",
-    "RecordingOutcome",
-    "find_recordings",
-    "load_detect_options",
-    "load_recordings",
-    "main_detect",
-    "run_detect",
-]
+__all__ = ["DetectOptions", "RecordingOutcome", "load_detect_options", "main", "run_detect"]
 
 
 @dataclasses.dataclass
@@ -118,43 +109,6 @@ class DetectOptions:
 
 def load_detect_options(overrides: Sequence[str]) -> DetectOptions:
     return build_config(DetectOptions, None, parse_overrides(overrides))
-
-
-def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]:
-    """Read every recording :func:`find_recordings` names; unreadable ones are skipped when lenient."""
-    recordings: list[Recording] = []
-    for path in find_recordings(target):
-        rec = Recording(path, problems=problems)
-        try:
-            rec.load()
-        except DataError as err:
-            if not problems.lenient:
-                raise
-            problems.report(str(err), consequence="skipping it")
-            continue
-        recordings.append(rec)
-    if not recordings:
-        raise DataError(f"{target}: no readable recording")
-    return recordings
-
-
-def find_recordings(target: str | None) -> list[Path]:
-    """The ``.h5`` files of ``target``: a file, a dataset directory (``frames/``) or a directory
-    of recordings, or a bundled dataset's name; None: the default dataset.
-
-    Raises:
-        DataError: the path does not exist or holds no ``.h5`` file.
-    """
-    path = resolve_dataset(target)
-    if not path.exists():
-        raise DataError(f"{path}: recording file or directory not found")
-    if path.is_file():
-        return [path]
-    folder = path / "frames" if (path / "frames").is_dir() else path
-    files = sorted(folder.glob("*.h5"))
-    if not files:
-        raise DataError(f"{folder}: no .h5 recordings found")
-    return files
 
 
 def _device(name: str) -> str:
@@ -328,7 +282,7 @@ def run_detect(
     return outcomes, events
 
 
-def main_detect(target: str | None, overrides: list[str], lenient: bool) -> int:
+def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact detect [RECORDING.h5|DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]``."""
     opts = load_detect_options(overrides)
     outcomes, events = run_detect(target, opts, lenient)

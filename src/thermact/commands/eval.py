@@ -7,8 +7,7 @@ Usage::
                   [detector=PATH]
 
 A person-detector checkpoint (config ``task: detector``) is evaluated by
-:func:`thermact.detection.evaluate.run_detector_evaluation` (person AP@0.5, recall, hot-object
-false positives). For an action checkpoint, ``detector=PATH`` also runs the two-stage pipeline:
+:func:`run_detector_evaluation` (person AP@0.5, recall, hot-object false positives). For an action checkpoint, ``detector=PATH`` also runs the two-stage pipeline:
 the detector's person boxes replace the ground-truth boxes and the report gets the end-to-end
 frame-mAP@0.5 (score = detector score x class probability) next to the GT-box numbers.
 
@@ -35,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from thermact import __version__
+from thermact.commands._common import check_out_dir, load_with_progress
 from thermact.config import build_options
 from thermact.data.annotations import Keyframe
 from thermact.data.ava import (
@@ -57,7 +57,10 @@ from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.source import ThermalData, resolve_dataset
 from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
-from thermact.detection.restore import checkpoint_task
+from thermact.detection.decode import Detections
+from thermact.detection.evaluate import detect_keyframes, end_to_end_frame_map
+from thermact.detection.metrics import DetectionMetrics, detection_metrics
+from thermact.detection.restore import PersonDetector, TrainedDetector, checkpoint_task, restore_detector
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.restore import TrainedModel, restore_model
 from thermact.engine.train import class_counts, clip_config, keyframes_by_id, select_device
@@ -145,15 +148,6 @@ def default_out_dir(checkpoint: Path, split: str, fold_index: int) -> Path:
     """``<checkpoint dir>/eval_<split>_<fold>`` (a split file contributes its stem)."""
     tag = split if split in STANDARD_SPLITS else Path(split).stem
     return checkpoint.parent / f"eval_{tag}_{fold_index}"
-
-
-def check_out_dir(out: Path, exist_ok: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"config key 'out': {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not exist_ok:
-        raise ConfigError(
-            f"output directory {str(out)!r} exists and is not empty; pass exist_ok=true or another out=DIR"
-        )
 
 
 def pick_fold(split: SplitDefinition, index: int, key: str) -> Fold:
@@ -258,8 +252,6 @@ class EvalOutcome:
 
 def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
-    from thermact.data.inspect import load_with_progress
-
     device = select_device(opts.device)
     trained = load_trained(opts.checkpoint, device)
     cfg = trained.config
@@ -366,10 +358,6 @@ def run_end_to_end(
     """The two-stage numbers for ``detector=PATH`` (None without a detector)."""
     if detector_path is None:
         return None
-    from thermact.detection.evaluate import detect_keyframes, end_to_end_frame_map
-    from thermact.detection.metrics import detection_metrics
-    from thermact.detection.restore import PersonDetector, restore_detector
-
     detector = PersonDetector(restore_detector(detector_path, device))
     ecfg = detector.trained.config.eval
     dets = detect_keyframes(detector, data, test_kfs, ecfg.min_score, batch_size)
@@ -397,18 +385,112 @@ def end_to_end_markdown(e2e: Mapping[str, Any], gt_frame_map: float | None) -> s
     )
 
 
-def main_eval(target: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact eval [CHECKPOINT] [key=value ...]``: evaluate, print a summary, write the report."""
-    opts = load_options(target, overrides)
-    if checkpoint_task(load_checkpoint(opts.checkpoint)) == "detector":
-        from thermact.detection.evaluate import run_detector_evaluation
+# ---------------------------------------------------------------------------------------------
+# Person-detector checkpoints
 
-        det = run_detector_evaluation(opts, lenient)
-        for key, value in det.metrics.summary().items():
-            print(f"  {key:20s} {'N/A' if value is None else f'{value:.3f}'}")
-        print(f"wrote {', '.join(p.name for p in det.files.values())} to {det.out_dir}")
-        print(f"report: {det.files['report_md']}")
-        return 0
+
+@dataclasses.dataclass
+class DetectorEvalOutcome:
+    out_dir: Path
+    metrics: DetectionMetrics
+    detections: dict[str, Detections]
+    report: dict[str, Any]
+    files: dict[str, Path]
+
+
+def _fmt(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:.3f}"
+
+
+def detector_report_markdown(report: Mapping[str, Any]) -> str:
+    m = report["metrics"]
+    meta = report["metadata"]
+    lines = [
+        f"# Person detector evaluation: {meta['model']}",
+        "",
+        f"Checkpoint `{meta['checkpoint']}` (epoch {meta['checkpoint_epoch']}), dataset `{meta['dataset']}`, "
+        f"split `{meta['split']}` fold {meta['fold']} ({m['num_keyframes']} keyframes, {m['num_persons']} persons, "
+        f"{m['num_others']} hot-object / furniture boxes).",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| person AP@0.5 (class-agnostic) | {_fmt(m['person_ap'])} |",
+        f"| recall @ score >= {m['score_threshold']:g} | {_fmt(m['recall'])} |",
+        f"| precision @ score >= {m['score_threshold']:g} | {_fmt(m['precision'])} |",
+        f"| hot objects / furniture taken for a person | {m['hot_object_fp']} detections, "
+        f"{_fmt(m['hot_object_fp_rate'])} of the boxes |",
+    ]
+    if meta.get("leaked_keyframes"):
+        lines += [
+            "",
+            f"**Warning**: {meta['leaked_keyframes']} test keyframes share time with training clips.",
+        ]
+    if meta.get("pr_curve"):
+        lines += ["", f"![precision/recall]({meta['pr_curve']})"]
+    return "\n".join(lines) + "\n"
+
+
+def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> DetectorEvalOutcome:
+    """``thermact eval`` of a person-detector checkpoint: person AP@0.5, recall / precision /
+    hot-object false positives at the checkpoint's operating threshold, ``report.json``,
+    ``report.md`` and ``pr_curve.png``."""
+    device = select_device(opts.device)
+    trained: TrainedDetector = restore_detector(opts.checkpoint, device)
+    cfg = trained.config
+    split_spec = opts.split if opts.split is not None else cfg.data.split
+    fold_index = opts.fold if opts.fold is not None else cfg.data.fold
+    out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, split_spec, fold_index)
+    check_out_dir(out, opts.exist_ok)
+    data = load_with_progress(opts.dataset if opts.dataset is not None else cfg.data.root, lenient)
+    clip = trained.clip
+    split = resolve_split(data, split_spec, clip)
+    fold = pick_fold(split, fold_index, "fold" if opts.fold is not None else "data.fold")
+    test_kfs = keyframes_by_id(data, fold.test, "test")
+    leaked: int | None = None
+    try:
+        own = pick_fold(resolve_split(data, cfg.data.split, clip), cfg.data.fold, "data.fold")
+        leaked, _ = time_leakage(data, list(own.train), list(fold.test), clip)
+    except ThermactError as err:  # a missing split file only loses the leakage check
+        print(f"warning: the checkpoint's training split cannot be resolved: {err}", file=sys.stderr)
+    detector = PersonDetector(trained)
+    dets = detect_keyframes(detector, data, test_kfs, cfg.eval.min_score, opts.batch_size)
+    metrics = detection_metrics(dets, test_kfs, cfg.eval.score_threshold)
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {"pr_curve": out / "pr_curve.png"}
+    plots.plot_pr_curves(metrics.curve, ["person"], files["pr_curve"])
+    report = {
+        "task": "detector",
+        "summary": metrics.summary(),
+        "metrics": metrics.to_dict(),
+        "metadata": {
+            "checkpoint": str(trained.path),
+            "checkpoint_epoch": trained.epoch,
+            "model": cfg.model.name,
+            "classes": trained.classes,
+            "dataset": str(data.root),
+            "split": split_spec,
+            "fold": fold.name,
+            "fold_index": fold_index,
+            "split_leaky": split.leaky,
+            "leaked_keyframes": leaked,
+            "device": str(device),
+            "pr_curve": files["pr_curve"].name,
+            "version": __version__,
+        },
+    }
+    files["report_json"] = out / "report.json"
+    write_json_atomic(files["report_json"], report)
+    files["report_md"] = out / "report.md"
+    write_text_atomic(files["report_md"], detector_report_markdown(report))
+    return DetectorEvalOutcome(out, metrics, dets, report, files)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def _main_action(opts: EvalOptions, lenient: bool) -> None:
     outcome = run_evaluation(opts, lenient)
     if outcome.end_to_end is not None:
         print(f"  end-to-end frame-mAP@0.5 on detector boxes: {outcome.end_to_end['frame_map']}")
@@ -416,4 +498,24 @@ def main_eval(target: str | None, overrides: list[str], lenient: bool) -> int:
         print(line)
     print(f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}")
     print(f"report: {outcome.files['report_md']}")
+
+
+def _main_detector(opts: EvalOptions, lenient: bool) -> None:
+    det = run_detector_evaluation(opts, lenient)
+    for key, value in det.metrics.summary().items():
+        print(f"  {key:20s} {'N/A' if value is None else f'{value:.3f}'}")
+    print(f"wrote {', '.join(p.name for p in det.files.values())} to {det.out_dir}")
+    print(f"report: {det.files['report_md']}")
+
+
+EVALUATORS: dict[str, Callable[[EvalOptions, bool], None]] = {
+    "action": _main_action,
+    "detector": _main_detector,
+}
+
+
+def main(target: str | None, overrides: list[str], lenient: bool) -> int:
+    """``thermact eval [CHECKPOINT] [key=value ...]``: evaluate, print a summary, write the report."""
+    opts = load_options(target, overrides)
+    EVALUATORS[checkpoint_task(load_checkpoint(opts.checkpoint))](opts, lenient)
     return 0

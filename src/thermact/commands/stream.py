@@ -20,37 +20,32 @@ onnxruntime instead of PyTorch.
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-
 from thermact.config import build_config, parse_overrides
-from thermact.data.recording import INVALID_SENTINEL_C, Recording
+from thermact.data.source import load_recordings
+from thermact.detection.restore import restore_detector
+from thermact.engine.restore import restore_model
 from thermact.errors import ConfigError, ProblemLog
-from thermact.inference.detect import load_recordings
+from thermact.export.onnx import export_action_onnx, export_detector_onnx
 from thermact.inference.events import Event, LyingWithRiskEvent
 from thermact.inference.pipeline import (
     ActionModelLike,
     DetectorLike,
     FrameInput,
     Precision,
-    export_action_onnx,
-    export_detector_onnx,
     load_action_model,
     load_detector,
 )
-from thermact.inference.streaming import StreamingPredictor
+from thermact.inference.streaming import StreamingPredictor, interleave
 from thermact.io import write_json_atomic
 from thermact.tracking.tracker import TrackerConfig
 
-__all__ = ["StreamOptions", "interleave", "load_stream_options", "main_stream", "run_stream"]
+__all__ = ["StreamOptions", "load_stream_options", "main", "run_stream"]
 
 
 @dataclasses.dataclass
@@ -101,37 +96,11 @@ def load_stream_options(overrides: Sequence[str]) -> StreamOptions:
     return build_config(StreamOptions, None, parse_overrides(overrides))
 
 
-def interleave(
-    recordings: Sequence[Recording],
-    offsets_ms: Sequence[int] | None = None,
-    names: Sequence[str] | None = None,
-) -> Iterator[tuple[int, str, npt.NDArray[np.float32]]]:
-    """``(timestamp_ms, sensor_id, raw frame)`` of all recordings merged by time (ties: sensor order).
-
-    Raw frames carry ``-273.2`` where the recording's pixels were invalid. ``offsets_ms`` shifts
-    each recording's times; ``names`` renames its sensor (default: the recording id).
-    """
-    offs = list(offsets_ms) if offsets_ms is not None else [0] * len(recordings)
-    ids = list(names) if names is not None else [r.recording_id for r in recordings]
-
-    def one(k: int) -> Iterator[tuple[int, int, int]]:
-        for i, t in enumerate(recordings[k].timestamps):
-            yield int(t) + offs[k], k, i
-
-    for t, k, i in heapq.merge(*(one(k) for k in range(len(recordings)))):
-        rec = recordings[k]
-        frame = np.where(rec.valid[i], rec.frames[i], np.float32(INVALID_SENTINEL_C)).astype(np.float32)
-        yield t, ids[k], frame
-
-
 def _models(opts: StreamOptions, tmp: Path) -> tuple[ActionModelLike, DetectorLike]:
     if not opts.onnx or (opts.checkpoint.endswith(".onnx") and opts.detector.endswith(".onnx")):
         return load_action_model(
             opts.checkpoint, threads=opts.threads, precision=opts.precision
         ), load_detector(opts.detector, threads=opts.threads, precision=opts.precision)
-    from thermact.detection.restore import restore_detector
-    from thermact.engine.restore import restore_model
-
     action_path = Path(opts.checkpoint)
     if action_path.suffix != ".onnx":
         load_action_model(action_path)  # checks the kind of checkpoint, with a clear error
@@ -260,12 +229,8 @@ def run_stream(
     return summary
 
 
-def main_stream(target: str | None, overrides: list[str], lenient: bool) -> int:
+def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact stream [DIR] [checkpoint=..] [detector=..] [speed=1.0|max] [onnx=false] [key=value ...]``."""
     opts = load_stream_options(overrides)
     summary = run_stream(target, opts, lenient)
     return 130 if summary["interrupted"] else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_stream(None, sys.argv[1:], False))

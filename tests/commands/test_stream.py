@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from thermact.commands.stream import load_stream_options, run_stream
+from thermact.commands.stream import main as main_stream
 from thermact.data.recording import Recording
 from thermact.errors import ConfigError, DataError
-from thermact.inference.stream_cli import interleave, load_stream_options, main_stream, run_stream
+from thermact.inference.streaming import interleave
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def test_interleave_merges_by_time_and_puts_dead_pixels_back(short_recordings: Path) -> None:
