@@ -302,6 +302,11 @@ def test_eval_refuses_a_broken_dataset(
     cli.assert_clean_error(result, ["SL14_R1.h5", "(transposed?)"], [out])
 
 
+def _detect(cli: Cli, target: Path, action: Path, detector: Path, out: Path, *extra: str) -> CliResult:
+    args = ["detect", target, f"checkpoint={action}", f"detector={detector}", f"out={out}", "animation=none"]
+    return cli.run([*args, *extra])
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -328,13 +333,8 @@ def test_detect_refuses(
 ) -> None:
     case.mutate(broken)
     out = tmp_path / "detect"
-    args = [
-        "detect",
-        broken / "frames" / "SL18_R2.h5",
-        f"checkpoint={untrained_action_ckpt}",
-        f"detector={untrained_detector_ckpt}",
-    ]
-    result = cli.run([*args, f"out={out}", "animation=none"])
+    target = broken / "frames" / "SL18_R2.h5"
+    result = _detect(cli, target, untrained_action_ckpt, untrained_detector_ckpt, out)
     cli.assert_clean_error(result, case.names, [out])
 
 
@@ -344,13 +344,8 @@ def test_lenient_detect_counts_the_repeated_frames_it_drops(
     """Frames dropped for a repeated timestamp once vanished: the summary said 0 duplicates."""
     rewrite_h5("SL18_R2", _repeat)(broken)
     out = tmp_path / "detect"
-    args = [
-        "detect",
-        broken / "frames" / "SL18_R2.h5",
-        f"checkpoint={untrained_action_ckpt}",
-        f"detector={untrained_detector_ckpt}",
-    ]
-    result = cli.run([*args, f"out={out}", "animation=none", "--lenient"])
+    target = broken / "frames" / "SL18_R2.h5"
+    result = _detect(cli, target, untrained_action_ckpt, untrained_detector_ckpt, out, "--lenient")
     assert result.rc == 0, result.stderr
     assert "5 frame(s) repeat an earlier timestamp" in result.stderr
     (rec,) = json.loads((out / "summary.json").read_text())["recordings"]
@@ -363,15 +358,7 @@ def test_lenient_detect_skips_the_bad_recording(
     rewrite_h5("SL18_R2", _seconds)(broken)
     remove("frames/SL14_R1.h5")(broken)
     out = tmp_path / "detect"
-    args = [
-        "detect",
-        broken,
-        f"checkpoint={untrained_action_ckpt}",
-        f"detector={untrained_detector_ckpt}",
-        f"out={out}",
-        "animation=none",
-    ]
-    result = cli.run([*args, "--lenient"])
+    result = _detect(cli, broken, untrained_action_ckpt, untrained_detector_ckpt, out, "--lenient")
     assert result.rc == 0, result.stderr
     assert "SL18_R2.h5: 'timestamps' are not milliseconds" in result.stderr and "skipping it" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
