@@ -94,7 +94,8 @@ def test_events_file_matches_the_lying_classifications(detect_run: Path) -> None
             }
     raised = {(e["sensor_id"], e["track_id"]) for e in events if e["kind"] == "raised"}
     assert lying and raised == lying  # lying_min_s=0: every track classified lying once raises one event
-    assert sum(e["kind"] == "cleared" for e in events) == len(raised)  # all cleared by the recording's end
+    # every raised event is cleared by the recording's end (a track may raise again after clearing)
+    assert sum(e["kind"] == "cleared" for e in events) == sum(e["kind"] == "raised" for e in events)
 
 
 def test_bad_inputs_raise_errors_naming_the_file(

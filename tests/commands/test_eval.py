@@ -20,11 +20,10 @@ from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.source import ThermalData
 from thermact.data.splits import Fold, SplitDefinition, save_split
 from thermact.engine.checkpoint import load_checkpoint, save_checkpoint
-from thermact.engine.config import RunConfig
-from thermact.engine.restore import restore_model
-from thermact.engine.train import class_counts, train
+from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.evaluation.evaluate import predict, score_predictions
+from thermact.tasks.action import ACTION, ActionRunConfig, class_counts, restore_model
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "thermal_net_s.yaml"
 CLIP = ClipConfig(2.7, 8, "center")
@@ -71,7 +70,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: ThermalData) -
         "device=cpu",
     ]
     torch.manual_seed(0)
-    result = train(build_config(RunConfig, CONFIG, overrides))
+    result = train(ACTION, build_config(ActionRunConfig, CONFIG, overrides))
     return Run(result.best_checkpoint, split_path, train_ids, test_ids, leaky)
 
 

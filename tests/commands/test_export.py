@@ -78,3 +78,19 @@ def test_main_export_exits_1_when_verification_fails(
     assert main_export(str(checkpoint), [f"out={tmp_path / 'm.onnx'}", "num_clips=1"], False) == 1
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "error:" in captured.err and "0.5 > threshold 0.0003" in captured.err
+
+
+def test_thermact_export_of_a_detector_checkpoint(
+    detector_ckpt: Path, action_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thermact.cli import main
+    from thermact.errors import CheckpointError
+    from thermact.tasks.action import restore_model
+
+    out = tmp_path / "det.onnx"
+    assert main(["export", f"checkpoint={detector_ckpt}", f"out={out}", "num_clips=4"]) == 0
+    printed = capsys.readouterr().out
+    assert "person_detector" in printed and "top-1 agreement 100.0%" in printed
+    assert out.is_file()
+    with pytest.raises(CheckpointError, match="not an action model"):
+        restore_model(detector_ckpt)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from thermact.data.clips import ClipConfig
+from thermact.data.dataset import real_clips
 from thermact.data.source import ThermalData
 from thermact.data.transforms import NormStats
 from thermact.errors import CheckpointError, ConfigError
@@ -22,10 +23,9 @@ from thermact.export.onnx import (
     export_action_model,
     export_module,
     export_person_detector,
-    real_clips,
     verify_onnx,
 )
-from thermact.models.detector import ActionDetector
+from thermact.models.action import ActionModel
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.head import RoIActionHead
 from thermact.models.slowfast import SlowFast
@@ -43,7 +43,7 @@ def batches(real_data: ThermalData, norm: NormStats) -> tuple[list[Tensor], list
 
 
 @pytest.fixture(scope="module")
-def thermal_onnx(thermal: ActionDetector, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def thermal_onnx(thermal: ActionModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_action_model(thermal, tmp_path_factory.mktemp("onnx") / "thermal.onnx", T, (H, W))
 
 
@@ -103,7 +103,7 @@ def test_exported_roi_align_is_correct_for_other_boxes_than_traced(tmp_path: Pat
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_head_uses_the_static_roi_align_only_while_tracing(
-    thermal: ActionDetector, batches: tuple[list[Tensor], list[Tensor]]
+    thermal: ActionModel, batches: tuple[list[Tensor], list[Tensor]]
 ) -> None:
     clips, rois = batches
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_onnx_file_passes_the_checker_with_dynamic_batch_and_boxes(thermal_onnx:
 
 @pytest.mark.parametrize(("batch", "extra"), [(1, 0), (1, 1), (3, 0), (3, 2), (3, 5)])
 def test_thermal_net_onnx_matches_torch_on_real_clips(
-    thermal: ActionDetector,
+    thermal: ActionModel,
     thermal_onnx: Path,
     batches: tuple[list[Tensor], list[Tensor]],
     batch: int,
@@ -147,7 +147,7 @@ def test_thermal_net_onnx_matches_torch_on_real_clips(
 
 @pytest.mark.parametrize("k", [1, 2, 5])
 def test_border_boxes_alone_match(
-    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]], k: int
+    thermal: ActionModel, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]], k: int
 ) -> None:
     clip = batches[0][1]  # the 4th clip, its own batch of 1
     rois = _border_rois(1, k)
@@ -158,10 +158,10 @@ def test_border_boxes_alone_match(
 
 
 def test_verify_onnx_reports_the_differences(
-    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]]
+    thermal: ActionModel, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]]
 ) -> None:
     clips, rois = batches
-    report = verify_onnx(thermal, thermal_onnx, clips, rois)
+    report = verify_onnx(thermal, thermal_onnx, list(zip(clips, rois, strict=True)))
     assert report.num_clips == 4
     assert report.num_boxes == sum(int(r.shape[0]) for r in rois)
     assert 0.0 <= report.mean_abs_diff <= report.max_abs_diff < 1e-4
@@ -177,7 +177,7 @@ def test_verify_onnx_reports_the_differences(
     other.load_state_dict(thermal.state_dict())
     with torch.no_grad():
         other.head.classifier.bias.add_(torch.linspace(-0.5, 0.5, 14))
-    bad = verify_onnx(other, thermal_onnx, clips, rois, tolerance=1e-4)
+    bad = verify_onnx(other, thermal_onnx, list(zip(clips, rois, strict=True)), tolerance=1e-4)
     assert bad.max_abs_diff == pytest.approx(0.5, abs=1e-3)
     assert not bad.ok and "FAILED" in bad.summary()
 
@@ -221,13 +221,13 @@ def test_slowfast_with_resize_matches_torch_on_real_clips(
     torch.manual_seed(0)
     backbone = SlowFast(depth=50, alpha=4, num_frames=8)
     head = RoIActionHead(backbone.out_channels, 1 / 16, num_classes=5, mlp_dim=16)
-    model = ActionDetector(backbone, head, input_size=(16, 32))
+    model = ActionModel(backbone, head, input_size=(16, 32))
     make_informative(model, 2)
     model.eval()
     path = export_action_model(model, tmp_path / "slowfast.onnx", 8, (H, W))
     clips, rois = real_clips(real_data, ClipConfig(2.7, 8, "center"), norm, num_clips=3, batch_size=2)
     rois = [torch.cat([rois[0], _border_rois(2, 3)]), rois[1]]
-    report = verify_onnx(model, path, clips, rois)
+    report = verify_onnx(model, path, list(zip(clips, rois, strict=True)))
     assert report.num_clips == 3
     assert report.max_abs_logit > 0.5
     assert report.ok, report.summary()  # max |diff| <= 1e-4 * max(1, max |logit|)
@@ -245,8 +245,8 @@ def test_person_detector_onnx_matches_torch_on_real_causal_clips(
     thermal_onnx: Path,
     make_informative: Callable[[nn.Module, int], None],
 ) -> None:
-    from thermact.detection.decode import decode
-    from thermact.detection.model import person_detector_s
+    from thermact.models.person_detector import person_detector_s
+    from thermact.models.postprocess import decode
 
     torch.manual_seed(0)
     net = person_detector_s(num_frames=3)

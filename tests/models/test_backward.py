@@ -138,11 +138,11 @@ SHIPPED_CONFIGS = sorted(
 def test_forward_backward_every_shipped_config(config: Path) -> None:
     """Each file in configs/ builds a model whose backward is clean (at a tiny input size)."""
     from thermact.config import build_config
-    from thermact.engine.config import RunConfig
+    from thermact.tasks.action import ActionRunConfig
 
-    cfg = build_config(RunConfig, config, ["model.input_size=null"])
+    cfg = build_config(ActionRunConfig, config, ["model.input_size=null"])
     assert cfg.model.name in MODEL_NAMES
-    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position)
+    model = build_model(cfg.model, cfg.clip, verbose=False)
     clip, rois, _ = _tiny_inputs(cfg.model.name)
     _check_backward(model, clip, rois)
     assert not _no_inplace(model)

@@ -429,7 +429,7 @@ def test_unrelated_and_tiny_checkpoints_raise(tmp_path: Path) -> None:
 
 
 class _IAModel(nn.Module):
-    """The head side of an R101 ActionDetector with an interaction head (no backbone: fast)."""
+    """The head side of an R101 ActionModel with an interaction head (no backbone: fast)."""
 
     def __init__(self, window_s: float) -> None:
         super().__init__()

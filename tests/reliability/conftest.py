@@ -39,10 +39,11 @@ from thermact.cli import main
 from thermact.config import build_config, config_to_dict
 from thermact.data.source import BUNDLED_DATASET
 from thermact.data.transforms import NormStats
-from thermact.detection.config import DETECTOR_CLASSES, DetectorRunConfig, build_detector
 from thermact.engine.checkpoint import save_checkpoint
-from thermact.engine.config import RunConfig
 from thermact.models.factory import build_model
+from thermact.models.person_detector import build_detector
+from thermact.tasks.action import ActionRunConfig
+from thermact.tasks.person import DETECTOR_CLASSES, DetectorRunConfig
 
 MINI_RECORDINGS = ("SL14_R1", "SL18_R1", "SL18_R2")
 MINI_SECONDS = 30.0
@@ -201,10 +202,12 @@ def broken(mini_root: Path, tmp_path: Path) -> Path:
 def untrained_action_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained causal ThermalNet-S (8 frames, MLP 32) in the trainer's checkpoint layout."""
     cfg = build_config(
-        RunConfig, None, ["model.num_frames=8", "model.head.mlp_dim=32", "data.keyframe_position=causal"]
+        ActionRunConfig,
+        None,
+        ["model.num_frames=8", "model.head.mlp_dim=32", "data.keyframe_position=causal"],
     )
     torch.manual_seed(0)
-    model = build_model(cfg.model, verbose=False, keyframe_position="causal")
+    model = build_model(cfg.model, cfg.clip, verbose=False)
     classes = json.loads((BUNDLED_DATASET / "annotations" / "class_mapping.json").read_text())["classes"]
     path = tmp_path_factory.mktemp("ckpt") / "action.pt"
     payload = {"model": model.state_dict(), "config": config_to_dict(cfg), "classes": classes}

@@ -1,14 +1,23 @@
-"""Helpers shared by the commands: dataset loading with a progress bar, output-directory checks."""
+"""Shared by the commands: the tasks by name, dataset loading with a progress bar, output-directory checks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from thermact.data.source import DatasetPaths, ThermalData, load_dataset, resolve_dataset
+from thermact.engine.config import config_task, load_config
+from thermact.engine.task import Task
 from thermact.errors import ConfigError
+from thermact.tasks.action import ACTION
+from thermact.tasks.person import PERSON
+
+TASKS: dict[str, Task[Any, Any]] = {ACTION.name: ACTION, PERSON.name: PERSON}
+"""The tasks by the ``task`` value of their configs and checkpoints."""
 
 
 def load_with_progress(
@@ -39,3 +48,22 @@ def check_out_dir(out: Path, exist_ok: bool, key: str = "out") -> None:
         raise ConfigError(
             f"output directory {str(out)!r} exists and is not empty; pass exist_ok=true or another {key}=DIR"
         )
+
+
+def task_of(name: str) -> Task[Any, Any]:
+    """The task named by a config's ``task`` key (a :class:`ConfigError` for an unknown one)."""
+    if name not in TASKS:
+        raise ConfigError(f"config key 'task': {name!r} is not one of {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def load_task_config(
+    target: str | None, overrides: Sequence[str], lenient: bool
+) -> tuple[Task[Any, Any], Any]:
+    """The task and its validated run config of a command line: ``config=FILE`` (or the positional
+    path) + ``key=value`` overrides; ``--lenient`` sets ``data.lenient``."""
+    task = task_of(config_task(target, overrides))
+    cfg = load_config(task.config_type, target, overrides)
+    if lenient:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, lenient=True))
+    return task, cfg

@@ -6,8 +6,8 @@ Usage::
                     [cadence_s=1.0] [score_threshold=0.3] [animation=auto|gif|mp4|none] [every=3]
 
 ``DIR`` is a dataset directory (its ``frames/*.h5``) or a directory of ``.h5`` recordings; the
-default is the bundled dataset. Each recording is fed frame by frame through the same
-:class:`~thermact.inference.pipeline.InferencePipeline` the live stream uses (its invalid pixels
+default is the bundled dataset. Each recording is fed frame by frame, as one live sensor, through the
+:class:`~thermact.inference.streaming.StreamingPredictor` the live stream uses (its invalid pixels
 put back as the sensor sent them and repaired causally), so the results equal what
 ``thermact stream`` / :class:`~thermact.inference.streaming.StreamingPredictor` produce live:
 the person detector on every frame, the tracker, and the action model on each confirmed track
@@ -40,22 +40,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from thermact.config import build_config, config_to_dict, parse_overrides
 from thermact.data.ava import AvaRow, detection_rows, write_ava_csv, write_label_map
+from thermact.data.recording import Recording
 from thermact.data.source import default_dataset_root, load_recordings
 from thermact.errors import ConfigError, DataError, ProblemLog
 from thermact.inference.events import Event, LyingWithRiskEvent
-from thermact.inference.pipeline import (
-    FrameInput,
-    FrameResult,
-    InferencePipeline,
-    PersonResult,
-    Precision,
-    load_action_model,
-    load_detector,
-    raw_frames,
-)
+from thermact.inference.pipeline import FrameResult, PersonResult
+from thermact.inference.render import render_animation
+from thermact.inference.runners import Precision, load_action_model, load_detector
+from thermact.inference.sensor import raw_frames
+from thermact.inference.streaming import StreamingPredictor
 from thermact.io import atomic_open, write_json_atomic
 from thermact.tracking.tracker import TrackerConfig
 
@@ -159,19 +156,63 @@ def _csv_rows(rec_id: str, persons: Sequence[PersonResult], frame_size: tuple[in
     )
 
 
+def detect_recording(
+    predictor: StreamingPredictor, rec: Recording, opts: DetectOptions, out: Path, progress: bool
+) -> tuple[RecordingOutcome, list[AvaRow], list[Event]]:
+    """Push one recording frame by frame through ``predictor`` (as a live sensor would send it),
+    write its ``.jsonl`` and animation; return its outcome, AVA rows and events."""
+    rid, frame_size = rec.recording_id, rec.frame_size
+    raw = raw_frames(rec.frames, rec.valid)
+    shown: list[int] = []
+    shown_persons: list[tuple[PersonResult, ...]] = []
+    rows: list[AvaRow] = []
+    labels: Counter[str] = Counter()
+    track_ids: set[int] = set()
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(raw), desc=rid, unit="frame", disable=None if progress else True, leave=False)
+    with atomic_open(out / f"{rid}.jsonl", "w") as handle, bar:
+        for i, (ts, frame) in enumerate(zip(rec.timestamps, raw, strict=True)):
+            predictor.push(rid, int(ts), frame)
+            for fr in predictor.last_frames:
+                handle.write(_jsonl_line(rid, i, fr) + "\n")
+                rows.extend(_csv_rows(rid, fr.persons, frame_size))
+                labels.update(p.top_label for p in fr.persons)
+                track_ids.update(p.track_id for p in fr.persons)
+                if i % opts.every == 0:
+                    shown.append(i)
+                    shown_persons.append(fr.persons)
+            bar.update(1)
+    counters = dataclasses.replace(predictor.stats().counters)
+    # frames the file repeated or held out of order (lenient) were dropped / sorted on reading
+    counters.frames_in += rec.timing.duplicates_removed
+    counters.duplicates += rec.timing.duplicates_removed
+    counters.out_of_order += rec.timing.out_of_order
+    predictor.close_sensor(rid, int(rec.timestamps[-1]), reason="recording_ended")  # its tracks end with it
+    seconds = time.perf_counter() - t0
+    outputs = [str(out / f"{rid}.jsonl")]
+    if opts.animation != "none" and shown:
+        fmt: Literal["auto", "gif", "mp4"] = opts.animation
+        path = render_animation(
+            out / rid, rec.frames[shown], rec.timestamps[shown], shown_persons,
+            scale=opts.scale, cmap=opts.cmap, fmt=fmt, title=rid,
+        )  # fmt: skip
+        outputs.append(str(path))
+    outcome = RecordingOutcome(
+        rid, counters.accepted, len(track_ids), counters.classifications, seconds, outputs,
+        dict(labels.most_common()), counters.to_dict(),
+    )  # fmt: skip
+    return outcome, rows, predictor.take_events()
+
+
 def run_detect(
     target: str | None, opts: DetectOptions, lenient: bool = False, progress: bool = True
 ) -> tuple[list[RecordingOutcome], list[Event]]:
-    """Run the pipeline over every recording of ``target`` and write the outputs (module docstring).
+    """Run the live predictor over every recording of ``target`` and write the outputs (module docstring).
 
     Raises:
         CheckpointError: a model cannot be loaded or is of the wrong kind.
         DataError: a recording is missing or unreadable (lenient: skipped with a warning).
     """
-    from tqdm import tqdm
-
-    from thermact.inference.render import render_animation
-
     device = _device(opts.device)
     action = load_action_model(opts.checkpoint, device, precision=opts.precision)
     detector = load_detector(opts.detector, device, precision=opts.precision)
@@ -181,83 +222,18 @@ def run_detect(
     if len(set(ids)) != len(ids):
         raise DataError(f"{target}: recording ids (file stems) repeat: {sorted(ids)}")
     out = Path(opts.out)
-    rule = LyingWithRiskEvent(opts.lying_min_s)
     events: list[Event] = []
     rows: list[AvaRow] = []
     outcomes: list[RecordingOutcome] = []
     for rec in recordings:
-        rid = rec.recording_id
-        frame_size = rec.frame_size
-        pipeline = InferencePipeline(
-            action,
-            detector,
-            opts.tracker,
-            opts.cadence_s,
-            opts.score_threshold,
-            frame_size=frame_size,
-            max_sensors=1,
-        )
-        raw = raw_frames(rec.frames, rec.valid)
-        shown: list[int] = []
-        shown_persons: list[tuple[PersonResult, ...]] = []
-        labels: Counter[str] = Counter()
-        track_ids: set[int] = set()
-        t0 = time.perf_counter()
-        with (
-            atomic_open(out / f"{rid}.jsonl", "w") as handle,
-            tqdm(
-                total=len(raw), desc=rid, unit="frame", disable=None if progress else True, leave=False
-            ) as bar,
-        ):
-            for i, (ts, frame) in enumerate(zip(rec.timestamps, raw, strict=True)):
-                for fr in pipeline.process([FrameInput(rid, int(ts), frame)]):
-                    handle.write(_jsonl_line(rid, i, fr) + "\n")
-                    rows.extend(_csv_rows(rid, fr.persons, frame_size))
-                    for p in fr.persons:
-                        labels[p.top_label] += 1
-                        track_ids.add(p.track_id)
-                        if p.fresh:
-                            events.extend(rule.update(p))
-                    for tid in fr.ended_tracks:
-                        events.extend(rule.end_track(rid, tid, fr.timestamp_ms))
-                    if i % opts.every == 0:
-                        shown.append(i)
-                        shown_persons.append(fr.persons)
-                bar.update(1)
-        for tid in pipeline.close_sensor(rid):  # the recording ends: its tracks end with it
-            events.extend(rule.end_track(rid, tid, int(rec.timestamps[-1]), reason="recording_ended"))
-        seconds = time.perf_counter() - t0
-        outputs = [str(out / f"{rid}.jsonl")]
-        if opts.animation != "none" and shown:
-            fmt: Literal["auto", "gif", "mp4"] = opts.animation
-            path = render_animation(
-                out / rid,
-                rec.frames[shown],
-                rec.timestamps[shown],
-                shown_persons,
-                scale=opts.scale,
-                cmap=opts.cmap,
-                fmt=fmt,
-                title=rid,
-            )
-            outputs.append(str(path))
-        counters = pipeline.counters()
-        # frames the file repeated or held out of order (lenient) were dropped/sorted on reading
-        counters.frames_in += rec.timing.duplicates_removed
-        counters.duplicates += rec.timing.duplicates_removed
-        counters.out_of_order += rec.timing.out_of_order
-        outcomes.append(
-            RecordingOutcome(
-                rid,
-                counters.accepted,
-                len(track_ids),
-                counters.classifications,
-                seconds,
-                outputs,
-                dict(labels.most_common()),
-                counters.to_dict(),
-            )
-        )
+        predictor = StreamingPredictor(
+            action, detector, opts.tracker, opts.cadence_s, events=[LyingWithRiskEvent(opts.lying_min_s)],
+            max_sensors=1, score_threshold=opts.score_threshold, frame_size=rec.frame_size,
+        )  # fmt: skip
+        outcome, rec_rows, rec_events = detect_recording(predictor, rec, opts, out, progress)
+        outcomes.append(outcome)
+        rows.extend(rec_rows)
+        events.extend(rec_events)
     write_ava_csv(out / "detections.csv", rows, detection_person_ids=True)
     write_label_map(out / "label_map.pbtxt", action.classes)
     with atomic_open(out / "events.jsonl", "w") as handle:

@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from thermact import __version__
-from thermact.commands._common import check_out_dir, load_with_progress
+from thermact.commands._common import check_out_dir, load_with_progress, task_of
 from thermact.config import build_options
 from thermact.data.annotations import Keyframe
 from thermact.data.ava import (
@@ -57,18 +57,20 @@ from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.source import ThermalData, resolve_dataset
 from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
-from thermact.detection.decode import Detections
-from thermact.detection.evaluate import detect_keyframes, end_to_end_frame_map
-from thermact.detection.metrics import DetectionMetrics, detection_metrics
-from thermact.detection.restore import PersonDetector, TrainedDetector, checkpoint_task, restore_detector
 from thermact.engine.checkpoint import load_checkpoint
-from thermact.engine.restore import TrainedModel, restore_model
-from thermact.engine.train import class_counts, clip_config, keyframes_by_id, select_device
+from thermact.engine.restore import TrainedModel, checkpoint_task
+from thermact.engine.run import keyframes_by_id, select_device
 from thermact.errors import CheckpointError, ConfigError, DataError, ThermactError
 from thermact.evaluation import plots
+from thermact.evaluation.detection import DetectionMetrics, detection_metrics
+from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
 from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
+from thermact.inference.runners import DetectorRunner
 from thermact.io import write_json_atomic, write_text_atomic
+from thermact.models.postprocess import Detections
+from thermact.tasks.action import TrainedActionModel, class_counts, restore_model
+from thermact.tasks.person import restore_detector
 
 
 @dataclasses.dataclass
@@ -115,17 +117,6 @@ def load_options(target: str | None, overrides: Sequence[str]) -> EvalOptions:
 # Steps
 
 
-def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
-    """:func:`restore_model` with every way a checkpoint can fail as a :class:`CheckpointError`."""
-    trained = restore_model(path, device)
-    if trained.config.model.num_classes != len(trained.classes):
-        raise CheckpointError(
-            f"{path}: config says model.num_classes={trained.config.model.num_classes} but the checkpoint "
-            f"lists {len(trained.classes)} classes"
-        )
-    return trained
-
-
 def check_class_list(
     checkpoint_classes: Sequence[str], dataset_classes: Sequence[str], checkpoint: str, dataset: str
 ) -> None:
@@ -165,7 +156,7 @@ class TrainingSide:
     keyframe_ids: list[str] | None
 
 
-def training_side(trained: TrainedModel, data: ThermalData, clip: ClipConfig) -> TrainingSide:
+def training_side(trained: TrainedModel[Any, Any], data: ThermalData, clip: ClipConfig) -> TrainingSide:
     """The training keyframes of the checkpoint's own split fold, when they can be resolved.
 
     They are only meaningful on the dataset the checkpoint was trained on; otherwise (or when its
@@ -247,32 +238,50 @@ class EvalOutcome:
     files: dict[str, Path]
     """role → path of every file written."""
     end_to_end: dict[str, Any] | None = None
-    """With ``detector=PATH``: the action model on detector boxes (see :mod:`thermact.detection.evaluate`)."""
+    """With ``detector=PATH``: the action model on detector boxes (see :mod:`thermact.evaluation.end_to_end`)."""
 
 
-def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
-    """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
-    device = select_device(opts.device)
-    trained = load_trained(opts.checkpoint, device)
+@dataclasses.dataclass
+class EvalTarget:
+    """What an evaluation scores and where it writes (shared by both tasks)."""
+
+    out: Path
+    data: ThermalData
+    split_spec: str
+    split: SplitDefinition
+    fold: Fold
+    fold_index: int
+    keyframes: list[Keyframe]
+    """The test keyframes of the fold."""
+
+
+def eval_target(opts: EvalOptions, trained: TrainedModel[Any, Any], lenient: bool) -> EvalTarget:
+    """The dataset, split fold and output directory of ``opts`` (defaults: the checkpoint's own)."""
     cfg = trained.config
     split_spec = opts.split if opts.split is not None else cfg.data.split
     fold_index = opts.fold if opts.fold is not None else cfg.data.fold
     out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, split_spec, fold_index)
     check_out_dir(out, opts.exist_ok)
-
     data = load_with_progress(opts.dataset if opts.dataset is not None else cfg.data.root, lenient)
-    check_class_list(trained.classes, data.classes.names, str(trained.path), str(data.root))
-    clip = clip_config(cfg)
-    split = resolve_split(data, split_spec, clip)
+    split = resolve_split(data, split_spec, trained.clip)
     fold = pick_fold(split, fold_index, "fold" if opts.fold is not None else "data.fold")
-    test_kfs = keyframes_by_id(data, fold.test, "test")
-    side = training_side(trained, data, clip)
+    keyframes = keyframes_by_id(data, fold.test, "test")
+    return EvalTarget(out, data, split_spec, split, fold, fold_index, keyframes)
+
+
+def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
+    """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
+    device = select_device(opts.device)
+    trained = restore_model(opts.checkpoint, device)
+    target = eval_target(opts, trained, lenient)
+    data, test_kfs = target.data, target.keyframes
+    check_class_list(trained.classes, data.classes.names, str(trained.path), str(data.root))
+    side = training_side(trained, data, trained.clip)
     train_counts = leaked = overlap = None
     if side.keyframe_ids is not None:
         train_counts = class_counts(keyframes_by_id(data, side.keyframe_ids, "training"), len(data.classes))
-        leaked, overlap = time_leakage(data, side.keyframe_ids, list(fold.test), clip)
-
-    dataset = ClipDataset.from_data(data, test_kfs, clip, norm=trained.norm)
+        leaked, overlap = time_leakage(data, side.keyframe_ids, list(target.fold.test), trained.clip)
+    dataset = ClipDataset.from_data(data, test_kfs, trained.clip, norm=trained.norm)
     loader = DataLoader(
         dataset,
         batch_size=opts.batch_size,
@@ -280,58 +289,32 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
         collate_fn=collate_clips,
         num_workers=opts.num_workers,
     )
-    preds = predict(trained.model, loader, device, mode=cfg.model.head.mode)
+    preds = predict(trained.model, loader, device, mode=trained.config.model.head.mode)
     if len(preds) == 0:
         raise DataError(
-            f"split {split.name!r} fold {fold.name!r}: the test keyframes have no person box to evaluate"
+            f"split {target.split.name!r} fold {target.fold.name!r}: the test keyframes have no person box to evaluate"
         )
     result = score_predictions(preds, len(trained.classes))
     end_to_end = run_end_to_end(opts.detector, trained, data, test_kfs, device, opts.batch_size)
-
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    frame_sizes = {rid: data.recording(rid).frame_size for rid in {k.recording_id for k in test_kfs}}
-    unit: TimeUnit = opts.time_unit
-    files["detections"] = out / "detections.csv"
-    write_ava_csv(files["detections"], ava_detection_rows(preds, frame_sizes), time_unit=unit)
-    files["groundtruth"] = out / "groundtruth.csv"
-    gt_rows = [r for kf in test_kfs for r in keyframes_to_ava_rows([kf], frame_sizes[kf.recording_id])]
-    write_ava_csv(files["groundtruth"], gt_rows, time_unit=unit)
-    files["label_map"] = out / "label_map.pbtxt"
-    write_label_map(files["label_map"], data.classes)
-
-    names = list(trained.classes)
-    files["pr_curves"] = out / "pr_curves.png"
-    plots.plot_pr_curves(result.frame_map, names, files["pr_curves"])
-    files["confusion_matrix"] = out / "confusion_matrix.png"
-    plots.plot_confusion_matrix(result.classification.confusion, names, files["confusion_matrix"])
-    log_path = trained.path.parent / "metrics.jsonl"
-    if log_path.is_file():
-        records = read_training_log(log_path)
-        if records:
-            files["training_curves"] = out / "training_curves.png"
-            plots.plot_training_curves(records, files["training_curves"])
-
-    plot_roles = ("pr_curves", "confusion_matrix", "training_curves")
-    # epochs completed: TrainedModel.epoch when restore provides it, else the metrics' "epoch"
-    ckpt_epoch = trained.epoch
+    target.out.mkdir(parents=True, exist_ok=True)
+    files = write_action_files(opts, trained, target, preds, result)
     meta = EvalMetadata(
         checkpoint=str(trained.path),
-        model=cfg.model.name,
-        classes=names,
+        model=trained.config.model.name,
+        classes=list(trained.classes),
         dataset=str(data.root),
-        split=split_spec,
-        fold=fold.name,
-        fold_index=fold_index,
-        split_leaky=split.leaky,
+        split=target.split_spec,
+        fold=target.fold.name,
+        fold_index=target.fold_index,
+        split_leaky=target.split.leaky,
         trained_on=side.description,
         train_counts=train_counts,
         leaked_keyframes=leaked,
         leaked_overlap_s=overlap,
-        checkpoint_epoch=int(ckpt_epoch) if isinstance(ckpt_epoch, int) else None,
+        checkpoint_epoch=trained.epoch,
         checkpoint_metrics={k: v for k, v in trained.metrics.items() if k != "epoch"},
         device=str(device),
-        plots={r: files[r].name for r in plot_roles if r in files},
+        plots={r: files[r].name for r in ("pr_curves", "confusion_matrix", "training_curves") if r in files},
         files={r: files[r].name for r in ("detections", "groundtruth", "label_map")},
         version=__version__,
     )
@@ -340,16 +323,46 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     if end_to_end is not None:
         report["end_to_end"] = end_to_end
         markdown += end_to_end_markdown(end_to_end, result.frame_map.map)
-    files["report_json"] = out / "report.json"
+    files["report_json"] = target.out / "report.json"
     write_json_atomic(files["report_json"], report)
-    files["report_md"] = out / "report.md"
+    files["report_md"] = target.out / "report.md"
     write_text_atomic(files["report_md"], markdown)
-    return EvalOutcome(out, result, preds, meta, report, files, end_to_end)
+    return EvalOutcome(target.out, result, preds, meta, report, files, end_to_end)
+
+
+def write_action_files(
+    opts: EvalOptions, trained: TrainedActionModel, target: EvalTarget, preds: Predictions, result: EvalResult
+) -> dict[str, Path]:
+    """The AVA CSVs, the label map and the plots of an action evaluation; role → path."""
+    out, data = target.out, target.data
+    files: dict[str, Path] = {}
+    frame_sizes = {rid: data.recording(rid).frame_size for rid in {k.recording_id for k in target.keyframes}}
+    unit: TimeUnit = opts.time_unit
+    files["detections"] = out / "detections.csv"
+    write_ava_csv(files["detections"], ava_detection_rows(preds, frame_sizes), time_unit=unit)
+    files["groundtruth"] = out / "groundtruth.csv"
+    gt_rows = [
+        r for kf in target.keyframes for r in keyframes_to_ava_rows([kf], frame_sizes[kf.recording_id])
+    ]
+    write_ava_csv(files["groundtruth"], gt_rows, time_unit=unit)
+    files["label_map"] = out / "label_map.pbtxt"
+    write_label_map(files["label_map"], data.classes)
+    names = list(trained.classes)
+    files["pr_curves"] = out / "pr_curves.png"
+    plots.plot_pr_curves(result.frame_map, names, files["pr_curves"])
+    files["confusion_matrix"] = out / "confusion_matrix.png"
+    plots.plot_confusion_matrix(result.classification.confusion, names, files["confusion_matrix"])
+    log_path = trained.path.parent / "metrics.jsonl"
+    records = read_training_log(log_path) if log_path.is_file() else []
+    if records:
+        files["training_curves"] = out / "training_curves.png"
+        plots.plot_training_curves(records, files["training_curves"])
+    return files
 
 
 def run_end_to_end(
     detector_path: str | None,
-    trained: TrainedModel,
+    trained: TrainedActionModel,
     data: ThermalData,
     test_kfs: Sequence[Keyframe],
     device: torch.device,
@@ -358,8 +371,9 @@ def run_end_to_end(
     """The two-stage numbers for ``detector=PATH`` (None without a detector)."""
     if detector_path is None:
         return None
-    detector = PersonDetector(restore_detector(detector_path, device))
-    ecfg = detector.trained.config.eval
+    trained_detector = restore_detector(detector_path, device)
+    ecfg = trained_detector.config.eval
+    detector = DetectorRunner.from_trained(trained_detector, device)
     dets = detect_keyframes(detector, data, test_kfs, ecfg.min_score, batch_size)
     e2e = end_to_end_frame_map(trained, dets, data, test_kfs, device, batch_size)
     det_metrics = detection_metrics(dets, test_kfs, ecfg.score_threshold)
@@ -435,24 +449,17 @@ def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> Detecto
     hot-object false positives at the checkpoint's operating threshold, ``report.json``,
     ``report.md`` and ``pr_curve.png``."""
     device = select_device(opts.device)
-    trained: TrainedDetector = restore_detector(opts.checkpoint, device)
+    trained = restore_detector(opts.checkpoint, device)
     cfg = trained.config
-    split_spec = opts.split if opts.split is not None else cfg.data.split
-    fold_index = opts.fold if opts.fold is not None else cfg.data.fold
-    out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, split_spec, fold_index)
-    check_out_dir(out, opts.exist_ok)
-    data = load_with_progress(opts.dataset if opts.dataset is not None else cfg.data.root, lenient)
-    clip = trained.clip
-    split = resolve_split(data, split_spec, clip)
-    fold = pick_fold(split, fold_index, "fold" if opts.fold is not None else "data.fold")
-    test_kfs = keyframes_by_id(data, fold.test, "test")
+    target = eval_target(opts, trained, lenient)
+    data, test_kfs, fold, split, out = target.data, target.keyframes, target.fold, target.split, target.out
     leaked: int | None = None
     try:
-        own = pick_fold(resolve_split(data, cfg.data.split, clip), cfg.data.fold, "data.fold")
-        leaked, _ = time_leakage(data, list(own.train), list(fold.test), clip)
+        own = pick_fold(resolve_split(data, cfg.data.split, trained.clip), cfg.data.fold, "data.fold")
+        leaked, _ = time_leakage(data, list(own.train), list(fold.test), trained.clip)
     except ThermactError as err:  # a missing split file only loses the leakage check
         print(f"warning: the checkpoint's training split cannot be resolved: {err}", file=sys.stderr)
-    detector = PersonDetector(trained)
+    detector = DetectorRunner.from_trained(trained, device)
     dets = detect_keyframes(detector, data, test_kfs, cfg.eval.min_score, opts.batch_size)
     metrics = detection_metrics(dets, test_kfs, cfg.eval.score_threshold)
 
@@ -469,9 +476,9 @@ def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> Detecto
             "model": cfg.model.name,
             "classes": trained.classes,
             "dataset": str(data.root),
-            "split": split_spec,
+            "split": target.split_spec,
             "fold": fold.name,
-            "fold_index": fold_index,
+            "fold_index": target.fold_index,
             "split_leaky": split.leaky,
             "leaked_keyframes": leaked,
             "device": str(device),
@@ -517,5 +524,5 @@ EVALUATORS: dict[str, Callable[[EvalOptions, bool], None]] = {
 def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact eval [CHECKPOINT] [key=value ...]``: evaluate, print a summary, write the report."""
     opts = load_options(target, overrides)
-    EVALUATORS[checkpoint_task(load_checkpoint(opts.checkpoint))](opts, lenient)
+    EVALUATORS[task_of(checkpoint_task(load_checkpoint(opts.checkpoint))).name](opts, lenient)
     return 0

@@ -6,31 +6,24 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-import torch
 from torch import Tensor
 
+from thermact.commands._common import TASKS
 from thermact.config import build_options
 from thermact.data.source import load_dataset
-from thermact.detection.dataset import DetectionClipDataset, collate_detection
-from thermact.detection.restore import restore_detector
 from thermact.engine.checkpoint import load_checkpoint
-from thermact.engine.restore import restore_model
-from thermact.engine.train import clip_config
+from thermact.engine.restore import checkpoint_task
 from thermact.errors import ConfigError, DataError
 from thermact.export.onnx import (
     DEFAULT_OPSET,
-    OnnxPersonDetector,
     VerifyReport,
     check_out_path,
-    export_action_model,
+    export_action_onnx,
     export_detector_onnx,
-    real_clips,
-    trained_metadata,
     verify_onnx,
 )
 
@@ -91,25 +84,28 @@ class ExportOutcome:
     kind: Literal["action_model", "person_detector"] = "action_model"
 
 
-def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
-    """Restore ``opts.checkpoint``, export it to ONNX and (``opts.verify``) check it on real clips.
+EXPORTERS: dict[str, tuple[Callable[..., Path], Literal["action_model", "person_detector"]]] = {
+    "action": (export_action_onnx, "action_model"),
+    "detector": (export_detector_onnx, "person_detector"),
+}
 
-    The exported file carries :func:`trained_metadata`. Verification uses
-    :func:`real_clips` of the dataset with the checkpoint's clip settings and normalisation.
+
+def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
+    """Restore ``opts.checkpoint`` (action model or person detector), export it to ONNX with the
+    metadata its runner reads and (``opts.verify``) compare onnxruntime with PyTorch on real clips
+    of the dataset (the task's :meth:`~thermact.engine.task.Task.export_inputs`).
 
     Raises:
         CheckpointError: the checkpoint cannot be restored.
         ConfigError: bad options or output path.
         DataError: the verification dataset cannot be loaded or has other frame sizes.
     """
-
     out = check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
-    if load_checkpoint(opts.checkpoint)["config"].get("task") == "detector":
-        return run_detector_export(opts, out, lenient)
-    trained = restore_model(opts.checkpoint, "cpu")
+    task = TASKS[checkpoint_task(load_checkpoint(opts.checkpoint))]
+    trained = task.restore(opts.checkpoint, "cpu")
+    exporter, kind = EXPORTERS[task.name]
     frame_size = (int(opts.frame_size[0]), int(opts.frame_size[1]))
-    clips: list[Tensor] = []
-    rois: list[Tensor] = []
+    inputs: list[tuple[Tensor, ...]] = []
     if opts.verify:  # load the clips first: a dataset problem must not leave a written model behind
         root = opts.dataset if opts.dataset is not None else trained.config.data.root
         data = load_dataset(root, lenient=lenient)
@@ -119,83 +115,12 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
                 f"{data.root}: frames are {sorted(sizes)} but the model is exported for {list(frame_size)} "
                 "(set frame_size=[H,W])"
             )
-        clip = clip_config(trained.config)
-        clips, rois = real_clips(data, clip, trained.norm, opts.num_clips, opts.batch_size)
-    path = export_action_model(
-        trained.model,
-        out,
-        trained.config.model.num_frames,
-        frame_size,
-        opset=opts.opset,
-        metadata=trained_metadata(trained),
-    )
+        inputs = task.export_inputs(trained, data, opts.num_clips, opts.batch_size)
+    path = exporter(trained, out, frame_size=frame_size, opset=opts.opset)
     if not opts.verify:
-        return ExportOutcome(path, None)
-    report = verify_onnx(
-        trained.model, path, clips, rois, tolerance=opts.tolerance, intra_op_threads=opts.threads
-    )
-    return ExportOutcome(path, report)
-
-
-def run_detector_export(opts: ExportOptions, out: Path, lenient: bool) -> ExportOutcome:
-    """Export a person-detector checkpoint (with the metadata the streaming runner reads) and
-    compare its raw outputs (heatmap, size, offset) with PyTorch on real causal clips."""
-
-    trained = restore_detector(opts.checkpoint, "cpu")
-    batches: list[Tensor] = []
-    if opts.verify:  # load the clips first: a dataset problem must not leave a written model behind
-        data = load_dataset(
-            opts.dataset if opts.dataset is not None else trained.config.data.root, lenient=lenient
-        )
-        step = max(1, len(data.keyframes) // max(1, opts.num_clips))
-        ds = DetectionClipDataset(
-            data.recordings, data.keyframes[::step][: opts.num_clips], trained.clip, trained.norm
-        )
-        batches = [
-            collate_detection([ds[j] for j in range(i, min(i + opts.batch_size, len(ds)))]).frames
-            for i in range(0, len(ds), opts.batch_size)
-        ]
-    path = export_detector_onnx(trained, out)
-    if not opts.verify:
-        return ExportOutcome(path, None, "person_detector")
-    runner = OnnxPersonDetector(path, intra_op_threads=opts.threads)
-    diffs: list[float] = []
-    means: list[float] = []
-    rels: list[float] = [0.0]
-    largest = 0.0
-    agree = 0
-    torch_s = onnx_s = 0.0
-    with torch.no_grad():
-        for frames in batches:
-            t0 = time.perf_counter()
-            ref = trained.model.eval()(frames)
-            t1 = time.perf_counter()
-            got = runner(frames)
-            t2 = time.perf_counter()
-            torch_s, onnx_s = torch_s + t1 - t0, onnx_s + t2 - t1
-            # the strongest heatmap peak of each clip must be the same cell and class
-            agree += int((ref.heatmap.flatten(1).argmax(1) == got.heatmap.flatten(1).argmax(1)).sum())
-            for a, b in ((ref.heatmap, got.heatmap), (ref.size, got.size), (ref.offset, got.offset)):
-                delta = (a - b).abs()
-                diffs.append(float(delta.max()))
-                means.append(float(delta.mean()))
-                big = a.abs() > 1e-3
-                if bool(big.any()):
-                    rels.append(float((delta[big] / a.abs()[big]).max()))
-                largest = max(largest, float(a.abs().max()))
-    report = VerifyReport(
-        max_abs_diff=max(diffs),
-        mean_abs_diff=sum(means) / len(means),
-        max_rel_diff=max(rels),
-        max_abs_logit=largest,
-        argmax_agreement=agree / max(1, sum(int(b.shape[0]) for b in batches)),
-        num_clips=sum(int(b.shape[0]) for b in batches),
-        num_boxes=0,
-        tolerance=opts.tolerance,
-        torch_ms=1000 * torch_s / max(1, len(batches)),
-        onnx_ms=1000 * onnx_s / max(1, len(batches)),
-    )
-    return ExportOutcome(path, report, "person_detector")
+        return ExportOutcome(path, None, kind)
+    report = verify_onnx(trained.model, path, inputs, tolerance=opts.tolerance, intra_op_threads=opts.threads)
+    return ExportOutcome(path, report, kind)
 
 
 def main(target: str | None, overrides: list[str], lenient: bool) -> int:

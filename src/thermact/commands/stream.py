@@ -28,21 +28,21 @@ from typing import Any, Literal
 
 from thermact.config import build_config, parse_overrides
 from thermact.data.source import load_recordings
-from thermact.detection.restore import restore_detector
-from thermact.engine.restore import restore_model
 from thermact.errors import ConfigError, ProblemLog
 from thermact.export.onnx import export_action_onnx, export_detector_onnx
 from thermact.inference.events import Event, LyingWithRiskEvent
-from thermact.inference.pipeline import (
+from thermact.inference.pipeline import FrameInput
+from thermact.inference.runners import (
     ActionModelLike,
     DetectorLike,
-    FrameInput,
     Precision,
     load_action_model,
     load_detector,
 )
 from thermact.inference.streaming import StreamingPredictor, interleave
 from thermact.io import write_json_atomic
+from thermact.tasks.action import restore_model
+from thermact.tasks.person import restore_detector
 from thermact.tracking.tracker import TrackerConfig
 
 __all__ = ["StreamOptions", "load_stream_options", "main", "run_stream"]

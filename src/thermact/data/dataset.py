@@ -354,3 +354,36 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
             frame_indices=torch.from_numpy(idx.astype(np.int64)),
             pathway_strides=self.pathway_strides,
         )
+
+
+def real_clips(
+    data: ThermalData,
+    clip: ClipConfig,
+    norm: NormStats | None,
+    num_clips: int = 8,
+    batch_size: int = 4,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Normalised real clips with their annotated person boxes, in batches.
+
+    Takes ``num_clips`` keyframes with at least one person, evenly spread over all keyframes of
+    ``data`` (both sessions, every recording), and returns ``(clips, rois)``: lists of
+    ``[B, 1, T, H, W]`` clip batches and their ``[K, 5]`` RoIs (pixel XYXY), ``B <= batch_size``.
+
+    Raises:
+        DataError: the dataset has no keyframe with a person box.
+    """
+    if num_clips < 1 or batch_size < 1:
+        raise ValueError(f"num_clips and batch_size must be >= 1, got {num_clips}, {batch_size}")
+    with_people = [k for k in data.keyframes if len(k.persons) > 0]
+    if not with_people:
+        raise DataError(f"{data.root}: no keyframe with a person box to verify the export on")
+    n = min(num_clips, len(with_people))
+    picks = np.linspace(0, len(with_people) - 1, n).round().astype(int)
+    ds = ClipDataset.from_data(data, [with_people[i] for i in picks], clip, norm=norm)
+    clips: list[torch.Tensor] = []
+    rois: list[torch.Tensor] = []
+    for start in range(0, n, batch_size):
+        batch = collate_clips([ds[i] for i in range(start, min(start + batch_size, n))])
+        clips.append(batch.frames)
+        rois.append(batch.rois)
+    return clips, rois

@@ -2,7 +2,7 @@
 
 What gets exported:
 
-* the action model (:class:`~thermact.models.detector.ActionDetector`) with inputs ``clip``
+* the action model (:class:`~thermact.models.action.ActionModel`) with inputs ``clip``
   ``float32 [B, 1, T, H, W]`` and ``rois`` ``float32 [K, 5]`` (rows ``(batch_index, x1, y1, x2,
   y2)``, pixel XYXY of the given clip, pixel ``i`` covering ``[i, i + 1)``) and output ``logits``
   ``float32 [K, C]``; ``B`` and ``K`` are dynamic, ``T``, ``H`` and ``W`` are fixed at export.
@@ -23,7 +23,7 @@ fixed sampling ratio), so onnxruntime matches eager PyTorch up to float rounding
 
 Runners: :class:`OnnxRunner` (any exported graph; CPU provider, configurable intra-op threads),
 :class:`OnnxActionModel` (``__call__(clip, rois) -> logits`` with NumPy arrays, the contract of
-``ActionDetector.forward``, so a streaming predictor can use either) and
+``ActionModel.forward``, so a streaming predictor can use either) and
 :class:`OnnxPersonDetector` (``__call__(clip) -> DetectorOutput``, the contract of
 ``PersonDetectorNet.forward``). :func:`verify_onnx` compares torch and onnxruntime on real clips
 and returns a :class:`VerifyReport`. A model exported from a checkpoint carries its class names,
@@ -45,24 +45,21 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from thermact.errors import CheckpointError, ConfigError, DataError
+from thermact.data.clips import ClipConfig
+from thermact.data.transforms import NormStats
+from thermact.errors import CheckpointError, ConfigError
 from thermact.io import atomic_open
-from thermact.models.detector import ActionDetector
-
-if TYPE_CHECKING:
-    from thermact.data.clips import ClipConfig
-    from thermact.data.source import ThermalData
-    from thermact.data.transforms import NormStats
-    from thermact.detection.model import DetectorOutput, PersonDetectorNet
-    from thermact.detection.restore import TrainedDetector
-    from thermact.engine.restore import TrainedModel
+from thermact.models.action import ActionModel
+from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
+from thermact.tasks.action import TrainedActionModel
+from thermact.tasks.person import TrainedDetector
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -75,7 +72,6 @@ __all__ = [
     "export_detector_onnx",
     "export_module",
     "export_person_detector",
-    "real_clips",
     "trained_metadata",
     "verify_onnx",
 ]
@@ -183,7 +179,7 @@ def export_module(
 
 
 def export_action_model(
-    model: ActionDetector,
+    model: ActionModel,
     path: str | os.PathLike[str],
     num_frames: int,
     frame_size: tuple[int, int] = (40, 60),
@@ -311,7 +307,7 @@ class OnnxRunner:
 
 
 class OnnxActionModel:
-    """An exported action model behind the ``ActionDetector.forward`` contract, on NumPy arrays.
+    """An exported action model behind the ``ActionModel.forward`` contract, on NumPy arrays.
 
     ``model(clip, rois)`` with ``clip`` ``float32 [B, 1, T, H, W]`` (normalised like the training
     clips) and ``rois`` ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` returns logits
@@ -471,75 +467,96 @@ class VerifyReport:
         )
 
 
+def _as_outputs(out: Any) -> list[Tensor]:
+    """A model's output as a list of tensors (a tensor, a tuple, or a dataclass of tensors)."""
+    if isinstance(out, Tensor):
+        return [out]
+    if dataclasses.is_dataclass(out):
+        return [getattr(out, f.name) for f in dataclasses.fields(out)]
+    return list(out)
+
+
 def verify_onnx(
-    model: ActionDetector,
-    onnx_path: str | os.PathLike[str] | OnnxActionModel,
-    clips: Sequence[Tensor | npt.NDArray[np.float32]] | Tensor | npt.NDArray[np.float32],
-    rois: Sequence[Tensor | npt.NDArray[np.float32]] | Tensor | npt.NDArray[np.float32],
+    model: nn.Module,
+    onnx_model: str | os.PathLike[str] | OnnxRunner | OnnxActionModel,
+    inputs: Sequence[tuple[Tensor | npt.NDArray[np.float32], ...]],
     tolerance: float = 1e-4,
     intra_op_threads: int = 1,
 ) -> VerifyReport:
-    """Run ``model`` (eval mode, no grad) and the ONNX model on the same inputs and compare logits.
+    """Run ``model`` (eval mode, no grad) and the exported graph on the same inputs; compare outputs.
+
+    Works for any exported model: the action model (``(clip, rois) -> logits``; the top-1 agreement
+    is per box) and the person detector (``clip -> heatmap, size, offset``; the agreement is the
+    strongest heatmap peak per clip). All outputs are compared element-wise.
 
     Args:
         model: the torch model that was exported.
-        onnx_path: its ``.onnx`` file, or an already open :class:`OnnxActionModel`.
-        clips: one ``[B, 1, T, H, W]`` batch, or a sequence of them (each a separate call).
-        rois: the matching ``[K, 5]`` RoIs (one array, or one per batch).
-        tolerance: max abs difference per unit of logit scale accepted by :attr:`VerifyReport.ok`.
+        onnx_model: its ``.onnx`` file, or an already open runner.
+        inputs: batches, each the tuple of the model's inputs (one call per batch).
+        tolerance: max abs difference per unit of output scale accepted by :attr:`VerifyReport.ok`.
         intra_op_threads: onnxruntime threads (when a path is given).
     """
-    runner = (
-        onnx_path if isinstance(onnx_path, OnnxActionModel) else OnnxActionModel(onnx_path, intra_op_threads)
-    )
-    clip_list = [clips] if isinstance(clips, (Tensor, np.ndarray)) else list(clips)
-    roi_list = [rois] if isinstance(rois, (Tensor, np.ndarray)) else list(rois)
-    if len(clip_list) != len(roi_list) or not clip_list:
-        raise ValueError(
-            f"need the same positive number of clip batches and RoI arrays, got {len(clip_list)} and {len(roi_list)}"
-        )
+    if isinstance(onnx_model, OnnxActionModel):
+        onnx_model = onnx_model.runner
+    runner = onnx_model if isinstance(onnx_model, OnnxRunner) else OnnxRunner(onnx_model, intra_op_threads)
+    if not inputs:
+        raise ValueError("verify_onnx needs at least one batch of inputs")
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     modes = _training_modes(model)
     model.eval()
-    ref: list[FloatArray] = []
-    got: list[FloatArray] = []
+    ref: list[list[npt.NDArray[Any]]] = []
+    got: list[list[npt.NDArray[Any]]] = []
     torch_s = onnx_s = 0.0
-    num_clips = 0
     try:
         with torch.no_grad():
-            for c, r in zip(clip_list, roi_list, strict=True):
-                c_np = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
-                r_np = r.detach().cpu().numpy() if isinstance(r, Tensor) else np.asarray(r)
-                c_np = np.ascontiguousarray(c_np, dtype=np.float32)
-                r_np = np.ascontiguousarray(r_np, dtype=np.float32)
+            for batch in inputs:
+                arrays = [
+                    np.ascontiguousarray(
+                        x.detach().cpu().numpy() if isinstance(x, Tensor) else x, dtype=np.float32
+                    )
+                    for x in batch
+                ]
                 t0 = time.perf_counter()
-                out = model(torch.from_numpy(c_np).to(device), torch.from_numpy(r_np).to(device))
-                torch_s += time.perf_counter() - t0
-                ref.append(out.float().cpu().numpy())
-                t0 = time.perf_counter()
-                got.append(runner(c_np, r_np))
-                onnx_s += time.perf_counter() - t0
-                num_clips += int(c_np.shape[0])
+                out = _as_outputs(model(*(torch.from_numpy(x).to(device) for x in arrays)))
+                t1 = time.perf_counter()
+                got.append(runner(*arrays))
+                onnx_s += time.perf_counter() - t1
+                torch_s += t1 - t0
+                ref.append([o.float().cpu().numpy() for o in out])
     finally:
         _restore_modes(modes)
-    a = np.concatenate(ref, axis=0).astype(np.float64)
-    b = np.concatenate(got, axis=0).astype(np.float64)
-    if a.shape != b.shape:
-        raise AssertionError(f"torch logits {a.shape} but onnxruntime logits {b.shape}")
+    return _compare(ref, got, int(sum(int(np.shape(b[0])[0]) for b in inputs)), tolerance, torch_s, onnx_s)
+
+
+def _compare(
+    ref: list[list[npt.NDArray[Any]]],
+    got: list[list[npt.NDArray[Any]]],
+    num_clips: int,
+    tolerance: float,
+    torch_s: float,
+    onnx_s: float,
+) -> VerifyReport:
+    first_ref = np.concatenate([r[0].reshape(r[0].shape[0], -1) for r in ref]).astype(np.float64)
+    first_got = np.concatenate([g[0].reshape(g[0].shape[0], -1) for g in got]).astype(np.float64)
+    if first_ref.shape != first_got.shape:
+        raise AssertionError(f"torch output {first_ref.shape} but onnxruntime output {first_got.shape}")
+    a = np.concatenate([o.ravel() for r in ref for o in r]).astype(np.float64)
+    b = np.concatenate([o.ravel() for g in got for o in g]).astype(np.float64)
     diff = np.abs(a - b)
     big = np.abs(a) > 1e-3
+    rows = first_ref.shape[0]
     return VerifyReport(
         max_abs_diff=float(diff.max()) if diff.size else 0.0,
         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
         max_rel_diff=float((diff[big] / np.abs(a[big])).max()) if big.any() else 0.0,
         max_abs_logit=float(np.abs(a).max()) if a.size else 0.0,
-        argmax_agreement=float((a.argmax(1) == b.argmax(1)).mean()) if a.shape[0] else 1.0,
+        argmax_agreement=float((first_ref.argmax(1) == first_got.argmax(1)).mean()) if rows else 1.0,
         num_clips=num_clips,
-        num_boxes=int(a.shape[0]),
+        num_boxes=rows,
         tolerance=float(tolerance),
-        torch_ms=1000.0 * torch_s / len(clip_list),
-        onnx_ms=1000.0 * onnx_s / len(clip_list),
+        torch_ms=1000.0 * torch_s / len(ref),
+        onnx_ms=1000.0 * onnx_s / len(ref),
     )
 
 
@@ -569,11 +586,11 @@ def export_person_detector(
     opset: int = DEFAULT_OPSET,
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Export a :class:`~thermact.detection.model.PersonDetectorNet` to ONNX.
+    """Export a :class:`~thermact.models.person_detector.PersonDetectorNet` to ONNX.
 
     Input ``clip`` ``float32 [B, 1, T, H, W]`` (``T = model.num_frames``, ``H, W = frame_size``);
     outputs ``heatmap [B, K, h, w]``, ``size [B, 2, h, w]``, ``offset [B, 2, h, w]`` at the model's
-    stride (see :mod:`thermact.detection.model`); ``B`` is dynamic.
+    stride (see :mod:`thermact.models.person_detector`); ``B`` is dynamic.
     """
     H, W = int(frame_size[0]), int(frame_size[1])
     param = next(model.parameters(), None)
@@ -597,8 +614,8 @@ class OnnxPersonDetector:
     """An exported person detector behind ``PersonDetectorNet.forward``: ``clip -> DetectorOutput``.
 
     Accepts a NumPy array or tensor ``[B, 1, T, H, W]`` and returns a
-    :class:`~thermact.detection.model.DetectorOutput` of CPU tensors, so
-    :func:`thermact.detection.decode.decode` works on it unchanged.
+    :class:`~thermact.models.person_detector.DetectorOutput` of CPU tensors, so
+    :func:`thermact.models.postprocess.decode` works on it unchanged.
     """
 
     def __init__(self, path: str | os.PathLike[str], intra_op_threads: int = 1) -> None:
@@ -612,7 +629,7 @@ class OnnxPersonDetector:
         self.clip_shape: tuple[int, ...] = tuple(int(s) if isinstance(s, int) else -1 for s in shape[1:])
 
     def __call__(self, clip: npt.ArrayLike | Tensor) -> DetectorOutput:
-        from thermact.detection.model import DetectorOutput
+        from thermact.models.person_detector import DetectorOutput
 
         c = clip.detach().cpu().numpy() if isinstance(clip, Tensor) else clip
         arr = np.ascontiguousarray(c, dtype=np.float32)
@@ -628,19 +645,13 @@ class OnnxPersonDetector:
 # Real clips and the command
 
 
-def trained_metadata(trained: TrainedModel) -> dict[str, str]:
-    """``metadata_props`` of a restored model: classes, normalisation, clip settings, score mode."""
+def trained_metadata(trained: TrainedActionModel) -> dict[str, str]:
+    """``metadata_props`` of a restored action model: classes, normalisation, clip, score mode."""
     cfg = trained.config
     return {
         META_CLASSES: json.dumps(list(trained.classes)),
         META_NORM: json.dumps(trained.norm.to_dict()),
-        META_CLIP: json.dumps(
-            {
-                "window_s": cfg.data.window_s,
-                "num_frames": cfg.model.num_frames,
-                "keyframe_position": cfg.data.keyframe_position,
-            }
-        ),
+        META_CLIP: json.dumps(dataclasses.asdict(trained.clip)),
         META_SCORE_MODE: cfg.model.head.mode,
         "thermact.model": cfg.model.name,
         "thermact.checkpoint": str(trained.path),
@@ -648,51 +659,26 @@ def trained_metadata(trained: TrainedModel) -> dict[str, str]:
     }
 
 
-def real_clips(
-    data: ThermalData,
-    clip: ClipConfig,
-    norm: NormStats | None,
-    num_clips: int = 8,
-    batch_size: int = 4,
-) -> tuple[list[Tensor], list[Tensor]]:
-    """Normalised real clips with their annotated person boxes, in batches.
-
-    Takes ``num_clips`` keyframes with at least one person, evenly spread over all keyframes of
-    ``data`` (both sessions, every recording), and returns ``(clips, rois)``: lists of
-    ``[B, 1, T, H, W]`` clip batches and their ``[K, 5]`` RoIs (pixel XYXY), ``B <= batch_size``.
-
-    Raises:
-        DataError: the dataset has no keyframe with a person box.
-    """
-    from thermact.data.dataset import ClipDataset, collate_clips
-
-    if num_clips < 1 or batch_size < 1:
-        raise ValueError(f"num_clips and batch_size must be >= 1, got {num_clips}, {batch_size}")
-    with_people = [k for k in data.keyframes if len(k.persons) > 0]
-    if not with_people:
-        raise DataError(f"{data.root}: no keyframe with a person box to verify the export on")
-    n = min(num_clips, len(with_people))
-    picks = np.linspace(0, len(with_people) - 1, n).round().astype(int)
-    ds = ClipDataset.from_data(data, [with_people[i] for i in picks], clip, norm=norm)
-    clips: list[Tensor] = []
-    rois: list[Tensor] = []
-    for start in range(0, n, batch_size):
-        batch = collate_clips([ds[i] for i in range(start, min(start + batch_size, n))])
-        clips.append(batch.frames)
-        rois.append(batch.rois)
-    return clips, rois
+def export_action_onnx(
+    trained: TrainedActionModel,
+    path: str | os.PathLike[str],
+    frame_size: tuple[int, int] = (40, 60),
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export a restored action model with its metadata (:func:`trained_metadata`), which is all
+    :class:`~thermact.inference.runners.ActionRunner` needs to run it."""
+    meta = trained_metadata(trained)
+    return export_action_model(trained.model, path, trained.clip.num_frames, frame_size, opset, meta)
 
 
-def export_action_onnx(trained: TrainedModel, path: str | os.PathLike[str]) -> Path:
-    """Export a restored action model (40x60 frames) with its metadata, for :class:`ActionRunner`."""
-    return export_action_model(
-        trained.model, path, trained.config.model.num_frames, metadata=trained_metadata(trained)
-    )
-
-
-def export_detector_onnx(trained: TrainedDetector, path: str | os.PathLike[str]) -> Path:
-    """Export a restored person detector (40x60 frames) with the normalisation, clip and decoding
-    settings :meth:`DetectorRunner.from_onnx` reads."""
+def export_detector_onnx(
+    trained: TrainedDetector,
+    path: str | os.PathLike[str],
+    frame_size: tuple[int, int] = (40, 60),
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export a restored person detector with the normalisation, clip and decoding settings
+    :meth:`~thermact.inference.runners.DetectorRunner.from_onnx` reads."""
     clip = trained.clip
     ev = trained.config.eval
     meta = {
@@ -702,4 +688,4 @@ def export_detector_onnx(trained: TrainedDetector, path: str | os.PathLike[str])
             {"stride": trained.model.stride, "top_k": ev.top_k, "nms_iou": ev.nms_iou}
         ),
     }
-    return export_person_detector(trained.model, path, metadata=meta)
+    return export_person_detector(trained.model, path, frame_size, opset, metadata=meta)

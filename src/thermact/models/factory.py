@@ -35,7 +35,7 @@
           pretrained: false        # also load the IA structure and head MLP of an AlphAction IA
                                    # checkpoint given as model.pretrained
 
-:func:`build_model` turns it into an :class:`~thermact.models.detector.ActionDetector` with a plain
+:func:`build_model` turns it into an :class:`~thermact.models.action.ActionModel` with a plain
 ``match`` on the name.
 """
 
@@ -47,9 +47,10 @@ from typing import Literal, cast
 
 from torch import nn
 
+from thermact.data.clips import ClipConfig
 from thermact.errors import ConfigError
+from thermact.models.action import ActionModel
 from thermact.models.base import Backbone
-from thermact.models.detector import ActionDetector
 from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead
 from thermact.models.slowfast import slowfast_r50_4x16, slowfast_r101_8x8
@@ -226,10 +227,11 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
     return backbone
 
 
-def build_model(
-    cfg: ModelConfig, verbose: bool = True, keyframe_position: Literal["center", "causal"] = "center"
-) -> ActionDetector:
-    """Build the detector of ``cfg``; load ``cfg.pretrained`` backbone weights if set.
+def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool = True) -> ActionModel:
+    """Build the action model of ``cfg`` for clips ``clip``; load ``cfg.pretrained`` backbone weights if set.
+
+    ``clip`` (default: ``cfg.num_frames`` frames, keyframe at the centre) must have
+    ``cfg.num_frames`` frames; its keyframe position decides which frames the slow pathway takes.
 
     The pretrained weights are loaded by :func:`thermact.models.pretrained.load_pretrained` into the
     backbone only (strict: every backbone tensor must load; our head is always freshly initialised
@@ -238,6 +240,11 @@ def build_model(
     """
     if cfg.pretrained is not None and not cfg.name.startswith("slowfast"):
         raise ConfigError(f"config key 'model.pretrained': {cfg.name} has no pretrained weights to load")
+    clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
+    if clip.num_frames != cfg.num_frames:
+        raise ConfigError(
+            f"config key 'model.num_frames': {cfg.num_frames}, but the clip has {clip.num_frames} frames"
+        )
     backbone = build_backbone(cfg)
     spec = cast(Backbone, backbone)
     stride = int(spec.spatial_stride)
@@ -253,11 +260,11 @@ def build_model(
         spatial_pool=cfg.head.spatial_pool,
     )
     interaction = build_interaction(cfg.head.interaction, head.dim_in)
-    model = ActionDetector(
+    model = ActionModel(
         backbone,
         head,
         input_size=cfg.input_size,
-        keyframe_position=keyframe_position,
+        keyframe_position=clip.keyframe_position,
         interaction=interaction,
     )
     if cfg.head.interaction.pretrained and (cfg.pretrained is None or interaction is None):

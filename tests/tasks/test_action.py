@@ -17,10 +17,10 @@ from thermact.data.clips import ClipConfig
 from thermact.data.source import ThermalData
 from thermact.data.splits import save_split, session_split
 from thermact.engine.checkpoint import load_checkpoint, save_checkpoint
-from thermact.engine.config import RunConfig
-from thermact.engine.restore import restore_model
-from thermact.engine.train import EpochSampler, train
+from thermact.engine.distributed import DistContext
+from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError
+from thermact.tasks.action import ACTION, ActionRunConfig, memory_of, restore_model
 
 TINY = [
     "model.num_frames=8",
@@ -49,12 +49,12 @@ def small_split(real_data: ThermalData, tmp_path_factory: pytest.TempPathFactory
     return path
 
 
-def _cfg(run_dir: Path, split: Path, *extra: str) -> RunConfig:
-    return build_config(RunConfig, None, [*TINY, f"run_dir={run_dir}", f"data.split={split}", *extra])
+def _cfg(run_dir: Path, split: Path, *extra: str) -> ActionRunConfig:
+    return build_config(ActionRunConfig, None, [*TINY, f"run_dir={run_dir}", f"data.split={split}", *extra])
 
 
 def test_train_writes_everything_and_resumes_exactly(tmp_path: Path, small_split: Path) -> None:
-    full = train(_cfg(tmp_path / "full", small_split))
+    full = train(ACTION, _cfg(tmp_path / "full", small_split))
     assert len(full.losses) == 2 * 4  # 24 keyframes / batch 6 = 4 steps per epoch
     for name in ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "losses.json"):
         assert (full.run_dir / name).is_file(), name
@@ -66,9 +66,11 @@ def test_train_writes_everything_and_resumes_exactly(tmp_path: Path, small_split
     assert 10.0 < ckpt["norm"]["mean_c"] < 30.0
 
     # stop after 3 optimiser steps (mid-epoch 1), then resume: the losses continue exactly
-    part = train(_cfg(tmp_path / "part", small_split), max_steps=3)
+    part = train(ACTION, _cfg(tmp_path / "part", small_split), max_steps=3)
     assert part.interrupted and part.losses == full.losses[:3]
-    resumed = train(_cfg(tmp_path / "part", small_split, f"resume={tmp_path / 'part' / 'interrupted.pt'}"))
+    resumed = train(
+        ACTION, _cfg(tmp_path / "part", small_split, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
+    )
     assert resumed.losses == full.losses[3:]
     a, b = load_checkpoint(full.last_checkpoint)["model"], load_checkpoint(resumed.last_checkpoint)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -83,41 +85,33 @@ def test_refuses_existing_run_dir_and_contradicting_resume(tmp_path: Path, small
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "something").write_text("x")
     with pytest.raises(ConfigError, match="exists and is not empty"):
-        train(_cfg(tmp_path / "busy", small_split))
-    first = train(_cfg(tmp_path / "r", small_split, "optim.epochs=1"))
+        train(ACTION, _cfg(tmp_path / "busy", small_split))
+    first = train(ACTION, _cfg(tmp_path / "r", small_split, "optim.epochs=1"))
     with pytest.raises(ConfigError, match=r"contradicts the checkpoint in model\.head"):
-        train(_cfg(tmp_path / "r", small_split, f"resume={first.last_checkpoint}", "model.head.mlp_dim=64"))
+        train(
+            ACTION,
+            _cfg(tmp_path / "r", small_split, f"resume={first.last_checkpoint}", "model.head.mlp_dim=64"),
+        )
     ckpt = load_checkpoint(first.last_checkpoint)
     ckpt["classes"] = ckpt["classes"][:5]
     other = tmp_path / "other_classes.pt"
     save_checkpoint(other, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
     with pytest.raises(ConfigError, match="other classes"):
-        train(_cfg(tmp_path / "r", small_split, f"resume={other}"))
+        train(ACTION, _cfg(tmp_path / "r", small_split, f"resume={other}"))
     with pytest.raises(CheckpointError, match="not found"):
-        train(_cfg(tmp_path / "r", small_split, f"resume={tmp_path / 'missing.pt'}"))
+        train(ACTION, _cfg(tmp_path / "r", small_split, f"resume={tmp_path / 'missing.pt'}"))
     # a run that cannot start writes nothing: a fresh run directory stays empty
     with pytest.raises(ConfigError, match="other classes"):
-        train(_cfg(tmp_path / "fresh", small_split, f"resume={other}"))
+        train(ACTION, _cfg(tmp_path / "fresh", small_split, f"resume={other}"))
     assert list((tmp_path / "fresh").iterdir()) == []
-    train(_cfg(tmp_path / "fresh", small_split, "optim.epochs=1"))  # and does not block a new run
+    train(ACTION, _cfg(tmp_path / "fresh", small_split, "optim.epochs=1"))  # and does not block a new run
 
 
 def test_wrong_split_or_fold_is_named(tmp_path: Path, small_split: Path) -> None:
     with pytest.raises(ConfigError, match="data.fold"):
-        train(_cfg(tmp_path / "a", small_split, "data.fold=3"))
+        train(ACTION, _cfg(tmp_path / "a", small_split, "data.fold=3"))
     with pytest.raises(ConfigError, match="neither"):
-        train(_cfg(tmp_path / "b", tmp_path / "nope.json"))
-
-
-def test_epoch_sampler_shards_and_resumes() -> None:
-    s = EpochSampler(10, seed=3)
-    order = s.order(0)
-    assert sorted(order) == list(range(10)) and order != s.order(1)
-    s.start = 4
-    assert list(s) == order[4:]
-    shards = [EpochSampler(10, seed=3, num_replicas=3, rank=r).order(0) for r in range(3)]
-    assert [len(x) for x in shards] == [4, 4, 4]
-    assert {i for shard in shards for i in shard} == set(range(10))
+        train(ACTION, _cfg(tmp_path / "b", tmp_path / "nope.json"))
 
 
 def test_ddp_two_processes_on_gloo(tmp_path: Path, small_split: Path) -> None:
@@ -148,7 +142,7 @@ def test_empty_training_side_is_named(tmp_path: Path, small_split: Path) -> None
     path = tmp_path / "empty.json"
     save_split(empty, path)
     with pytest.raises(DataError, match="training side of the split is empty"):
-        train(_cfg(tmp_path / "run", path))
+        train(ACTION, _cfg(tmp_path / "run", path))
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
@@ -162,7 +156,7 @@ def test_interaction_model_trains_with_memory_resumes_exactly_and_evaluates(
     from thermact.evaluation.evaluate import predict, score_predictions
     from thermact.models.memory import FeatureBank
 
-    full = train(_cfg(tmp_path / "full", small_split, *IA))
+    full = train(ACTION, _cfg(tmp_path / "full", small_split, *IA))
     ckpt = torch.load(full.last_checkpoint, weights_only=True)  # the bank loads without pickled objects
     state = ckpt["memory"]
     assert state["recordings"] and state["features"].shape == (int(state["offsets"][-1]), 128)
@@ -171,40 +165,24 @@ def test_interaction_model_trains_with_memory_resumes_exactly_and_evaluates(
     vals = [r["val"] for r in records if "val" in r]
     assert len(vals) == 2 and all(v["balanced_accuracy"] is not None for v in vals)
 
-    part = train(_cfg(tmp_path / "part", small_split, *IA), max_steps=3)
+    part = train(ACTION, _cfg(tmp_path / "part", small_split, *IA), max_steps=3)
     assert part.interrupted and part.losses == full.losses[:3]
     mid = FeatureBank.from_state_dict(
         torch.load(tmp_path / "part" / "interrupted.pt", weights_only=True)["memory"]
     )
     assert 0 < len(mid) < 24  # 3 batches of 6 keyframes
     resumed = train(
-        _cfg(tmp_path / "part", small_split, *IA, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
+        ACTION, _cfg(tmp_path / "part", small_split, *IA, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
     )
     assert resumed.losses == full.losses[3:]
 
     trained = restore_model(full.last_checkpoint)
-    assert trained.model.interaction is not None and trained.memory is not None and len(trained.memory) == 24
+    memory = memory_of(trained)
+    assert trained.model.interaction is not None and memory is not None and len(memory) == 24
     # evaluation builds its memory from the evaluated keyframes only: same scores as at the last epoch
-    from thermact.engine.distributed import DistContext
-    from thermact.engine.train import build_train_data
-
-    td = build_train_data(_cfg(tmp_path / "x", small_split, *IA), DistContext())
-    preds = predict(trained.model, td.val_loader, torch.device("cpu"))
+    run = ACTION.build(_cfg(tmp_path / "x", small_split, *IA), DistContext(), torch.device("cpu"), None)
+    preds = predict(trained.model, run.val_loader, torch.device("cpu"))
     assert len(preds) > 0 and abs(float(preds.scores.sum(1).mean()) - 1.0) < 1e-5
     summary = score_predictions(preds, 14).summary()
     assert summary["balanced_accuracy"] == pytest.approx(vals[-1]["balanced_accuracy"])
     assert summary["frame_map"] == pytest.approx(vals[-1]["frame_map"])
-
-
-def test_resume_accepts_a_checkpoint_written_before_the_interaction_key(tmp_path: Path) -> None:
-    from thermact.config import config_to_dict
-    from thermact.engine.train import check_resume_compatible
-
-    config = config_to_dict(RunConfig())
-    old = json.loads(json.dumps(config))
-    del old["model"]["head"]["interaction"]
-    check_resume_compatible({"config": old, "classes": ["a"]}, config, ["a"], "old.pt")
-    ia = json.loads(json.dumps(config))
-    ia["model"]["head"]["interaction"]["structure"] = "serial"
-    with pytest.raises(ConfigError, match="model.head"):
-        check_resume_compatible({"config": old, "classes": ["a"]}, ia, ["a"], "old.pt")

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from thermact.data.annotations import Keyframe, boxes_array
-from thermact.detection.decode import PERSON, Detections
 from thermact.evaluation.frame_map import (
     Detection,
     FrameMAP,
@@ -28,6 +27,7 @@ from thermact.evaluation.frame_map import (
     iou_matrix,
     match_detections,
 )
+from thermact.models.postprocess import PERSON, Detections
 
 __all__ = ["DetectionMetrics", "detection_metrics", "person_ap"]
 

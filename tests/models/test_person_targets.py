@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from thermact.detection.targets import draw_gaussian, encode_batch, encode_targets, gaussian_radius
+from thermact.models.person_targets import draw_gaussian, encode_batch, encode_targets, gaussian_radius
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def test_gaussian_radius_hand_values() -> None:

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from thermact.detection.loss import CenterNetLoss, focal_heatmap_loss, masked_l1
-from thermact.detection.model import DetectorOutput
-from thermact.detection.targets import DetectionTargets
+from thermact.models.person_detector import DetectorOutput
+from thermact.models.person_loss import CenterNetLoss, focal_heatmap_loss, masked_l1
+from thermact.models.person_targets import DetectionTargets
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def test_focal_hand_values() -> None:

@@ -1,7 +1,8 @@
 """Evaluating the person detector, alone and as the first stage of the action pipeline.
 
-* :func:`detect_keyframes`: run a :class:`~thermact.detection.restore.PersonDetector` on the causal
-  clip of each keyframe → keyframe id → :class:`~thermact.detection.decode.Detections`.
+* :func:`detect_keyframes`: run a person detector (:class:`~thermact.inference.runners.DetectorLike`,
+  the runner live inference uses) on the causal clip of each keyframe → keyframe id →
+  :class:`~thermact.models.postprocess.Detections`.
 * :func:`end_to_end_frame_map`: the two-stage pipeline of AVA-style detectors: the detector's
   person boxes replace the ground-truth boxes as the action model's RoIs, and every (box, class)
   becomes one detection scored ``detector score × class probability``; frame-mAP@0.5 against the
@@ -19,32 +20,31 @@ from torch.utils.data import DataLoader
 
 from thermact.data.annotations import Box, Keyframe
 from thermact.data.dataset import ClipDataset, collate_clips
+from thermact.data.detection import DetectionClipDataset, collate_detection
 from thermact.data.source import ThermalData
-from thermact.detection.dataset import DetectionClipDataset, collate_detection
-from thermact.detection.decode import Detections, person_boxes
-from thermact.detection.restore import PersonDetector
-from thermact.engine.restore import TrainedModel
 from thermact.evaluation.evaluate import Predictions, predict
 from thermact.evaluation.frame_map import Detection, FrameMAP, GroundTruth, frame_map
+from thermact.inference.runners import DetectorLike
+from thermact.models.postprocess import Detections, person_boxes
+from thermact.tasks.action import TrainedActionModel
 
 __all__ = ["EndToEnd", "detect_keyframes", "end_to_end_frame_map"]
 
 
 def detect_keyframes(
-    detector: PersonDetector,
+    detector: DetectorLike,
     data: ThermalData,
     keyframes: Sequence[Keyframe],
     score_threshold: float = 0.01,
     batch_size: int = 32,
 ) -> dict[str, Detections]:
     """Keyframe id → detections (all classes) on the detector's causal clip ending at the keyframe."""
-    dataset = DetectionClipDataset(data.recordings, keyframes, detector.trained.clip)  # raw °C
+    dataset = DetectionClipDataset(data.recordings, keyframes, detector.clip)  # raw °C
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_detection)
     out: dict[str, Detections] = {}
     for batch in loader:
-        for key, dets in zip(
-            batch.keyframe_ids, detector.detect(batch.frames[:, 0], score_threshold), strict=True
-        ):
+        clips = batch.frames[:, 0].numpy()
+        for key, dets in zip(batch.keyframe_ids, detector.detect(clips, score_threshold), strict=True):
             out[key] = dets
     return out
 
@@ -67,7 +67,7 @@ class EndToEnd:
 
 
 def end_to_end_frame_map(
-    action: TrainedModel,
+    action: TrainedActionModel,
     person_dets: Mapping[str, Detections],
     data: ThermalData,
     keyframes: Sequence[Keyframe],
@@ -79,8 +79,6 @@ def end_to_end_frame_map(
     ``person_dets`` holds each keyframe's detections (persons are taken from them); the action
     model samples its own clip (its config's window and keyframe position) and normalisation.
     """
-    from thermact.engine.train import clip_config
-
     detected: list[Keyframe] = []
     for kf in keyframes:
         d = person_boxes(person_dets.get(kf.keyframe_id, Detections.empty()))
@@ -88,7 +86,7 @@ def end_to_end_frame_map(
             Box((b[0], b[1], b[2], b[3]), "person", 0, "detected", i) for i, b in enumerate(d.boxes.tolist())
         )
         detected.append(dataclasses.replace(kf, persons=boxes))
-    dataset = ClipDataset.from_data(data, detected, clip_config(action.config), norm=action.norm)
+    dataset = ClipDataset.from_data(data, detected, action.clip, norm=action.norm)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_clips)
     preds = predict(action.model, loader, device, mode=action.config.model.head.mode)
     dets: list[Detection] = []

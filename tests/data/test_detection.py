@@ -8,9 +8,11 @@ import torch
 
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import clip_indices
+from thermact.data.detection import NON_PERSON, DetectionClipDataset, collate_detection, detection_clip
 from thermact.data.source import ThermalData
 from thermact.data.transforms import Augment, NormStats
-from thermact.detection.dataset import NON_PERSON, DetectionClipDataset, collate_detection, detection_clip
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 CLIP = detection_clip(3, 0.5)
 

@@ -11,15 +11,17 @@ import torch
 
 from thermact.commands.train import main as main_train
 from thermact.config import build_config, config_to_dict
+from thermact.data.detection import detection_clip
 from thermact.data.source import ThermalData
 from thermact.data.splits import save_split, session_split
-from thermact.detection.config import DetectorRunConfig, load_detector_config
-from thermact.detection.dataset import detection_clip
-from thermact.detection.restore import PersonDetector, restore_detector
-from thermact.detection.train import train_detector
 from thermact.engine.checkpoint import load_checkpoint
-from thermact.engine.config import config_task
+from thermact.engine.config import config_task, load_config
+from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError
+from thermact.inference.runners import DetectorRunner
+from thermact.tasks.person import PERSON, DetectorRunConfig, restore_detector
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "person_detector.yaml"
 TINY = ["optim.batch_size=8", "optim.epochs=2", "optim.warmup_epochs=0.5", "log_every=1"]
@@ -41,11 +43,13 @@ def small_split(real_data: ThermalData, tmp_path_factory: pytest.TempPathFactory
 
 
 def _cfg(run_dir: Path, split: Path, *extra: str) -> DetectorRunConfig:
-    return load_detector_config(str(CONFIG), [*TINY, f"run_dir={run_dir}", f"data.split={split}", *extra])
+    return load_config(
+        DetectorRunConfig, str(CONFIG), [*TINY, f"run_dir={run_dir}", f"data.split={split}", *extra]
+    )
 
 
 def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_data: ThermalData) -> None:
-    full = train_detector(_cfg(tmp_path / "full", small_split))
+    full = train(PERSON, _cfg(tmp_path / "full", small_split))
     assert len(full.losses) == 4  # 16 keyframes / batch 8 = 2 steps per epoch
     for name in ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "losses.json"):
         assert (full.run_dir / name).is_file(), name
@@ -57,10 +61,10 @@ def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_dat
     assert ckpt["config"]["task"] == "detector" and ckpt["classes"] == ["person", "non-person warm object"]
     assert ckpt["step"] == 4 and 10.0 < ckpt["norm"]["mean_c"] < 30.0
 
-    part = train_detector(_cfg(tmp_path / "part", small_split), max_steps=3)
+    part = train(PERSON, _cfg(tmp_path / "part", small_split), max_steps=3)
     assert part.interrupted and part.losses == full.losses[:3]
-    resumed = train_detector(
-        _cfg(tmp_path / "part", small_split, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
+    resumed = train(
+        PERSON, _cfg(tmp_path / "part", small_split, f"resume={tmp_path / 'part' / 'interrupted.pt'}")
     )
     assert resumed.losses == full.losses[3:]
     a, b = load_checkpoint(full.last_checkpoint)["model"], load_checkpoint(resumed.last_checkpoint)["model"]
@@ -69,14 +73,12 @@ def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_dat
     # restore + detect on raw °C frames gives what the training-time evaluation saw
     trained = restore_detector(full.last_checkpoint)
     assert trained.norm.mean_c == pytest.approx(ckpt["norm"]["mean_c"]) and not trained.model.training
-    det = PersonDetector(trained)
+    det = DetectorRunner.from_trained(trained)
     kf = real_data.keyframes[0]
     rec = real_data.recording(kf.recording_id)
     from thermact.data.clips import clip_indices
 
-    frames = torch.tensor(rec.frames[clip_indices(rec.timestamps, kf.timestamp_ms, trained.clip)]).unsqueeze(
-        0
-    )
+    frames = rec.frames[clip_indices(rec.timestamps, kf.timestamp_ms, trained.clip)][None]
     (dets,) = det.detect(frames, score_threshold=0.0)
     assert len(dets) > 0 and (dets.scores[:-1] >= dets.scores[1:]).all()
     assert (dets.boxes[:, 0] >= 0).all() and (dets.boxes[:, 2] <= 60).all() and (dets.boxes[:, 3] <= 40).all()
@@ -103,6 +105,6 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
         ckpt = load_checkpoint(run / "last.pt")
         ckpt["config"] = {k: v for k, v in ckpt["config"].items() if k != "task"}
         torch.save(ckpt, action_like)
-        train_detector(_cfg(tmp_path / "r", small_split, f"resume={action_like}"))
+        train(PERSON, _cfg(tmp_path / "r", small_split, f"resume={action_like}"))
     with pytest.raises(CheckpointError, match="not a person-detector checkpoint"):
         restore_detector(action_like)

@@ -16,7 +16,7 @@ Shapes:
     * ``size``: ``[B, 2, h, w]`` ``log(w_px), log(h_px)`` of the box centred in the cell;
     * ``offset``: ``[B, 2, h, w]`` sub-cell centre offset ``(dx, dy)`` in cells, in ``[0, 1)``.
 
-Boxes are pixel XYXY over the input frame (see :mod:`thermact.detection.decode`). No module uses
+Boxes are pixel XYXY over the input frame (see :mod:`thermact.models.postprocess`). No module uses
 an in-place op; the heatmap bias starts at ``-2.19`` (prior score 0.1, as in CenterNet).
 """
 
@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thermact.errors import ConfigError
+
 __all__ = [
+    "DetectorModelConfig",
     "DetectorOutput",
     "PersonDetectorNet",
+    "build_detector",
     "count_parameters",
     "person_detector_s",
     "person_detector_t",
@@ -178,6 +183,30 @@ def person_detector_t(num_frames: int = 3, num_classes: int = 2) -> PersonDetect
     the session protocol (mean over both folds and 3 seeds: 0.58 against 0.57, see the README).
     """
     return PersonDetectorNet(num_frames, num_classes, 8, (16, 48), (1, 2), 16)
+
+
+@dataclasses.dataclass
+class DetectorModelConfig:
+    """Which detector to build (see :func:`build_detector`)."""
+
+    name: Literal["person_detector_s", "person_detector_t"] = "person_detector_s"
+    num_frames: int = 3
+    num_classes: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.num_classes != 2:
+            raise ValueError(f"num_classes must be 2 (person, non-person), got {self.num_classes}")
+
+
+def build_detector(cfg: DetectorModelConfig) -> PersonDetectorNet:
+    """The detector ``cfg.name`` names (one factory per variant)."""
+    if cfg.name == "person_detector_s":
+        return person_detector_s(cfg.num_frames, cfg.num_classes)
+    if cfg.name == "person_detector_t":
+        return person_detector_t(cfg.num_frames, cfg.num_classes)
+    raise ConfigError(f"config key 'model.name': unknown detector {cfg.name!r}")  # pragma: no cover
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,15 +1,15 @@
 """The action detector: a backbone, an RoI head and optionally an interaction head wired together.
 
-``ActionDetector(clip, rois)`` optionally resizes the clip (for backbones pre-trained on large
+``ActionModel(clip, rois)`` optionally resizes the clip (for backbones pre-trained on large
 frames), splits it into pathways with :func:`thermact.models.base.make_pathways`, runs the
 backbone and classifies every person box with the head.
 
 With an interaction head (:class:`~thermact.models.interaction.InteractionHead`, AlphAction's IA
 structure), classification runs in two halves that callers may run apart:
 
-1. :meth:`ActionDetector.person_features` ``(clip, rois) -> [K, D]``: the pooled RoI features
+1. :meth:`ActionModel.person_features` ``(clip, rois) -> [K, D]``: the pooled RoI features
    (before the MLP), which are also what a memory bank stores;
-2. :meth:`ActionDetector.classify` ``(pooled, batch_index, memory) -> logits``: the interaction
+2. :meth:`ActionModel.classify` ``(pooled, batch_index, memory) -> logits``: the interaction
    head refines the pooled features given the other persons of each clip and the memory
    (:class:`~thermact.models.memory.MemoryContext`), its output is added to them
    (AlphAction ``FUSION: add``), then the MLP and the classifier.
@@ -37,10 +37,10 @@ from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead
 from thermact.models.memory import FeatureBank, MemoryContext
 
-__all__ = ["ActionDetector"]
+__all__ = ["ActionModel"]
 
 
-class ActionDetector(nn.Module):
+class ActionModel(nn.Module):
     """Backbone + :class:`RoIActionHead` (+ optional :class:`InteractionHead`).
 
     Args:

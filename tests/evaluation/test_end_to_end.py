@@ -18,16 +18,18 @@ from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.source import ThermalData
 from thermact.data.splits import Fold, SplitDefinition, save_split
 from thermact.data.transforms import NormStats
-from thermact.detection.config import load_detector_config
-from thermact.detection.decode import Detections
-from thermact.detection.evaluate import detect_keyframes, end_to_end_frame_map
-from thermact.detection.metrics import detection_metrics
-from thermact.detection.restore import PersonDetector, restore_detector
-from thermact.detection.train import train_detector
 from thermact.engine.checkpoint import save_checkpoint
-from thermact.engine.config import RunConfig
-from thermact.engine.restore import restore_model
+from thermact.engine.config import load_config
+from thermact.engine.run import train
+from thermact.evaluation.detection import detection_metrics
+from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import predict, score_predictions
+from thermact.inference.runners import DetectorRunner
+from thermact.models.postprocess import Detections
+from thermact.tasks.action import ActionRunConfig, restore_model
+from thermact.tasks.person import PERSON, DetectorRunConfig, restore_detector
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "person_detector.yaml"
 
@@ -46,16 +48,17 @@ def setup(
     )
     split_path = root / "tiny.json"
     save_split(split, split_path)
-    det_cfg = load_detector_config(
+    det_cfg = load_config(
+        DetectorRunConfig,
         str(CONFIG),
         ["optim.epochs=1", "optim.batch_size=8", f"run_dir={root / 'det'}", f"data.split={split_path}"],
     )
-    det_ckpt = train_detector(det_cfg).last_checkpoint
+    det_ckpt = train(PERSON, det_cfg).last_checkpoint
     from thermact.models.factory import build_model
 
     torch.manual_seed(0)
     cfg = build_config(
-        RunConfig,
+        ActionRunConfig,
         None,
         [
             "model.num_frames=8",
@@ -88,9 +91,10 @@ def test_eval_of_a_detector_checkpoint(setup: tuple[Path, Path, Path, list[str]]
     assert "person AP@0.5" in (out / "report.md").read_text()
     # the report's numbers are those of the metrics on the detector's own detections
     kfs = [k for k in real_data.keyframes if k.keyframe_id in set(test_ids)]
-    det = PersonDetector(restore_detector(det_ckpt))
+    trained = restore_detector(det_ckpt)
+    det = DetectorRunner.from_trained(trained)
     expected = detection_metrics(
-        detect_keyframes(det, real_data, kfs), kfs, det.trained.config.eval.score_threshold
+        detect_keyframes(det, real_data, kfs), kfs, trained.config.eval.score_threshold
     )
     assert report["summary"]["person_ap"] == pytest.approx(expected.person_ap)
     assert report["metrics"]["num_persons"] == sum(len(k.persons) for k in kfs)

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thermact.detection.model import DetectorOutput
-from thermact.detection.targets import DetectionTargets
+from thermact.models.person_detector import DetectorOutput
+from thermact.models.person_targets import DetectionTargets
 
 __all__ = ["CenterNetLoss", "focal_heatmap_loss", "masked_l1"]
 

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from thermact.data.annotations import Box, Keyframe
-from thermact.detection.decode import Detections
-from thermact.detection.metrics import detection_metrics, person_ap
+from thermact.evaluation.detection import detection_metrics, person_ap
+from thermact.models.postprocess import Detections
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def _kf(key: str, persons: list[tuple[float, ...]], others: list[tuple[float, ...]]) -> Keyframe:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from thermact.data.detection import DetectionClipDataset, collate_detection, detection_clip
 from thermact.data.source import ThermalData
 from thermact.data.transforms import compute_norm_stats
-from thermact.detection.dataset import DetectionClipDataset, collate_detection, detection_clip
-from thermact.detection.decode import decode
-from thermact.detection.loss import CenterNetLoss
-from thermact.detection.metrics import detection_metrics
-from thermact.detection.model import person_detector_s
-from thermact.detection.targets import encode_batch
+from thermact.evaluation.detection import detection_metrics
+from thermact.models.person_detector import person_detector_s
+from thermact.models.person_loss import CenterNetLoss
+from thermact.models.person_targets import encode_batch
+from thermact.models.postprocess import decode
 from thermact.runtime import configure_cpu_math
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def test_overfits_real_keyframes(real_data: ThermalData) -> None:

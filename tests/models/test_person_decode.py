@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thermact.detection.decode import Detections, decode, person_boxes
-from thermact.detection.model import DetectorOutput
-from thermact.detection.targets import encode_targets
+from thermact.models.person_detector import DetectorOutput
+from thermact.models.person_targets import encode_targets
+from thermact.models.postprocess import Detections, decode, person_boxes
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 def _perfect_output(boxes: torch.Tensor, labels: torch.Tensor) -> DetectorOutput:

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from thermact.detection.model import PersonDetectorNet, count_parameters, person_detector_s, person_detector_t
+from thermact.models.person_detector import (
+    PersonDetectorNet,
+    count_parameters,
+    person_detector_s,
+    person_detector_t,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
 
 @pytest.mark.parametrize("factory", [person_detector_s, person_detector_t])
