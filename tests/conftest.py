@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled real dataset and writable copies of it to break on purpose; small
+"""Shared fixtures: the bundled real datasets and writable copies of one to break on purpose; small
 models and checkpoints (export, inference, commands); fake models that record what they are given."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 from thermact.config import build_config, config_to_dict
 from thermact.data.clips import ClipConfig
 from thermact.data.recording import INVALID_SENTINEL_C
-from thermact.data.source import BUNDLED_DATASET, ThermalData, load_dataset
+from thermact.data.source import BUNDLED_DATASET, ThermalData, bundled_datasets, load_dataset
 from thermact.data.transforms import NormStats, compute_norm_stats
 from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import load_config
@@ -37,6 +37,12 @@ def bundled_root() -> Path:
 def real_data() -> ThermalData:
     """The bundled dataset, loaded once per test session (read-only use)."""
     return load_dataset(BUNDLED_DATASET)
+
+
+@pytest.fixture(scope="session")
+def real_data_v2() -> ThermalData:
+    """The bundled ``thermal_v2`` (19 recordings, 3 sessions), loaded once per test session."""
+    return load_dataset(bundled_datasets()["thermal_v2"])
 
 
 @pytest.fixture()

@@ -61,9 +61,13 @@ def test_corrupt_hdf5_names_the_file(
 ) -> None:
     target = dataset_copy / "frames" / "SL18_R2.h5"
     target.write_bytes(target.read_bytes()[:4000])
-    code, _, err = _run(["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}"], capsys)
+    code, _, err = _run(["data", "split", str(dataset_copy), f"out={tmp_path / 's'}"], capsys)
     assert code == 2 and "SL18_R2.h5" in err and "Traceback" not in err
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "s").exists()
+    # inspect lists it among the problems of its (complete) report, then fails naming it
+    code, _, err = _run(["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}"], capsys)
+    assert code == 2 and err.count("error:") == 1 and "SL18_R2.h5" in err and "Traceback" not in err
+    assert "SL18_R2.h5" in json.loads((tmp_path / "r.json").read_text())["problems"]["loader"][0]
 
 
 def test_nan_frame_strict_and_lenient(
@@ -87,9 +91,9 @@ def test_malformed_json_line_exits_non_zero_unless_lenient(
     raw = dataset_copy / "raw_annotations" / "SL18_R4_annotation.json"
     raw.write_text(raw.read_text().rstrip("\n") + "\n{broken\n")
     code, out, err = _run(["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}"], capsys)
-    assert code == 1
+    assert code == 2
     assert "SL18_R4_annotation.json:55: malformed JSON line" in out
-    assert "1 problem(s)" in err
+    assert err.startswith("error: ") and "SL18_R4_annotation.json:55: malformed JSON line" in err
     code, out, _ = _run(
         ["data", "inspect", str(dataset_copy), f"out={tmp_path / 'r.json'}", "--lenient"], capsys
     )

@@ -42,14 +42,23 @@ class ProblemLog:
     def __init__(self, lenient: bool = False, warn: Callable[[str], None] | None = None) -> None:
         self.lenient = lenient
         self.problems: list[str] = []
+        """Each problem as warned (with what lenient mode did about it)."""
+        self.messages: list[str] = []
+        """Each problem as a strict error would have said it."""
         self._warn = warn if warn is not None else _print_warning
 
-    def report(self, message: str) -> None:
-        """Raise ``DataError(message)``, or record it and warn when lenient."""
+    def report(self, message: str, consequence: str | None = None) -> None:
+        """Raise ``DataError(message)``, or record it and warn when lenient.
+
+        ``consequence`` says what lenient mode does about it (``"dropping the frame"``); it is
+        added to the warning only, so that a strict error never claims an action it does not take.
+        """
         if not self.lenient:
             raise DataError(message)
-        self.problems.append(message)
-        self._warn(message)
+        text = f"{message}; {consequence}" if consequence else message
+        self.messages.append(message)
+        self.problems.append(text)
+        self._warn(text)
 
     @property
     def count(self) -> int:

@@ -40,15 +40,18 @@ def test_lists_every_problem_of_a_bad_dataset(tmp_path: Path, capsys: pytest.Cap
     train["annotations"][1]["bbox"] = [0.5, 0.5, 0.0, 0.2]
     (root / "annotations" / "train.json").write_text(json.dumps(train))
     out = tmp_path / "r.json"
-    assert main_data_inspect(str(root), [f"out={out}"], lenient=False) == 1  # report written, exit 1
+    with pytest.raises(DataError, match=r"unknown class id 99.*and 2 more problem\(s\), listed above"):
+        main_data_inspect(str(root), [f"out={out}"], lenient=False)  # the complete report is written first
+    assert out.is_file()
+    out.unlink()
     assert main_data_inspect(str(root), [f"out={out}"], lenient=True) == 0
     loader = json.loads(out.read_text())["problems"]["loader"]
     assert any("unknown class id 99" in m for m in loader)
     assert any("zero or negative area" in m for m in loader)
     assert "unknown class id 99" in capsys.readouterr().out
-    # Missing files still fail.
-    (root / "annotations" / "val.json").unlink()
-    with pytest.raises(DataError, match="val.json"):
+    # Missing files still fail at once.
+    (root / "annotations" / "class_mapping.json").unlink()
+    with pytest.raises(DataError, match="class_mapping.json: class mapping not found"):
         main_data_inspect(str(root), [f"out={out}"], lenient=False)
 
 

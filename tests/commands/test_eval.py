@@ -44,7 +44,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: ThermalData) -
     """1 epoch of a small ThermalNet-S (8 frames, MLP 64) on a small custom split.
 
     Split ``tiny.json``: fold 0 trains on every 10th SL18 keyframe and tests on every 8th SL14
-    one; fold 1 has an empty test side; fold 2 tests on some of fold 0's training keyframes.
+    one; fold 1 tests on some of fold 0's training keyframes.
     """
     root = tmp_path_factory.mktemp("eval_run")
     sl18 = [k.keyframe_id for k in real_data.keyframes if k.recording_id.startswith("SL18")]
@@ -53,7 +53,6 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: ThermalData) -
     leaky = train_ids[:6]
     folds = [
         Fold("SL18->SL14", train_ids, test_ids),
-        Fold("empty", train_ids, []),
         Fold("leaky", train_ids[6:], leaky),
     ]
     split_path = root / "tiny.json"
@@ -182,11 +181,11 @@ def test_ava_files_parse_back(evaluated: EvalOutcome, real_data: ThermalData) ->
 
 
 def test_leaky_fold_default_out_and_overwrite(tiny_run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    """Fold 2 tests on training keyframes of the checkpoint: reported, default out dir used."""
-    assert main_eval(str(tiny_run.checkpoint), ["fold=2", "device=cpu"], False) == 0
-    out = tiny_run.checkpoint.parent / "eval_tiny_2"
+    """Fold 1 tests on training keyframes of the checkpoint: reported, default out dir used."""
+    assert main_eval(str(tiny_run.checkpoint), ["fold=1", "device=cpu"], False) == 0
+    out = tiny_run.checkpoint.parent / "eval_tiny_1"
     printed = capsys.readouterr().out
-    assert f"on split {tiny_run.split} fold 2 (leaky)" in printed
+    assert f"on split {tiny_run.split} fold 1 (leaky)" in printed
     assert f"{len(tiny_run.leaky_ids)} of {len(tiny_run.leaky_ids)} evaluated keyframes share" in printed
     assert str(out) in printed
     report = json.loads((out / "report.json").read_text())
@@ -195,17 +194,19 @@ def test_leaky_fold_default_out_and_overwrite(tiny_run: Run, capsys: pytest.Capt
     assert "**Warning:**" in (out / "report.md").read_text()
 
     with pytest.raises(ConfigError, match="exists and is not empty; pass exist_ok=true"):
-        main_eval(str(tiny_run.checkpoint), ["fold=2", "device=cpu"], False)
+        main_eval(str(tiny_run.checkpoint), ["fold=1", "device=cpu"], False)
     (out / "report.md").write_text("stale")
-    assert main_eval(str(tiny_run.checkpoint), ["fold=2", "device=cpu", "exist_ok=true"], False) == 0
+    assert main_eval(str(tiny_run.checkpoint), ["fold=1", "device=cpu", "exist_ok=true"], False) == 0
     assert (out / "report.md").read_text().startswith("# Evaluation of thermal_net_s")
 
 
 def test_empty_test_side_is_a_data_error(tiny_run: Run, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="test side of the split is empty"):
-        main_eval(str(tiny_run.checkpoint), ["fold=1", f"out={tmp_path / 'o'}"], False)
-    with pytest.raises(ConfigError, match="fold 3 out of range for split 'tiny'"):
-        main_eval(str(tiny_run.checkpoint), ["fold=3", f"out={tmp_path / 'o'}"], False)
+    empty = tmp_path / "empty.json"  # only the 'all' split may have an empty test side
+    save_split(SplitDefinition("empty", "group", False, CLIP, [Fold("empty", tiny_run.train_ids, [])]), empty)
+    with pytest.raises(DataError, match="fold 'empty' has no test keyframe"):
+        main_eval(str(tiny_run.checkpoint), [f"split={empty}", f"out={tmp_path / 'o'}"], False)
+    with pytest.raises(ConfigError, match="fold 2 out of range for split 'tiny'"):
+        main_eval(str(tiny_run.checkpoint), ["fold=2", f"out={tmp_path / 'o'}"], False)
     assert not (tmp_path / "o").exists()
 
 

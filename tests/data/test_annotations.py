@@ -107,6 +107,30 @@ def test_bad_coco_records_are_named(tmp_path: Path, images: list, annotations: l
     assert len(kfs) == 1  # the image survives; the bad record is skipped
 
 
+def test_integer_image_ids(tmp_path: Path) -> None:
+    """COCO exports number images 1..N per file: integer ids must find their annotations (they
+    were all "unknown image" once), and become ``<recording>_<ms>`` keyframe ids, unique across files."""
+    images = [{**_img(i), "id": i + 1} for i in range(3)]
+    anns = [_ann(0, image_id=1), _ann(1, image_id=3, category_id=2), _ann(2, image_id=3, object_id=7)]
+    kfs = load_coco(_coco(tmp_path, images, anns), CLASSES)
+    assert [k.keyframe_id for k in kfs] == ["R1_1000", "R1_1001", "R1_1002"]
+    assert [[p.label for p in k.persons] for k in kfs] == [[1], [], [2, 1]]
+    # a string id "3" names the same image as the integer 3
+    assert len(load_coco(_coco(tmp_path, images, [_ann(0, image_id="3")]), CLASSES)[2].persons) == 1
+    # integer duplicates are caught, and so is a second image of the same frame
+    with pytest.raises(DataError, match=r"images\[1\]: duplicate image id 1$"):
+        load_coco(_coco(tmp_path, [images[0], {**images[1], "id": 1}], []), CLASSES)
+    with pytest.raises(
+        DataError, match=r"images\[1\] \(id 9\): same recording and timestamp as an earlier image"
+    ):
+        load_coco(_coco(tmp_path, [images[0], {**images[0], "id": 9}], []), CLASSES)
+    for bad in (1.5, True, None, ""):
+        with pytest.raises(DataError, match=r"images\[0\]: image id must be a string or an integer"):
+            load_coco(_coco(tmp_path, [{**images[0], "id": bad}], []), CLASSES)
+    with pytest.raises(DataError, match="refers to an unknown image"):
+        load_coco(_coco(tmp_path, images, [_ann(0, image_id=True)]), CLASSES)
+
+
 def test_malformed_json_line_and_unknown_subcategory(tmp_path: Path) -> None:
     good = {
         "data_id": "R1",

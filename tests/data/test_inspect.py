@@ -12,6 +12,7 @@ from thermact.data.annotations import AnnotationSet
 from thermact.data.clips import ClipConfig
 from thermact.data.inspect import annotation_checks, build_report, format_report
 from thermact.data.source import ThermalData, load_dataset
+from thermact.data.splits import resolve_split
 
 SL14 = ("SL14_R1", "SL14_R2", "SL14_R3", "SL14_R4")
 SL18 = ("SL18_R1", "SL18_R2", "SL18_R3", "SL18_R4")
@@ -90,6 +91,55 @@ def test_leakage_section(report: dict[str, Any]) -> None:
     assert leak["given"]["overlap_s"] == pytest.approx(171.442)
     assert leak["session"]["leaky_keyframes"] == 0 and not leak["session"]["leaky"]
     assert leak["lorecording"]["leaky_keyframes"] == 0
+
+
+def test_sessions_labels_and_shipped_split_files(report: dict[str, Any]) -> None:
+    sessions = report["sessions"]
+    assert sessions["gap_s"] == 300.0
+    assert [(s["name"], s["recordings"], s["keyframes"]) for s in sessions["sessions"]] == [
+        ("SL14", list(SL14), 171),
+        ("SL18", list(SL18), 216),
+    ]
+    assert report["labels"] == {
+        "unlabelled_recordings": [],
+        "raw_annotations": sorted(SL14 + SL18),
+        "without_raw_annotations": [],
+        "keyframes_without_raw_annotations": 0,
+    }
+    files = report["split_files"]
+    assert sorted(files) == ["given.json", "lorecording.json", "session.json"]
+    assert all(f["current"] for f in files.values())
+    assert files["given.json"]["leaky_keyframes"] == 73 and files["session.json"]["leaky_keyframes"] == 0
+
+
+def test_v2_sessions_and_leaks(real_data_v2: ThermalData) -> None:
+    clip = ClipConfig()
+    shipped = {name: resolve_split(real_data_v2, name, clip) for name in ("given", "session")}
+    report = build_report(real_data_v2, clip, shipped)
+    assert [(s["name"], len(s["recordings"]), s["keyframes"]) for s in report["sessions"]["sessions"]] == [
+        ("SL14", 6, 291),
+        ("SL19", 9, 511),
+        ("SL18", 4, 216),
+    ]
+    assert report["labels"]["without_raw_annotations"] == ["SL14_R7", "SL14_R9"] + [
+        f"SL19_R{i}" for i in range(1, 10)
+    ]
+    assert report["labels"]["keyframes_without_raw_annotations"] == 631
+    assert report["leakage"]["given"]["leaky_keyframes"] == 189 and report["leakage"]["given"]["leaky"]
+    assert report["leakage"]["session"]["leaky_keyframes"] == 0
+    assert report["split_files"]["session.json"]["current"] is True
+    assert report["split_files"]["lorecording.json"]["current"] is None  # not built here: not compared
+    text = format_report(report)
+    assert "sessions (found from the data: same device, no pause over 300 s)" in text
+    assert (
+        "  SL19       2025-10-14 23:12:50 .. 23:24:10 UTC, 13.7 min after the previous one: 9 recordings "
+        "(SL19_R1, SL19_R2, SL19_R3, SL19_R4, SL19_R5, SL19_R6, SL19_R7, SL19_R8, SL19_R9), 511 keyframes"
+    ) in text
+    assert (
+        "raw annotations (hot objects, furniture) for 8 of 19 labelled recordings; none for SL14_R7" in text
+    )
+    assert "  SL18       2025-10-16 18:26:47 .. 18:31:11 UTC, 43.0 h after the previous one" in text
+    assert "splits/given.json        189 keyframe(s), 443.3 s LEAKY" in text
 
 
 def test_problems(report: dict[str, Any]) -> None:

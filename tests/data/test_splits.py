@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from thermact.data.clips import ClipConfig, clip_indices, clip_window
-from thermact.data.source import BUNDLED_DATASET, ThermalData, load_dataset
+from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import (
     Fold,
     SplitDefinition,
+    all_keyframes_fold,
+    all_split,
     build_standard_splits,
     given_split,
     group_split,
@@ -22,10 +25,9 @@ from thermact.data.splits import (
     overlap_ms,
     resolve_split,
     save_split,
-    session_groups,
     session_split,
 )
-from thermact.errors import ConfigError, DataError
+from thermact.errors import ConfigError, DataError, ProblemLog
 
 CLIP = ClipConfig()
 
@@ -33,16 +35,6 @@ CLIP = ClipConfig()
 @pytest.fixture(scope="module")
 def data() -> ThermalData:
     return load_dataset()
-
-
-def test_session_groups() -> None:
-    assert session_groups(["SL14_R1", "SL14_R12", "A_B_R3"]) == {
-        "SL14_R1": "SL14",
-        "SL14_R12": "SL14",
-        "A_B_R3": "A_B",
-    }
-    with pytest.raises(DataError, match="'kitchen'"):
-        session_groups(["kitchen"])
 
 
 def test_merge_and_overlap() -> None:
@@ -79,6 +71,75 @@ def test_session_split(data: ThermalData) -> None:
     assert leakage(data, split).leaky_keyframes == 0
     wide = session_split(data, ClipConfig(window_s=60.0))
     assert all(f.purged == [] for f in wide.folds) and leakage(data, wide).leaky_keyframes == 0
+
+
+def test_v2_session_split_is_leave_one_session_out(real_data_v2: ThermalData) -> None:
+    split = session_split(real_data_v2)
+    assert [f.name for f in split.folds] == ["SL18+SL19->SL14", "SL14+SL19->SL18", "SL14+SL18->SL19"]
+    assert [(len(f.train), len(f.test)) for f in split.folds] == [(727, 291), (802, 216), (507, 511)]
+    assert split.folds[0].test_recordings == [f"SL14_R{i}" for i in (1, 2, 3, 4, 7, 9)]
+    # every keyframe is tested exactly once, and trained on in the other two folds
+    tested = [k for f in split.folds for k in f.test]
+    assert sorted(tested) == sorted(k.keyframe_id for k in real_data_v2.keyframes)
+    assert all(set(f.train).isdisjoint(f.test) and len(f.train) + len(f.test) == 1018 for f in split.folds)
+    # SL19 starts 13.7 min after SL14 ends: nothing to purge, no leakage, even with a 60 s window
+    assert all(f.purged == [] for f in session_split(real_data_v2, ClipConfig(window_s=60.0)).folds)
+    assert leakage(real_data_v2, split).leaky_keyframes == 0 and not split.leaky
+    assert split.groups["SL14_R9"] == "SL14" and split.groups["SL19_R1"] == "SL19"
+
+
+def test_all_split_trains_on_everything(data: ThermalData, tmp_path: Path) -> None:
+    split = all_split(data)
+    assert (split.name, split.protocol, split.leaky) == ("all", "all", False)
+    (fold,) = split.folds
+    assert len(fold.train) == 387 and fold.test == [] and fold.purged == []
+    assert resolve_split(data, "all").to_dict() == split.to_dict()
+    path = tmp_path / "all.json"
+    save_split(split, path)
+    assert load_split(path, data).to_dict() == split.to_dict()
+    assert leakage(data, split).leaky_keyframes == 0
+    # only the 'all' protocol may leave the test side empty, and it must
+    obj = session_split(data).to_dict()
+    obj["folds"][1]["test"] = []
+    path.write_text(json.dumps(obj))
+    with pytest.raises(DataError, match=r"fold 'SL14->SL18' has no test keyframe \(only the 'all' split"):
+        load_split(path)
+    obj = split.to_dict()
+    obj["folds"][0]["test"] = obj["folds"][0]["train"][:1]
+    obj["folds"][0]["train"] = obj["folds"][0]["train"][1:]
+    path.write_text(json.dumps(obj))
+    with pytest.raises(DataError, match="an 'all' split is one fold with every keyframe in 'train'"):
+        load_split(path)
+    # evaluating on a dataset a model never saw: every keyframe on the test side
+    every = all_keyframes_fold(data)
+    assert every.train == [] and len(every.test) == 387 and every.name == "all"
+
+
+def test_lenient_data_drops_split_ids_it_lacks(data: ThermalData) -> None:
+    split = session_split(data)
+    gone = {split.folds[0].train[0], split.folds[0].test[3]}
+    for lenient in (False, True):
+        warnings: list[str] = []
+        smaller = dataclasses.replace(
+            data,
+            annotations=data.annotations.subset(
+                k.keyframe_id for k in data.keyframes if k.keyframe_id not in gone
+            ),
+            problems=ProblemLog(lenient=lenient, warn=warnings.append),
+        )
+        if not lenient:
+            with pytest.raises(
+                DataError, match=r"session\.json: fold 'SL18->SL14' train has 1 keyframe id\(s\) not in"
+            ):
+                split.check_against(smaller, "session.json")
+            continue
+        checked = split.check_against(smaller, "session.json")
+        a, b = checked.folds
+        assert (len(a.train), len(a.test)) == (215, 170) and gone.isdisjoint(a.train + a.test)
+        assert (len(b.train), len(b.test)) == (170, 215)
+        assert len(warnings) == 4 and all(w.endswith("; dropping them from the fold") for w in warnings)
+        assert "fold 'SL18->SL14' train has 1 keyframe id(s) not in dataset" in warnings[0]
+        assert split.folds[0].train[0] in split.folds[0].train  # the original is untouched
 
 
 def test_leave_one_recording_out_purge(data: ThermalData) -> None:
@@ -147,7 +208,7 @@ def test_group_split_custom(data: ThermalData) -> None:
     assert leakage(data, split).leaky_keyframes == 0
     with pytest.raises(DataError, match="no group"):
         group_split(data, {"SL14_R1": "a", "SL14_R2": "b"})
-    with pytest.raises(DataError, match="at least two groups"):
+    with pytest.raises(DataError, match="at least two groups with keyframes"):
         group_split(data, dict.fromkeys(data.recordings, "all"))
     with pytest.raises(DataError, match="unknown recording"):
         group_split(data, {**groups, "SL99_R1": "a"})
@@ -194,12 +255,15 @@ def test_round_trip_and_load_errors(data: ThermalData, tmp_path: Path) -> None:
         load_split(tmp_path / "missing.json")
 
 
-def test_bundled_split_files_are_current(data: ThermalData) -> None:
+@pytest.mark.parametrize("dataset", ["real_data", "real_data_v2"])
+def test_bundled_split_files_are_current(dataset: str, request: pytest.FixtureRequest) -> None:
+    data: ThermalData = request.getfixturevalue(dataset)
     splits = build_standard_splits(data, ClipConfig())
     assert sorted(splits) == ["given", "lorecording", "session"]
     for name, split in splits.items():
-        path = BUNDLED_DATASET / "splits" / f"{name}.json"
+        path = data.root / "splits" / f"{name}.json"
         assert json.loads(path.read_text(encoding="utf-8")) == split.to_dict(), f"regenerate {path}"
+    assert [len(f.folds) for f in splits.values()] == ([1, 2, 8] if data.name == "thermal_v1" else [1, 3, 19])
 
 
 def test_resolve_split(data: ThermalData, tmp_path: Path) -> None:
@@ -211,5 +275,5 @@ def test_resolve_split(data: ThermalData, tmp_path: Path) -> None:
     assert resolve_split(data, str(path), ClipConfig(window_s=2.0)).name == "lorecording"
     with pytest.raises(DataError, match="regenerate"):
         resolve_split(data, str(path), wide)
-    with pytest.raises(ConfigError, match="neither"):
+    with pytest.raises(ConfigError, match="neither one of given, session, lorecording, all"):
         resolve_split(data, "sesion")

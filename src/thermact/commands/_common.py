@@ -10,7 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from thermact.config import config_from_dict, merge_trees, parse_overrides
-from thermact.data.source import DatasetPaths, ThermalData, default_dataset_root, load_dataset
+from thermact.data.source import DatasetPaths, ThermalData, load_dataset, resolve_dataset
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.config import config_task, load_config, split_config_arg
 from thermact.engine.restore import checkpoint_task
@@ -28,9 +28,13 @@ def load_with_progress(
     dataset: str | Path | None, lenient: bool, warn: Callable[[str], None] | None = None
 ) -> ThermalData:
     """:func:`~thermact.data.source.load_dataset` with a tqdm bar (shown after one second, on a TTY)."""
-    root = Path(dataset) if dataset is not None else default_dataset_root()
+    root = resolve_dataset(dataset)
     paths = DatasetPaths(root)
-    total = len(paths.recording_files()) + 2 + len(paths.raw_files()) if root.is_dir() else None
+    total = (
+        len(paths.recording_files()) + len(paths.annotation_files()) + len(paths.raw_files())
+        if root.is_dir()
+        else None
+    )
     with tqdm(total=total, desc="loading", unit="file", delay=1.0, disable=None, leave=False) as bar:
 
         def progress(name: str) -> None:

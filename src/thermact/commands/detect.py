@@ -185,7 +185,11 @@ def detect_recording(
                     shown.append(i)
                     shown_persons.append(fr.persons)
             bar.update(1)
-    counters = predictor.stats().counters
+    counters = dataclasses.replace(predictor.stats().counters)
+    # frames the file repeated or held out of order (lenient) were dropped / sorted on reading
+    counters.frames_in += rec.timing.duplicates_removed
+    counters.duplicates += rec.timing.duplicates_removed
+    counters.out_of_order += rec.timing.out_of_order
     predictor.close_sensor(rid, int(rec.timestamps[-1]), reason="recording_ended")  # its tracks end with it
     seconds = time.perf_counter() - t0
     outputs = [str(out / f"{rid}.jsonl")]

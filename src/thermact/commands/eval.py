@@ -55,7 +55,7 @@ from thermact.data.ava import (
 )
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
-from thermact.data.source import ThermalData, default_dataset_root
+from thermact.data.source import ThermalData, resolve_dataset
 from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.restore import TrainedModel, checkpoint_task
@@ -163,7 +163,7 @@ def training_side(trained: TrainedModel[Any, Any], data: ThermalData, clip: Clip
     split file is gone) they are unknown and the report says so.
     """
     cfg = trained.config
-    trained_root = Path(cfg.data.root) if cfg.data.root is not None else default_dataset_root()
+    trained_root = resolve_dataset(cfg.data.root)
     if trained_root.resolve() != Path(data.root).resolve():
         return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold} of dataset {trained_root}", None)
     try:

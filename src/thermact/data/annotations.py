@@ -35,11 +35,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from thermact.data.recording import SENSOR_FRAME_SIZE
 from thermact.errors import DataError, ProblemLog
 from thermact.ops.boxes import yolo_to_xyxy
 
-FRAME_WIDTH = 60
-FRAME_HEIGHT = 40
+FRAME_HEIGHT, FRAME_WIDTH = SENSOR_FRAME_SIZE
 BOX_TOLERANCE_PX = 0.5
 """Boxes may overhang the frame by at most this many pixels; they are clipped to it."""
 
@@ -80,6 +80,10 @@ class Keyframe:
     others: tuple[Box, ...] = ()
     given_split: str | None = None
     """``"train"`` / ``"val"`` when the keyframe comes from the given (leaky) COCO split."""
+    others_known: bool = False
+    """True when raw annotations cover this frame, so that ``others`` lists every hot object and
+    piece of furniture in it; False when they were not annotated (``others`` empty means unknown,
+    not absent): a detector must not learn "nothing warm here" from such a frame."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,21 +264,32 @@ def load_coco(
                 problems.report(f"{p}: category {cat!r} is not in the class list")
 
     images: dict[str, dict[str, Any]] = {}
+    key_of: dict[str, str] = {}
+    """str(image id) → keyframe id (the id itself for string ids, ``<sensor_id>_<timestamp>`` for integers)."""
     for i, img in enumerate(data["images"]):
         where = f"{p}: images[{i}]"
         if not isinstance(img, dict) or not all(k in img for k in ("id", "sensor_id", "timestamp")):
             problems.report(f"{where}: an image needs 'id', 'sensor_id' and 'timestamp'")
             continue
+        image_id = img["id"]
+        if not isinstance(image_id, (str, int)) or isinstance(image_id, bool) or image_id == "":
+            problems.report(f"{where}: image id must be a string or an integer, got {image_id!r}")
+            continue
         if not isinstance(img["timestamp"], int) or isinstance(img["timestamp"], bool):
-            problems.report(f"{where} (id {img['id']!r}): timestamp must be integer milliseconds")
+            problems.report(f"{where} (id {image_id!r}): timestamp must be integer milliseconds")
             continue
-        if img["id"] in images:
-            problems.report(f"{where}: duplicate image id {img['id']!r}")
+        if str(image_id) in key_of:
+            problems.report(f"{where}: duplicate image id {image_id!r}")
             continue
-        for key, expected in (("width", FRAME_WIDTH), ("height", FRAME_HEIGHT)):
-            if key in img and img[key] != expected:
-                problems.report(f"{where} (id {img['id']!r}): {key} {img[key]!r} != {expected}")
-        images[str(img["id"])] = img
+        key = image_id if isinstance(image_id, str) else f"{img['sensor_id']}_{img['timestamp']}"
+        if key in images:
+            problems.report(f"{where} (id {image_id!r}): same recording and timestamp as an earlier image")
+            continue
+        for name, expected in (("width", FRAME_WIDTH), ("height", FRAME_HEIGHT)):
+            if name in img and img[name] != expected:
+                problems.report(f"{where} (id {image_id!r}): {name} {img[name]!r} != {expected}")
+        key_of[str(image_id)] = key
+        images[key] = img
 
     persons: dict[str, list[Box]] = {k: [] for k in images}
     seen_ids: set[Any] = set()
@@ -290,7 +305,8 @@ def load_coco(
                 continue
             seen_ids.add(ann["id"])
         image_id = ann.get("image_id")
-        if image_id not in images:
+        image = key_of.get(str(image_id)) if isinstance(image_id, (str, int)) else None
+        if image is None or isinstance(image_id, bool):
             problems.report(f"{where}: refers to an unknown image")
             continue
         label = _check_category(ann.get("category_id"), ann.get("category_name"), classes, where, problems)
@@ -303,10 +319,10 @@ def load_coco(
         if not isinstance(track, int) or isinstance(track, bool):
             problems.report(f"{where}: object_id must be an integer, got {track!r}")
             continue
-        if any(b.track_id == track for b in persons[str(image_id)]):
+        if any(b.track_id == track for b in persons[image]):
             problems.report(f"{where}: duplicate object_id {track} in the same keyframe")
             continue
-        persons[str(image_id)].append(
+        persons[image].append(
             Box(
                 xyxy,
                 "person",
@@ -411,6 +427,7 @@ def load_raw(path: str | Path, classes: ClassList, problems: ProblemLog | None =
                 frame_index=None,
                 persons=tuple(sorted(persons, key=lambda b: b.track_id)),
                 others=tuple(sorted(others, key=lambda b: b.track_id)),
+                others_known=True,
             )
         )
     return keyframes
@@ -424,7 +441,9 @@ def merge_raw_into(
     """Attach the non-person boxes of raw keyframes to the COCO keyframes of the same frame.
 
     The COCO files define the keyframes and the person boxes; a raw frame with no COCO keyframe
-    is added as-is (with ``given_split=None``). A person-count disagreement is a problem.
+    is added as-is (with ``given_split=None``). A person-count disagreement is a problem. Raw
+    annotations are optional per recording: keyframes without a raw frame keep
+    ``others_known=False``.
     """
     by_key: Mapping[tuple[str, int], Keyframe] = {(k.recording_id, k.timestamp_ms): k for k in raw}
     used: set[tuple[str, int]] = set()
@@ -441,7 +460,7 @@ def merge_raw_into(
                 f"keyframe {kf.keyframe_id}: {len(kf.persons)} person box(es) in the COCO file but "
                 f"{len(r.persons)} in the raw annotations"
             )
-        out.append(dataclasses.replace(kf, others=r.others))
+        out.append(dataclasses.replace(kf, others=r.others, others_known=True))
     out.extend(k for k in raw if (k.recording_id, k.timestamp_ms) not in used)
     return out
 

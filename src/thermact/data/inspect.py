@@ -2,6 +2,10 @@
 
 :func:`build_report` (pure, JSON-able) gathers:
 
+* the sessions found from the data (:func:`thermact.data.sessions.find_sessions`: device and
+  pauses between recordings), with their recordings, span and the pause before each;
+* which recordings have raw annotations (hot objects, furniture: optional per recording) and
+  which have no keyframe at all (unlabelled);
 * per recording: device, time span, frames, duration, mean fps, median interval, the gaps over
   one second, duplicates / out-of-order frames removed, frames with at least one invalid pixel,
   how many rows such frames have invalid (the sensor drops whole blocks of rows), the keyframe
@@ -11,7 +15,9 @@
   recording out), classes absent from a part listed;
 * person / other boxes per keyframe (histograms);
 * leakage per split: test keyframes whose clip window shares absolute time with a training clip
-  (see :func:`thermact.data.splits.leakage`), in keyframes and seconds;
+  (see :func:`thermact.data.splits.leakage`), in keyframes and seconds; for the standard splits
+  built now and for every split file the dataset ships in ``splits/`` (with whether a standard
+  one still equals what ``thermact data split`` would write);
 * every annotation problem: those the loader reported (the dataset is read leniently so all are
   listed), plus these checks on the loaded keyframes:
 
@@ -25,11 +31,14 @@
 
   The checks flag what deserves a look; they are not errors.
 
-:func:`format_report` renders it as text; ``thermact data inspect`` (:mod:`thermact.commands.data`) is the command.
+:func:`format_report` renders it as text; ``thermact data inspect`` (:mod:`thermact.commands.data`) is
+the command: problems found while loading are all listed, then it fails with :func:`problems_error`
+(exit status 2, one ``error:`` line naming the first) unless ``--lenient`` accepts them.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -39,14 +48,16 @@ import numpy as np
 
 from thermact.data.annotations import Box, Keyframe
 from thermact.data.clips import ClipConfig, clip_indices, clip_window
+from thermact.data.sessions import SESSION_GAP_S, device_of, find_sessions, same_device
 from thermact.data.source import ThermalData
 from thermact.data.splits import (
+    STANDARD_SPLITS,
     SplitDefinition,
     build_standard_splits,
-    device_of,
     leakage,
-    same_device,
+    load_split,
 )
+from thermact.errors import DataError
 
 MAX_PERSON_IOU = 0.7
 MIN_BOX_SIDE_PX = 2.0
@@ -98,6 +109,7 @@ def _recording_report(
     }
     return {
         "device": device_of(rec),
+        "raw_annotations": any(k.others_known for k in keyframes),
         "start_ms": rec.start_ms,
         "end_ms": rec.end_ms,
         "frames": timing.num_frames,
@@ -206,14 +218,60 @@ def _leakage_section(data: ThermalData, splits: Mapping[str, SplitDefinition]) -
     return out
 
 
+def _split_files_section(
+    data: ThermalData, clip: ClipConfig, built: Mapping[str, SplitDefinition]
+) -> dict[str, Any]:
+    """Every ``splits/*.json`` of the dataset: its leakage on the data, and for a standard split
+    made for ``clip`` whether it still equals the one built now (``current``; None: not comparable).
+    A file that cannot be read is a problem of ``data.problems``."""
+    out: dict[str, Any] = {}
+    folder = data.root / "splits"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            split = load_split(path, data)
+        except DataError as err:
+            data.problems.report(str(err), consequence="ignoring the split file")
+            out[path.name] = {"error": str(err)}
+            continue
+        fresh = built.get(path.stem) if path.stem in STANDARD_SPLITS and split.clip == clip else None
+        current = None if fresh is None else fresh.to_dict() == split.to_dict()
+        out[path.name] = {"leaky": split.leaky, "current": current, **leakage(data, split).to_dict()}
+    return out
+
+
+def _labels_section(data: ThermalData) -> dict[str, Any]:
+    """Which recordings have keyframes, and which have raw (hot-object / furniture) annotations."""
+    by_rec = data.annotations.by_recording()
+    with_raw = sorted(r for r, kfs in by_rec.items() if any(k.others_known for k in kfs))
+    return {
+        "unlabelled_recordings": data.unlabelled_recordings(),
+        "raw_annotations": with_raw,
+        "without_raw_annotations": sorted(r for r in by_rec if r not in with_raw),
+        "keyframes_without_raw_annotations": sum(1 for k in data.keyframes if not k.others_known),
+    }
+
+
+def _sessions_section(data: ThermalData, gap_s: float) -> dict[str, Any]:
+    by_rec = data.annotations.by_recording()
+    sessions = []
+    for s in find_sessions(data.recordings, gap_s):
+        keyframes = sum(len(by_rec.get(r, [])) for r in s.recordings)
+        sessions.append({**s.to_dict(), "keyframes": keyframes})
+    return {"gap_s": gap_s, "sessions": sessions}
+
+
 def build_report(
-    data: ThermalData, clip: ClipConfig, splits: Mapping[str, SplitDefinition] | None = None
+    data: ThermalData,
+    clip: ClipConfig,
+    splits: Mapping[str, SplitDefinition] | None = None,
+    session_gap_s: float = SESSION_GAP_S,
 ) -> dict[str, Any]:
     """Everything :mod:`thermact.data.inspect` reports, as plain JSON types.
 
     ``splits`` defaults to :func:`thermact.data.splits.build_standard_splits` for ``clip``.
     """
-    splits = splits if splits is not None else build_standard_splits(data, clip)
+    splits = splits if splits is not None else build_standard_splits(data, clip, session_gap_s=session_gap_s)
+    split_files = _split_files_section(data, clip, splits)
     by_rec = data.annotations.by_recording()
     recordings = {
         rid: _recording_report(data, rid, by_rec.get(rid, []), clip) for rid in sorted(data.recordings)
@@ -238,6 +296,8 @@ def build_report(
             "keyframe_position": clip.keyframe_position,
             "window_ms": list(clip_window(0, clip)),
         },
+        "sessions": _sessions_section(data, session_gap_s),
+        "labels": _labels_section(data),
         "recordings": recordings,
         "invalid_pixels": {
             "frames": sum(r["invalid_pixel_frames"] for r in recordings.values()),
@@ -252,6 +312,7 @@ def build_report(
             "others": {str(n): other_hist[n] for n in sorted(other_hist)},
         },
         "leakage": _leakage_section(data, splits),
+        "split_files": split_files,
         "problems": {
             "loader": list(data.problems.problems),
             "checks": checks,
@@ -264,6 +325,67 @@ def build_report(
 # Text
 
 
+def _utc(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000.0, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _format_sessions(report: Mapping[str, Any]) -> list[str]:
+    sec = report["sessions"]
+    lines = [f"sessions (found from the data: same device, no pause over {sec['gap_s']:g} s)"]
+    for s in sec["sessions"]:
+        pause = (
+            "" if s["gap_before_s"] is None else f", {_duration(s['gap_before_s'])} after the previous one"
+        )
+        lines.append(
+            f"  {s['name']:<10} {_utc(s['start_ms'])} .. {_utc(s['end_ms'])[11:]} UTC{pause}: "
+            f"{len(s['recordings'])} recordings ({', '.join(s['recordings'])}), {s['keyframes']} keyframes"
+        )
+    labels = report["labels"]
+    if labels["unlabelled_recordings"]:
+        lines.append(f"  recordings without any keyframe: {', '.join(labels['unlabelled_recordings'])}")
+    if labels["without_raw_annotations"]:
+        lines.append(
+            f"  raw annotations (hot objects, furniture) for {len(labels['raw_annotations'])} of "
+            f"{len(labels['raw_annotations']) + len(labels['without_raw_annotations'])} labelled recordings; "
+            f"none for {', '.join(labels['without_raw_annotations'])}"
+        )
+    return lines
+
+
+def _format_leakage(report: Mapping[str, Any]) -> list[str]:
+    lines = ["leakage (test clips sharing time with training clips)"]
+    for split_name, leak in report["leakage"].items():
+        flag = " LEAKY" if leak["leaky"] else ""
+        lines.append(
+            f"  {split_name:<12} {leak['leaky_keyframes']:>4} keyframe(s), {leak['overlap_s']:.1f} s{flag}"
+        )
+        for f in leak["folds"]:
+            if f["leaky_keyframes"]:
+                per = ", ".join(f"{c}={n}" for c, n in f["per_class"].items() if n)
+                lines.append(
+                    f"    {f['fold']}: {f['leaky_keyframes']} of {f['num_test']} ({f['overlap_s']:.1f} s; {per})"
+                )
+    for name, entry in report["split_files"].items():
+        if "error" in entry:
+            lines.append(f"  splits/{name}: unreadable")
+            continue
+        state = {True: "current", False: "STALE (regenerate with thermact data split)", None: ""}[
+            entry["current"]
+        ]
+        flag = " LEAKY" if entry["leaky"] else ""
+        lines.append(
+            f"  splits/{name:<16} {entry['leaky_keyframes']:>4} keyframe(s), {entry['overlap_s']:.1f} s{flag} {state}"
+        )
+    return lines
+
+
 def format_report(report: Mapping[str, Any]) -> str:
     """A readable summary of :func:`build_report`'s output."""
     ds = report["dataset"]
@@ -273,6 +395,8 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"  {ds['recordings']} recordings, {ds['keyframes']} keyframes, {ds['person_boxes']} person boxes, "
         f"{ds['other_boxes']} other boxes, {len(ds['classes'])} classes",
         f"  clips: {clip['num_frames']} frames over {clip['window_s']} s, keyframe {clip['keyframe_position']}",
+        "",
+        *_format_sessions(report),
         "",
         "recordings",
         f"  {'id':<10} {'frames':>6} {'dur_s':>6} {'fps':>5} {'med_ms':>6} {'max_gap':>7} {'gaps>1s':>7} "
@@ -319,18 +443,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         for f in fold_names:
             if folds[f]["test_only"]:
                 lines.append(f"  {f}: tested but never trained: {', '.join(folds[f]['test_only'])}")
-    lines += ["", "leakage (test clips sharing time with training clips)"]
-    for split_name, leak in report["leakage"].items():
-        flag = " LEAKY" if leak["leaky"] else ""
-        lines.append(
-            f"  {split_name:<12} {leak['leaky_keyframes']:>4} keyframe(s), {leak['overlap_s']:.1f} s{flag}"
-        )
-        for f in leak["folds"]:
-            if f["leaky_keyframes"]:
-                per = ", ".join(f"{c}={n}" for c, n in f["per_class"].items() if n)
-                lines.append(
-                    f"    {f['fold']}: {f['leaky_keyframes']} of {f['num_test']} ({f['overlap_s']:.1f} s; {per})"
-                )
+    lines += ["", *_format_leakage(report)]
     probs = report["problems"]
     lines += ["", f"problems: {len(probs['loader'])} from loading, {len(probs['checks'])} from checks"]
     lines += [f"  {m}" for m in probs["loader"]]
@@ -340,4 +453,13 @@ def format_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["annotation_checks", "build_report", "format_report"]
+def problems_error(data: ThermalData) -> DataError:
+    """The one error of a dataset whose loading found problems: the first, and how many in all."""
+    first = data.problems.messages[0]
+    more = (
+        f" (and {data.problems.count - 1} more problem(s), listed above)" if data.problems.count > 1 else ""
+    )
+    return DataError(f"{first}{more}; pass --lenient to skip such records")
+
+
+__all__ = ["annotation_checks", "build_report", "format_report", "problems_error"]

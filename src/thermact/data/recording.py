@@ -21,12 +21,26 @@ Invalid pixels
     3. the median of all valid pixels of the recording (only if a whole frame has none).
 
     A frame with no valid pixel at all is a problem (strict mode: an error naming the file and
-    frame; lenient mode: the frame is dropped with a warning).
+    frame; lenient mode: the frame is dropped with a warning); a recording without any valid
+    pixel is an error.
+
+Checks (each a :class:`~thermact.errors.DataError` naming the file)
+    * ``frames`` must be real numbers in °C: a recording whose typical value lies outside
+      :data:`VALID_RANGE_C` is refused with its dtype and the unit it most likely is (uint16
+      deci-Kelvin, Kelvin, ...), not reported frame by frame as dead pixels;
+    * the frame size must be the sensor's (:data:`SENSOR_FRAME_SIZE`, 40 high × 60 wide, or the
+      ``expected_size`` given) and agree with the file's ``frame_height``/``frame_width``
+      attributes, so that transposed ``[T, 60, 40]`` frames are caught;
+    * ``timestamps`` must be milliseconds: distinct timestamps a median
+      :data:`PLAUSIBLE_INTERVAL_MS` apart (0.1-100 frames/s). Seconds (most frames sharing a
+      timestamp) and microseconds are refused with the unit they look like.
 
 Timing
-    Frames arrive irregularly (about 5.7-6 fps, gaps up to 2.6 s). Frames are ordered by
-    timestamp; frames repeating an earlier timestamp are dropped (the first is kept) and
-    counted in :class:`TimingStats`.
+    Frames arrive irregularly (about 5.7-6 fps, gaps up to 2.6 s). Timestamps must increase: a
+    frame out of time order or repeating an earlier timestamp is a problem (strict mode: an
+    error naming the file and the first such frame; lenient mode: the frames are sorted by time
+    and repeats dropped, the first kept, with a warning, and both are counted in
+    :class:`TimingStats`).
 
 Reading is lazy and fork-safe: the HDF5 file is opened only inside :meth:`Recording.load`,
 read whole (≈5 MB decoded) and closed again, so no h5py handle is ever shared across
@@ -36,6 +50,7 @@ DataLoader worker processes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -43,6 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from thermact.data.clips import nearest_indices
 from thermact.errors import DataError, ProblemLog
 
 INVALID_SENTINEL_C = -273.2
@@ -50,6 +66,15 @@ INVALID_SENTINEL_C = -273.2
 
 VALID_RANGE_C = (-40.0, 150.0)
 """Temperatures outside this range (°C) are physically impossible for an indoor ceiling sensor."""
+
+SENSOR_FRAME_SIZE = (40, 60)
+"""``(height, width)`` of the sensor's frames: 40 rows, 60 columns."""
+
+PLAUSIBLE_INTERVAL_MS = (10.0, 10_000.0)
+"""Range of the median interval between distinct timestamps (ms) of a real recording: 100 to 0.1 fps."""
+
+_UNIX_S = (946_684_800, 4_102_444_800)
+"""2000-01-01 .. 2100-01-01 in Unix seconds: timestamps in this range look like seconds."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +111,9 @@ class RecordingData:
     """[T] index of each kept frame in the file as stored."""
     timing: TimingStats
     attrs: dict[str, Any]
+    content_sha256: str = ""
+    """SHA-256 of the frames and timestamps as stored (float32 / int64, in file order): equal for
+    two files with the same recording whatever their other attributes (e.g. ``created_at``)."""
 
 
 def invalid_mask(frames: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
@@ -179,7 +207,86 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
-def _read_hdf5(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
+def _unit_hint(median: float) -> str:
+    """The unit a recording's typical value most likely is, as advice."""
+    if 200.0 <= median <= 420.0:
+        return "; the values look like Kelvin: subtract 273.15"
+    if 2_000.0 <= median <= 4_200.0:
+        return "; the values look like deci-Kelvin (K × 10): divide by 10 and subtract 273.15"
+    if 20_000.0 <= median <= 42_000.0:
+        return "; the values look like centi-Kelvin (K × 100): divide by 100 and subtract 273.15"
+    return "; convert them to °C"
+
+
+def check_temperature_unit(path: Path, frames: npt.NDArray[np.float32], dtype: np.dtype[Any]) -> None:
+    """Raise DataError unless the typical (median) valid value of ``frames`` is a °C temperature.
+
+    ``dtype`` is the type the file stores (named in the message with the unit the values look like).
+    """
+    values = frames[np.isfinite(frames) & (frames != np.float32(INVALID_SENTINEL_C))]
+    if values.size == 0:
+        raise DataError(
+            f"{path}: no valid pixel in the whole recording (every value is NaN, inf or the "
+            f"dead-pixel value {INVALID_SENTINEL_C})"
+        )
+    median = float(np.median(values))
+    lo, hi = VALID_RANGE_C
+    if not lo <= median <= hi:
+        raise DataError(
+            f"{path}: 'frames' ({dtype}) do not hold °C: median value {median:g} (range "
+            f"{float(values.min()):g}..{float(values.max()):g}) lies outside {lo:g}..{hi:g} °C"
+            + _unit_hint(median)
+        )
+
+
+def check_frame_size(
+    path: Path, shape: tuple[int, ...], attrs: dict[str, Any], expected: tuple[int, int] | None
+) -> None:
+    """Raise DataError when frames of ``shape`` [T, H, W] disagree with the file's
+    ``frame_height``/``frame_width`` attributes or with ``expected`` ``(H, W)``."""
+    h, w = int(shape[1]), int(shape[2])
+    ah, aw = attrs.get("frame_height"), attrs.get("frame_width")
+    if isinstance(ah, int) and isinstance(aw, int) and (ah, aw) != (h, w):
+        raise DataError(
+            f"{path}: 'frames' are stored [T, {h}, {w}] but the file's attributes say frame_height={ah}, "
+            f"frame_width={aw}" + (" (transposed?)" if (ah, aw) == (w, h) else "")
+        )
+    if expected is not None and (h, w) != tuple(expected):
+        eh, ew = expected
+        raise DataError(
+            f"{path}: frames are {h} high x {w} wide (stored [T, {h}, {w}]); the sensor's frames are "
+            f"{eh} high x {ew} wide" + (" (transposed?)" if (h, w) == (ew, eh) else "")
+        )
+
+
+def check_timestamps(path: Path, timestamps: npt.NDArray[np.int64]) -> None:
+    """Raise DataError unless ``timestamps`` [T] are milliseconds (see :data:`PLAUSIBLE_INTERVAL_MS`)."""
+    n = int(timestamps.shape[0])
+    if n < 2:
+        return
+    distinct = np.unique(timestamps)
+    if distinct.size == 1:
+        raise DataError(f"{path}: all {n} frames have the same timestamp {int(distinct[0])}")
+    median = float(np.median(np.diff(distinct)))
+    lo, hi = PLAUSIBLE_INTERVAL_MS
+    if lo <= median <= hi:
+        return
+    first, last = int(distinct[0]), int(distinct[-1])
+    hint = ""
+    if median < lo and _UNIX_S[0] <= first and last <= _UNIX_S[1]:
+        hint = " (they look like Unix seconds: multiply by 1000)"
+    elif median > hi and _UNIX_S[0] * 1_000_000 <= first and last <= _UNIX_S[1] * 1_000_000:
+        hint = " (they look like Unix microseconds: divide by 1000)"
+    raise DataError(
+        f"{path}: 'timestamps' are not milliseconds{hint}: distinct values are a median {median:g} apart "
+        f"(expected {lo:g}..{hi:g} ms) and {n - int(distinct.size)} of {n} frames repeat a timestamp; "
+        f"values {first}..{last}"
+    )
+
+
+def _read_hdf5(
+    path: Path, expected_size: tuple[int, int] | None
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
     import h5py  # local import keeps `import thermact` light
 
     try:
@@ -190,10 +297,13 @@ def _read_hdf5(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int6
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
     with handle:
         for name in ("frames", "timestamps"):
-            if name not in handle:
+            if name not in handle or not isinstance(handle[name], h5py.Dataset):
                 raise DataError(
                     f"{path}: missing dataset {name!r} (has: {', '.join(sorted(handle.keys())) or 'none'})"
                 )
+        dtype = handle["frames"].dtype
+        if dtype.kind not in "fiu":
+            raise DataError(f"{path}: 'frames' has dtype {dtype}; expected float32 temperatures in °C")
         try:
             frames = np.asarray(handle["frames"][()], dtype=np.float32)
             timestamps = np.asarray(handle["timestamps"][()])
@@ -212,7 +322,35 @@ def _read_hdf5(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int6
         raise DataError(f"{path}: 'timestamps' must be integer milliseconds, got dtype {timestamps.dtype}")
     if frames.shape[0] == 0:
         raise DataError(f"{path}: recording has no frames")
-    return frames, timestamps.astype(np.int64), attrs
+    check_frame_size(path, frames.shape, attrs, expected_size)
+    check_temperature_unit(path, frames, dtype)
+    timestamps = timestamps.astype(np.int64)
+    check_timestamps(path, timestamps)
+    return frames, timestamps, attrs
+
+
+def _report_order(path: Path, timestamps: npt.NDArray[np.int64], problems: ProblemLog) -> tuple[int, int]:
+    """Report frames out of time order and repeated timestamps; return their counts."""
+    back = np.nonzero(np.diff(timestamps) < 0)[0] + 1
+    if back.size:
+        i = int(back[0])
+        problems.report(
+            f"{path}: {back.size} frame(s) out of time order (first: frame {i} at {int(timestamps[i])} ms "
+            f"after {int(timestamps[i - 1])} ms)",
+            consequence="sorting the frames by time",
+        )
+    ts_sorted = np.sort(timestamps, kind="stable")
+    repeats = int((ts_sorted[1:] == ts_sorted[:-1]).sum())
+    if repeats:
+        _, first_seen = np.unique(timestamps, return_index=True)
+        later = np.setdiff1d(np.arange(len(timestamps)), first_seen)
+        i = int(later[0])
+        problems.report(
+            f"{path}: {repeats} frame(s) repeat an earlier timestamp (first: frame {i} at "
+            f"{int(timestamps[i])} ms)",
+            consequence="dropping the repeats (the first frame of each timestamp is kept)",
+        )
+    return repeats, int(back.size)
 
 
 def decode_recording(
@@ -224,12 +362,14 @@ def decode_recording(
     temporal_radius: int = 3,
 ) -> RecordingData:
     """Order, de-duplicate, mask and repair raw arrays read from ``path`` (pure function)."""
-    out_of_order = int((np.diff(timestamps) < 0).sum())
+    digest = hashlib.sha256(f"{list(frames.shape)} float32 °C, int64 ms\n".encode())
+    digest.update(np.ascontiguousarray(frames, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(timestamps, dtype=np.int64).tobytes())
+    duplicates, out_of_order = _report_order(path, timestamps, problems)
     order = np.argsort(timestamps, kind="stable")
     ts_sorted = timestamps[order]
     keep = np.ones(len(order), dtype=bool)
     keep[1:] = ts_sorted[1:] != ts_sorted[:-1]
-    duplicates = int((~keep).sum())
     index = order[keep].astype(np.int64)
     raw = frames[index]
     valid = ~invalid_mask(raw)
@@ -238,7 +378,8 @@ def decode_recording(
         for t in empty:
             problems.report(
                 f"{path}: frame {int(index[t])} (timestamp {int(ts_sorted[keep][t])}) has no valid pixel "
-                "(all NaN/inf/dead); dropping it"
+                "(all NaN/inf/dead)",
+                consequence="dropping the frame",
             )
         keep_frames = valid.any(axis=(1, 2))
         index, raw, valid = index[keep_frames], raw[keep_frames], valid[keep_frames]
@@ -255,6 +396,7 @@ def decode_recording(
         source_index=index,
         timing=_timing(ts, duplicates, out_of_order),
         attrs=attrs,
+        content_sha256=digest.hexdigest(),
     )
 
 
@@ -266,6 +408,8 @@ class Recording:
         recording_id: identifier used by annotations (``sensor_id``); defaults to the file stem.
         problems: where problems go (strict by default).
         temporal_radius: frames searched on each side when repairing invalid pixels.
+        expected_size: ``(height, width)`` the frames must have (default: the sensor's, 40 x 60);
+            None accepts any size (the file's own attributes are still checked).
 
     Nothing is read until :attr:`data` (or a property using it) is first accessed; the decoded
     content is then cached on the object. Pickling drops the cache, so a Recording sent to a
@@ -278,11 +422,13 @@ class Recording:
         recording_id: str | None = None,
         problems: ProblemLog | None = None,
         temporal_radius: int = 3,
+        expected_size: tuple[int, int] | None = SENSOR_FRAME_SIZE,
     ) -> None:
         self.path = Path(path)
         self.recording_id = recording_id if recording_id is not None else self.path.stem
         self.problems = problems if problems is not None else ProblemLog()
         self.temporal_radius = temporal_radius
+        self.expected_size = expected_size
         self._data: RecordingData | None = None
 
     def __repr__(self) -> str:
@@ -296,7 +442,7 @@ class Recording:
     def load(self) -> RecordingData:
         """Read, validate and repair the file (once); return the cached content."""
         if self._data is None:
-            frames, timestamps, attrs = _read_hdf5(self.path)
+            frames, timestamps, attrs = _read_hdf5(self.path, self.expected_size)
             self._data = decode_recording(
                 self.path, frames, timestamps, attrs, self.problems, self.temporal_radius
             )
@@ -345,8 +491,6 @@ class Recording:
 
     def index_at(self, timestamp_ms: int | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Index of the frame nearest in time to each ``timestamp_ms`` (earlier frame wins ties)."""
-        from thermact.data.clips import nearest_indices
-
         return nearest_indices(
             self.load().timestamps, np.atleast_1d(np.asarray(timestamp_ms, dtype=np.int64))
         )

@@ -1,10 +1,10 @@
-"""Train/test split definitions as data files, built without temporal leakage.
+"""Train/test splits built without temporal leakage, and the leakage of any split.
 
-A :class:`SplitDefinition` lists, for each :class:`Fold`, the keyframe ids to train and test on,
-the training keyframes *purged* because their clips would see test time, and the time ranges of
-training recordings that must not be used at all (``purged_intervals``). It is written as JSON
-by ``thermact data split`` and read back with :func:`load_split`; the files for the bundled
-dataset ship in ``thermact/datasets/thermal_v1/splits/``.
+A :class:`~thermact.data.split_file.SplitDefinition` lists, for each fold, the keyframe ids to
+train and test on, the training keyframes *purged* because their clips would see test time, and
+the time ranges of training recordings that must not be used at all (``purged_intervals``); its
+JSON format lives in :mod:`thermact.data.split_file` (whose names this module re-exports). The
+files for the bundled datasets ship in ``thermact/datasets/<name>/splits/``.
 
 Protocols
     ``given``
@@ -12,12 +12,16 @@ Protocols
         keyframes are about one second apart while a clip spans several seconds, so almost every
         test clip shares frames with training clips: the split is always flagged ``leaky``.
     ``group``
-        One fold per group of recordings: the group is the test set, the other groups train. A
-        recording→group mapping defines it; :func:`session_groups` derives the session (``SL14``
-        from ``SL14_R3``) so the session split trains on one session and tests on the other, in
-        both directions. Users define splits for their own data the same way.
+        One fold per group of recordings: the group is the test set, all other groups train. A
+        recording→group mapping defines it. The ``session`` split uses the sessions found from
+        the data (:func:`thermact.data.sessions.find_sessions`: same device, no pause over 5 min),
+        so it is leave-one-session-out (with two sessions: train on one, test on the other, in
+        both directions). Users define splits for their own data the same way.
     ``leave_one_recording_out``
         One fold per recording.
+    ``all``
+        One fold that trains on every keyframe and tests on none (a final model trained without
+        validation). Only this protocol may have an empty test side.
 
 Purge (all protocols but ``given``)
     Recordings of one device may overlap in time: the bundled recordings are overlapping windows
@@ -42,299 +46,69 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
 from thermact.data.annotations import Keyframe
-from thermact.data.clips import ClipConfig, KeyframePosition, clip_indices, clip_window
+from thermact.data.clips import ClipConfig, clip_indices, clip_window
 from thermact.data.recording import Recording
+from thermact.data.sessions import SESSION_GAP_S, find_sessions, same_device, session_groups
 from thermact.data.source import ThermalData
+from thermact.data.split_file import (
+    PROTOCOLS,
+    SPLIT_FORMAT,
+    SPLIT_VERSION,
+    Fold,
+    Protocol,
+    PurgedInterval,
+    SplitDefinition,
+    check_test_sides,
+    load_split,
+    save_split,
+)
 from thermact.errors import ConfigError, DataError
-from thermact.io import write_json_atomic
 
-Protocol = Literal["given", "group", "leave_one_recording_out"]
-PROTOCOLS: tuple[str, ...] = get_args(Protocol)
-SPLIT_FORMAT = "thermact-split"
-SPLIT_VERSION = 1
-SESSION_PATTERN = re.compile(r"^(.*)_R\d+$")
-"""Recording ids ``<session>_R<n>``: the session is the prefix."""
+__all__ = [
+    "PROTOCOLS",
+    "SPLIT_FORMAT",
+    "SPLIT_NAMES",
+    "SPLIT_VERSION",
+    "STANDARD_SPLITS",
+    "Fold",
+    "FoldLeakage",
+    "LeakageReport",
+    "Protocol",
+    "PurgedInterval",
+    "SplitDefinition",
+    "all_keyframes_fold",
+    "all_split",
+    "build_split",
+    "build_standard_splits",
+    "check_test_sides",
+    "format_split_table",
+    "given_split",
+    "group_split",
+    "leakage",
+    "leave_one_recording_out",
+    "load_split",
+    "make_fold",
+    "merge_intervals",
+    "overlap_ms",
+    "read_groups",
+    "resolve_split",
+    "save_split",
+    "session_split",
+]
 
 Interval = tuple[int, int]
 """Closed time interval ``[start_ms, end_ms]`` in absolute Unix milliseconds."""
 
 
 # ---------------------------------------------------------------------------------------------
-# Data model
-
-
-@dataclasses.dataclass(frozen=True)
-class PurgedInterval:
-    """A part of a training recording that lies in a fold's forbidden zone."""
-
-    start_ms: int
-    end_ms: int
-    num_frames: int
-    """Frames of the training recording with a timestamp in ``[start_ms, end_ms]``."""
-
-    def to_dict(self) -> dict[str, int]:
-        return {"start_ms": self.start_ms, "end_ms": self.end_ms, "num_frames": self.num_frames}
-
-
-@dataclasses.dataclass
-class Fold:
-    """One train/test assignment of keyframe ids.
-
-    Attributes:
-        name: e.g. ``"SL14->SL18"`` (train on SL14, test on SL18) or ``"given"``.
-        train: keyframe ids to train on (purged ones already removed).
-        test: keyframe ids to test on.
-        purged: keyframe ids of the training side removed because their clip touches test time.
-        purged_intervals: training recording id → time ranges excluded from training.
-        test_recordings: the held-out recordings (empty for the given split).
-    """
-
-    name: str
-    train: list[str]
-    test: list[str]
-    purged: list[str] = dataclasses.field(default_factory=list)
-    purged_intervals: dict[str, list[PurgedInterval]] = dataclasses.field(default_factory=dict)
-    test_recordings: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def purged_frames(self) -> int:
-        return sum(iv.num_frames for ivs in self.purged_intervals.values() for iv in ivs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "test_recordings": list(self.test_recordings),
-            "train": list(self.train),
-            "test": list(self.test),
-            "purged": list(self.purged),
-            "purged_intervals": {
-                rid: [iv.to_dict() for iv in ivs] for rid, ivs in sorted(self.purged_intervals.items())
-            },
-        }
-
-
-@dataclasses.dataclass
-class SplitDefinition:
-    """A named set of folds with the clip parameters its purge was computed for.
-
-    Attributes:
-        name: file stem, e.g. ``"session"``.
-        protocol: ``"given"``, ``"group"`` or ``"leave_one_recording_out"``.
-        leaky: True when test clips share time with training clips (always for ``given``).
-        clip: the clip window the purge and the leakage check used.
-        folds: the folds, in a fixed order.
-        groups: recording id → group (empty for ``given``).
-        dataset: name of the dataset directory it was built from (informative).
-    """
-
-    name: str
-    protocol: Protocol
-    leaky: bool
-    clip: ClipConfig
-    folds: list[Fold]
-    groups: dict[str, str] = dataclasses.field(default_factory=dict)
-    dataset: str = ""
-
-    def fold(self, name: str) -> Fold:
-        for f in self.folds:
-            if f.name == name:
-                return f
-        raise DataError(
-            f"split {self.name!r} has no fold {name!r} (folds: {', '.join(f.name for f in self.folds)})"
-        )
-
-    def covers(self, clip: ClipConfig) -> bool:
-        """True when every clip window of ``clip`` lies inside the one this split was purged for.
-
-        The purge's sampled-frame test was made for this split's own grid; with another grid a
-        frame across a gap next to the window could still differ, so an exact match of the clip
-        parameters is the safe case (what :func:`resolve_split` uses for the standard splits).
-        """
-        a0, a1 = clip_window(0, clip)
-        b0, b1 = clip_window(0, self.clip)
-        return b0 <= a0 and a1 <= b1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": SPLIT_FORMAT,
-            "version": SPLIT_VERSION,
-            "name": self.name,
-            "protocol": self.protocol,
-            "leaky": self.leaky,
-            "dataset": self.dataset,
-            "clip": {
-                "window_s": self.clip.window_s,
-                "num_frames": self.clip.num_frames,
-                "keyframe_position": self.clip.keyframe_position,
-            },
-            "groups": dict(sorted(self.groups.items())),
-            "folds": [f.to_dict() for f in self.folds],
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any, source: str = "split") -> SplitDefinition:
-        """Validate plain JSON types into a split; errors name ``source`` and the key at fault."""
-        top = _mapping(obj, source)
-        if top.get("format", SPLIT_FORMAT) != SPLIT_FORMAT:
-            raise DataError(f"{source}: 'format' is {top.get('format')!r}, expected {SPLIT_FORMAT!r}")
-        version = top.get("version", SPLIT_VERSION)
-        if version != SPLIT_VERSION:
-            raise DataError(
-                f"{source}: unsupported split file version {version!r} (this thermact reads {SPLIT_VERSION})"
-            )
-        name = _field(top, "name", str, source)
-        protocol = _field(top, "protocol", str, source)
-        if protocol not in PROTOCOLS:
-            raise DataError(f"{source}: 'protocol' is {protocol!r}, expected one of {', '.join(PROTOCOLS)}")
-        leaky = _field(top, "leaky", bool, source)
-        dataset = top.get("dataset", "")
-        if not isinstance(dataset, str):
-            raise DataError(f"{source}: 'dataset' must be a string, got {dataset!r}")
-        clip_obj = _mapping(top.get("clip"), f"{source}: 'clip'")
-        window_s = _field(clip_obj, "window_s", (int, float), f"{source}: clip")
-        num_frames = _field(clip_obj, "num_frames", int, f"{source}: clip")
-        position = _field(clip_obj, "keyframe_position", str, f"{source}: clip")
-        if position not in get_args(KeyframePosition):
-            raise DataError(f"{source}: clip.keyframe_position {position!r} is not 'center' or 'causal'")
-        try:
-            clip = ClipConfig(float(window_s), num_frames, position)
-        except ValueError as err:
-            raise DataError(f"{source}: clip: {err}") from err
-        groups_obj = _mapping(top.get("groups", {}), f"{source}: 'groups'")
-        groups: dict[str, str] = {}
-        for rid, group in groups_obj.items():
-            if not isinstance(group, str):
-                raise DataError(f"{source}: groups[{rid!r}] must be a string, got {group!r}")
-            groups[str(rid)] = group
-        folds_obj = top.get("folds")
-        if not isinstance(folds_obj, list) or not folds_obj:
-            raise DataError(f"{source}: 'folds' must be a non-empty list")
-        folds = [_fold_from_dict(f, f"{source}: folds[{i}]") for i, f in enumerate(folds_obj)]
-        names = [f.name for f in folds]
-        if len(set(names)) != len(names):
-            raise DataError(f"{source}: duplicate fold names in {names}")
-        return cls(name, protocol, leaky, clip, folds, groups, dataset)
-
-    def check_against(self, data: ThermalData, source: str = "split") -> None:
-        """Raise DataError if a keyframe or recording id of the split is not in ``data``."""
-        known = {k.keyframe_id for k in data.keyframes}
-        for fold in self.folds:
-            for part in ("train", "test", "purged"):
-                missing = [k for k in getattr(fold, part) if k not in known]
-                if missing:
-                    raise DataError(
-                        f"{source}: fold {fold.name!r} {part} has {len(missing)} keyframe id(s) not in "
-                        f"dataset {data.root}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                    )
-            for rid in [*fold.test_recordings, *fold.purged_intervals]:
-                if rid not in data.recordings:
-                    raise DataError(f"{source}: fold {fold.name!r} names unknown recording {rid!r}")
-        unknown = [rid for rid in self.groups if rid not in data.recordings]
-        if unknown:
-            raise DataError(f"{source}: groups name unknown recording(s) {unknown}")
-
-
-def _mapping(obj: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
-        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def _field(obj: Mapping[str, Any], key: str, tp: type | tuple[type, ...], where: str) -> Any:
-    if key not in obj:
-        raise DataError(f"{where}: missing key {key!r}")
-    value = obj[key]
-    types = tp if isinstance(tp, tuple) else (tp,)
-    if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-        names = " or ".join(t.__name__ for t in types)
-        raise DataError(f"{where}: {key!r} must be {names}, got {value!r}")
-    return value
-
-
-def _id_list(obj: Mapping[str, Any], key: str, where: str, required: bool = True) -> list[str]:
-    if not required and key not in obj:
-        return []
-    value = _field(obj, key, list, where)
-    bad = [v for v in value if not isinstance(v, str)]
-    if bad:
-        raise DataError(f"{where}: {key!r} must be a list of strings, found {bad[0]!r}")
-    if len(set(value)) != len(value):
-        raise DataError(f"{where}: {key!r} lists a keyframe id twice")
-    return list(value)
-
-
-def _fold_from_dict(obj: Any, where: str) -> Fold:
-    f = _mapping(obj, where)
-    name = _field(f, "name", str, where)
-    where = f"{where} ({name!r})"
-    train = _id_list(f, "train", where)
-    test = _id_list(f, "test", where)
-    purged = _id_list(f, "purged", where, required=False)
-    test_recordings = _id_list(f, "test_recordings", where, required=False)
-    parts = {"train": train, "test": test, "purged": purged}
-    for a, b in (("train", "test"), ("train", "purged"), ("test", "purged")):
-        both = set(parts[a]) & set(parts[b])
-        if both:
-            raise DataError(f"{where}: keyframe id {sorted(both)[0]!r} is in both {a!r} and {b!r}")
-    intervals: dict[str, list[PurgedInterval]] = {}
-    for rid, items in _mapping(f.get("purged_intervals", {}), f"{where}: 'purged_intervals'").items():
-        if not isinstance(items, list):
-            raise DataError(f"{where}: purged_intervals[{rid!r}] must be a list")
-        ivs = []
-        for j, item in enumerate(items):
-            iwhere = f"{where}: purged_intervals[{rid!r}][{j}]"
-            m = _mapping(item, iwhere)
-            start, end = _field(m, "start_ms", int, iwhere), _field(m, "end_ms", int, iwhere)
-            count = _field(m, "num_frames", int, iwhere)
-            if end < start or count < 0:
-                raise DataError(f"{iwhere}: need start_ms <= end_ms and num_frames >= 0, got {item!r}")
-            ivs.append(PurgedInterval(start, end, count))
-        intervals[str(rid)] = ivs
-    return Fold(name, train, test, purged, intervals, test_recordings)
-
-
-def save_split(split: SplitDefinition, path: str | Path) -> None:
-    """Write ``split`` as JSON to ``path`` atomically."""
-    write_json_atomic(path, split.to_dict())
-
-
-def load_split(path: str | Path, data: ThermalData | None = None) -> SplitDefinition:
-    """Read a split file; with ``data``, also check that its keyframe and recording ids exist."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: split file not found")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{p}: not valid JSON: {err}") from err
-    split = SplitDefinition.from_dict(obj, source=str(p))
-    if data is not None:
-        split.check_against(data, source=str(p))
-    return split
-
-
-# ---------------------------------------------------------------------------------------------
 # Time geometry
-
-
-def device_of(recording: Recording) -> str | None:
-    """The recording's device (``mac_address`` attribute), or None when unknown."""
-    mac = recording.data.attrs.get("mac_address")
-    return str(mac) if mac not in (None, "") else None
-
-
-def same_device(a: Recording, b: Recording) -> bool:
-    """True when two recordings may come from one sensor (unknown devices match everything)."""
-    da, db = device_of(a), device_of(b)
-    return da is None or db is None or da == db
 
 
 def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
@@ -375,20 +149,6 @@ def given_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefin
     return SplitDefinition(
         "given", "given", True, clip, [Fold("train->val", train, test)], {}, data.root.name
     )
-
-
-def session_groups(recording_ids: Iterable[str]) -> dict[str, str]:
-    """Recording id → session, from ids of the form ``<session>_R<n>`` (e.g. ``SL14_R2`` → ``SL14``)."""
-    groups: dict[str, str] = {}
-    for rid in recording_ids:
-        m = SESSION_PATTERN.match(rid)
-        if m is None or not m.group(1):
-            raise DataError(
-                f"recording id {rid!r} does not name a session (expected '<session>_R<number>'); "
-                "give a recording→group mapping instead"
-            )
-        groups[rid] = m.group(1)
-    return groups
 
 
 def _fold_name(train_groups: Sequence[str], test_group: str) -> str:
@@ -446,8 +206,9 @@ def _check_groups(data: ThermalData, groups: Mapping[str, str], source: str) -> 
     if missing:
         raise DataError(f"{source}: recording(s) {missing} have keyframes but no group")
     out = {str(r): str(g) for r, g in groups.items()}
-    if len(set(out.values())) < 2:
-        raise DataError(f"{source}: a group split needs at least two groups, got {sorted(set(out.values()))}")
+    labelled = sorted({g for r, g in out.items() if r in with_keyframes})
+    if len(labelled) < 2:
+        raise DataError(f"{source}: a group split needs at least two groups with keyframes, got {labelled}")
     return out
 
 
@@ -459,12 +220,13 @@ def group_split(
     protocol: Protocol = "group",
     source: str = "groups",
 ) -> SplitDefinition:
-    """One fold per group held out (trained on all other groups), with the purge applied."""
+    """One fold per group with keyframes held out (trained on all other groups), with the purge applied."""
     clip = clip if clip is not None else ClipConfig()
     mapping = _check_groups(data, groups, source)
     names = sorted(set(mapping.values()))
+    labelled = {mapping[k.recording_id] for k in data.keyframes}
     folds = []
-    for g in names:
+    for g in (n for n in names if n in labelled):
         test_recs = sorted(r for r, gg in mapping.items() if gg == g)
         train_recs = sorted(r for r, gg in mapping.items() if gg != g)
         folds.append(
@@ -475,9 +237,13 @@ def group_split(
     return split
 
 
-def session_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
-    """Train on one session, test on the other (every direction): :func:`group_split` by session."""
-    return group_split(data, session_groups(data.recordings), clip, name="session", source="sessions")
+def session_split(
+    data: ThermalData, clip: ClipConfig | None = None, gap_s: float = SESSION_GAP_S
+) -> SplitDefinition:
+    """Leave one session out (sessions found from the data, see :mod:`thermact.data.sessions`):
+    :func:`group_split` by session. With two sessions: train on one, test on the other, both ways."""
+    groups = session_groups(find_sessions(data.recordings, gap_s))
+    return group_split(data, groups, clip, name="session", source="sessions")
 
 
 def leave_one_recording_out(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
@@ -492,18 +258,38 @@ def leave_one_recording_out(data: ThermalData, clip: ClipConfig | None = None) -
     )
 
 
+def all_split(data: ThermalData, clip: ClipConfig | None = None) -> SplitDefinition:
+    """Train on every keyframe, test on none: one fold ``"all"`` (protocol ``all``), for a final model."""
+    clip = clip if clip is not None else ClipConfig()
+    train = [k.keyframe_id for k in data.keyframes]
+    if not train:
+        raise DataError(f"{data.root}: the dataset has no keyframe to train on")
+    return SplitDefinition("all", "all", False, clip, [Fold("all", train, [])], {}, data.name)
+
+
+def all_keyframes_fold(data: ThermalData) -> Fold:
+    """Every keyframe of ``data`` on the test side, none for training: what to score a model on a
+    dataset it never saw (see :class:`thermact.data.source.DatasetFingerprint`)."""
+    return Fold("all", [], [k.keyframe_id for k in data.keyframes])
+
+
 STANDARD_SPLITS = ("given", "session", "lorecording")
+"""The splits ``thermact data split`` writes (and the bundled datasets ship in ``splits/``)."""
+SPLIT_NAMES = (*STANDARD_SPLITS, "all")
+"""Every split a run can name (``all`` is built in memory: it has nothing to purge or store)."""
 
 
 def build_split(data: ThermalData, name: str, clip: ClipConfig | None = None) -> SplitDefinition:
-    """Build one of :data:`STANDARD_SPLITS` in memory."""
+    """Build one of :data:`SPLIT_NAMES` in memory."""
     if name == "given":
         return given_split(data, clip)
     if name == "session":
         return session_split(data, clip)
     if name == "lorecording":
         return leave_one_recording_out(data, clip)
-    raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(STANDARD_SPLITS)} or a .json file")
+    if name == "all":
+        return all_split(data, clip)
+    raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)} or a .json file")
 
 
 def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None = None) -> SplitDefinition:
@@ -515,9 +301,9 @@ def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None =
     ``thermact data split window_s=...``).
     """
     clip = clip if clip is not None else ClipConfig()
-    if isinstance(spec, str) and spec in STANDARD_SPLITS:
+    if isinstance(spec, str) and spec in SPLIT_NAMES:
         path = data.root / "splits" / f"{spec}.json"
-        if path.is_file():
+        if spec in STANDARD_SPLITS and path.is_file():
             split = load_split(path, data)
             if split.clip == clip:
                 return split
@@ -525,7 +311,7 @@ def resolve_split(data: ThermalData, spec: str | Path, clip: ClipConfig | None =
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(
-            f"split {str(spec)!r} is neither one of {', '.join(STANDARD_SPLITS)} nor an existing split file"
+            f"split {str(spec)!r} is neither one of {', '.join(SPLIT_NAMES)} nor an existing split file"
         )
     split = load_split(path, data)
     if not split.covers(clip):
@@ -599,7 +385,7 @@ def leakage(data: ThermalData, split: SplitDefinition, clip: ClipConfig | None =
     docstring); ``clip`` defaults to the split's own clip parameters.
     """
     clip = clip if clip is not None else split.clip
-    split.check_against(data, source=f"split {split.name!r}")
+    split = split.check_against(data, source=f"split {split.name!r}")
     index = _keyframe_index(data)
     names = data.classes.names
     out = []
@@ -634,7 +420,7 @@ def leakage(data: ThermalData, split: SplitDefinition, clip: ClipConfig | None =
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: thermact data split
+# Used by thermact data split
 
 
 def read_groups(path: str | Path) -> dict[str, str]:
@@ -666,16 +452,23 @@ def build_standard_splits(
     clip: ClipConfig,
     groups: Mapping[str, str] | None = None,
     groups_source: str = "groups",
+    session_gap_s: float = SESSION_GAP_S,
 ) -> dict[str, SplitDefinition]:
-    """``given``, ``session`` (when recording ids name sessions), ``lorecording`` and ``custom``."""
-    splits = {"given": given_split(data, clip)}
-    try:
-        sessions = session_groups(data.recordings)
-    except DataError:
-        sessions = {}
-    if len(set(sessions.values())) >= 2:
-        splits["session"] = session_split(data, clip)
-    splits["lorecording"] = leave_one_recording_out(data, clip)
+    """Those of ``given``, ``session``, ``lorecording`` that the data allows, and ``custom``.
+
+    ``given`` needs keyframes in both ``train.json`` and ``val.json``; ``session`` at least two
+    sessions with keyframes; ``lorecording`` at least two recordings with keyframes (a test-only
+    dataset, e.g. only ``val.json`` of one recording, gets none of them).
+    """
+    splits: dict[str, SplitDefinition] = {}
+    if {k.given_split for k in data.keyframes} >= {"train", "val"}:
+        splits["given"] = given_split(data, clip)
+    labelled = {k.recording_id for k in data.keyframes}
+    sessions = session_groups(find_sessions(data.recordings, session_gap_s))
+    if len({sessions[r] for r in labelled}) >= 2:
+        splits["session"] = session_split(data, clip, session_gap_s)
+    if len(labelled) >= 2:
+        splits["lorecording"] = leave_one_recording_out(data, clip)
     if groups is not None:
         splits["custom"] = group_split(data, groups, clip, name="custom", source=groups_source)
     return splits
