@@ -92,15 +92,23 @@ def test_alphaction_reference_keys_are_the_published_layout() -> None:
         assert ref["alpha"] == read_layout(layout)["alpha"]
 
 
+def _alphaction_as_a_user_loads_it(
+    depth: int, tmp_path: Path, weights_by_rule: WeightRule
+) -> tuple[Path, SlowFast]:
+    """The shipped config of that depth with ``model.pretrained=FILE``, nothing else set."""
+    path = _alphaction_checkpoint(depth, tmp_path / f"alphaction_r{depth}.pth", weights_by_rule)
+    config = CONFIGS / ("slowfast_r50_4x16.yaml" if depth == 50 else "slowfast_r101_8x8.yaml")
+    cfg = build_config(RunConfig, config, [f"model.pretrained={path}"])
+    backbone = build_model(cfg.model, verbose=False).backbone
+    assert isinstance(backbone, SlowFast) and backbone.stem_pool_padding == 0
+    return path, backbone
+
+
 @pytest.mark.usefixtures("flush_denormals")
 def test_alphaction_r50_4x16_computes_alphactions_function(
     tmp_path: Path, weights_by_rule: WeightRule
 ) -> None:
-    """configs/slowfast_r50_4x16.yaml + model.pretrained=FILE, nothing else set."""
-    path = _alphaction_checkpoint(50, tmp_path / "alphaction_r50.pth", weights_by_rule)
-    cfg = build_config(RunConfig, CONFIGS / "slowfast_r50_4x16.yaml", [f"model.pretrained={path}"])
-    backbone = build_model(cfg.model, verbose=False).backbone
-    assert isinstance(backbone, SlowFast) and backbone.stem_pool_padding == 0
+    path, backbone = _alphaction_as_a_user_loads_it(50, tmp_path, weights_by_rule)
     ref = _reference("alphaction_slowfast_r50")
     errors = _errors(_run(backbone, ref["alpha"]), ref)
     assert max(errors.values()) <= TOLERANCE, errors
@@ -122,9 +130,7 @@ def test_alphaction_r50_4x16_computes_alphactions_function(
 def test_alphaction_r101_8x8_computes_alphactions_function(
     tmp_path: Path, weights_by_rule: WeightRule
 ) -> None:
-    path = _alphaction_checkpoint(101, tmp_path / "alphaction_r101.pth", weights_by_rule)
-    cfg = build_config(RunConfig, CONFIGS / "slowfast_r101_8x8.yaml", [f"model.pretrained={path}"])
-    backbone = build_model(cfg.model, verbose=False).backbone
+    _, backbone = _alphaction_as_a_user_loads_it(101, tmp_path, weights_by_rule)
     ref = _reference("alphaction_slowfast_r101")
     errors = _errors(_run(backbone, ref["alpha"]), ref)
     assert max(errors.values()) <= TOLERANCE, errors

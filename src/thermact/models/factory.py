@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 from torch import nn
 
@@ -85,14 +85,7 @@ ModelName = Literal[
     "slowfast_r50_8x8",
     "slowfast_r101_8x8",
 ]
-MODEL_NAMES: tuple[ModelName, ...] = (
-    "thermal_net_t",
-    "thermal_net_s",
-    "thermal_net_m",
-    "slowfast_r50_4x16",
-    "slowfast_r50_8x8",
-    "slowfast_r101_8x8",
-)
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 #: The SlowFast variants by (depth, alpha).
 SLOWFAST_VARIANTS: dict[tuple[int, int], ModelName] = {
     (50, 8): "slowfast_r50_4x16",
@@ -224,7 +217,7 @@ def resolve_architecture(cfg: ModelConfig, checkpoint: OpenedCheckpoint | None) 
         fusion = arch.fusion_style if arch is not None else "conv_bn_relu"
     padding = cfg.stem_pool_padding
     if padding == "auto":
-        padding = 0 if arch is not None and arch.stem_pool_padding == 0 else 1  # (typed as the Literal)
+        padding = arch.stem_pool_padding if arch is not None else 1
     if checkpoint is None or arch is None:
         return dataclasses.replace(cfg, fusion_style=fusion, stem_pool_padding=padding)
     for key, ours, theirs in (

@@ -58,10 +58,11 @@ Lateral-connection styles (``fusion_style``): ``"conv_bn_relu"`` (PySlowFast, Py
 Caffe2: bias-free conv, BatchNorm, ReLU) and ``"conv_bias"`` (AlphAction: conv with bias, no
 normalisation or activation). A checkpoint only loads into a model of its own style.
 
-Clip geometry of the factories: 32-frame clips with ``pathway_strides`` (alpha, 1). R50 4x16
-(AlphAction ``resnet50_4x16f``, PySlowFast ``SLOWFAST_4x16_R50``: alpha 8, slow 4 frames), R50 8x8
+The factories (``pathway_strides`` (alpha, 1); slow frames of a 32-frame clip): R50 4x16
+(AlphAction ``resnet50_4x16f``, PySlowFast ``SLOWFAST_4x16_R50``: alpha 8, 4 frames), R50 8x8
 (PySlowFast ``SLOWFAST_8x8_R50``, PyTorchVideo ``slowfast_r50`` / ``slowfast_r50_detection``:
-alpha 4) and R101 8x8 (AlphAction ``resnet101_8x8f``, PyTorchVideo ``slowfast_r101``: alpha 4).
+alpha 4, 8 frames) and R101 8x8 (AlphAction ``resnet101_8x8f``, PyTorchVideo ``slowfast_r101``:
+alpha 4, 8 frames).
 AlphAction and PySlowFast 4x16 use 5-tap lateral convs, PySlowFast 8x8 and PyTorchVideo
 ``slowfast_r50`` 7-tap; the factories default to 7 taps, which loads every published checkpoint
 exactly: every temporal kernel is padded by ``k // 2``, so a checkpoint with a shorter temporal
@@ -79,6 +80,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 FusionStyle = Literal["conv_bn_relu", "conv_bias"]
+StemPoolPadding = Literal[0, 1]
 
 _STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -342,7 +344,7 @@ class SlowFast(nn.Module):
         frozen_bn: bool = False,
         res5_stride: int = 1,
         res5_dilation: int = 2,
-        stem_pool_padding: int = 1,
+        stem_pool_padding: StemPoolPadding = 1,
     ) -> None:
         super().__init__()
         if depth not in _STAGE_DEPTHS:
@@ -359,7 +361,7 @@ class SlowFast(nn.Module):
         self.in_chans = in_chans
         self.frozen_bn = frozen_bn
         self.fusion_style: FusionStyle = fusion_style
-        self.stem_pool_padding = stem_pool_padding
+        self.stem_pool_padding: StemPoolPadding = stem_pool_padding
         self.res5_stride = res5_stride
         self.res5_dilation = res5_dilation
         self.pathway_strides: tuple[int, int] = (alpha, 1)
@@ -441,7 +443,7 @@ def slowfast_r50_4x16(
     frozen_bn: bool = False,
     fusion_style: FusionStyle = "conv_bn_relu",
     fusion_kernel: int = 7,
-    stem_pool_padding: int = 1,
+    stem_pool_padding: StemPoolPadding = 1,
 ) -> SlowFast:
     """SlowFast R50 4x16 (AlphAction ``resnet50_4x16f``, PySlowFast ``SLOWFAST_4x16_R50``): alpha 8,
     a 32-frame clip gives the slow pathway 4 frames. Detection setting: res5 stride 1, dilation 2."""
@@ -461,7 +463,7 @@ def slowfast_r50_8x8(
     frozen_bn: bool = False,
     fusion_style: FusionStyle = "conv_bn_relu",
     fusion_kernel: int = 7,
-    stem_pool_padding: int = 1,
+    stem_pool_padding: StemPoolPadding = 1,
 ) -> SlowFast:
     """SlowFast R50 8x8 (PySlowFast ``SLOWFAST_8x8_R50``, PyTorchVideo ``slowfast_r50`` and
     ``slowfast_r50_detection``): alpha 4, a 32-frame clip gives the slow pathway 8 frames.
@@ -482,7 +484,7 @@ def slowfast_r101_8x8(
     frozen_bn: bool = False,
     fusion_style: FusionStyle = "conv_bn_relu",
     fusion_kernel: int = 7,
-    stem_pool_padding: int = 1,
+    stem_pool_padding: StemPoolPadding = 1,
 ) -> SlowFast:
     """SlowFast R101 8x8 (AlphAction ``resnet101_8x8f``, PyTorchVideo ``slowfast_r101``): alpha 4,
     a 32-frame clip gives the slow pathway 8 frames. Detection setting: res5 stride 1, dilation 2."""

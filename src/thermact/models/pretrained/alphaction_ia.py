@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from thermact.errors import CheckpointError
 from thermact.models.pretrained.keymaps import Remapped, apply_rules, rules
-from thermact.models.pretrained.loader import LoadReport, OpenedCheckpoint, match_state_dict
+from thermact.models.pretrained.loader import LoadReport, OpenedCheckpoint, load_tensors, match_state_dict
 from thermact.models.pretrained.reading import read_checkpoint, strip_prefixes, unwrap_state_dict
 
 __all__ = [
@@ -230,8 +230,5 @@ def load_alphaction_interaction(
         raise CheckpointError(
             f"AlphAction IA checkpoint loads no tensor into the interaction head:\n{report}"
         )
-    new_state = model.state_dict()
-    for name in report.loaded:
-        new_state[name] = tensors[name]
-    model.load_state_dict(new_state, strict=True)
+    load_tensors(model, tensors, report.loaded)
     return report

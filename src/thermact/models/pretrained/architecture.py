@@ -41,7 +41,7 @@ from torch import Tensor
 from thermact.errors import CheckpointError
 from thermact.models.pretrained.keymaps import remap_key
 from thermact.models.pretrained.reading import Source, strip_prefixes
-from thermact.models.slowfast import FusionStyle, SlowFast
+from thermact.models.slowfast import FusionStyle, SlowFast, StemPoolPadding
 
 __all__ = [
     "SOURCE_FACTS",
@@ -61,7 +61,7 @@ class SourceFacts:
     """Architecture facts shared by every SlowFast checkpoint of one source."""
 
     name: str
-    stem_pool_padding: int
+    stem_pool_padding: StemPoolPadding
     fusion_style: FusionStyle
     evidence: str
 
@@ -157,7 +157,7 @@ class Architecture:
     """
 
     source: Source
-    stem_pool_padding: int
+    stem_pool_padding: StemPoolPadding
     fusion_style: FusionStyle
     layouts: tuple[str, ...]
     depth: int | None

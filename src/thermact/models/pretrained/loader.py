@@ -28,6 +28,7 @@ __all__ = [
     "OpenedCheckpoint",
     "find_backbone",
     "load_pretrained",
+    "load_tensors",
     "match_state_dict",
     "open_checkpoint",
 ]
@@ -141,6 +142,14 @@ def _mismatch_error(path: str, arch: Architecture, mismatches: list[Mismatch]) -
     return CheckpointError("\n".join(lines))
 
 
+def load_tensors(module: nn.Module, tensors: Mapping[str, Tensor], names: list[str]) -> None:
+    """Copy ``tensors[name]`` for each of ``names`` into ``module`` (a strict load of its state dict)."""
+    state = module.state_dict()
+    for name in names:
+        state[name] = tensors[name]
+    module.load_state_dict(state, strict=True)
+
+
 def find_backbone(model: nn.Module) -> tuple[str, SlowFast]:
     """Return ``(prefix, module)`` of the :class:`SlowFast` inside ``model`` (``""`` if it is one)."""
     if isinstance(model, SlowFast):
@@ -240,10 +249,7 @@ def load_pretrained(
         raise CheckpointError(
             f"checkpoint does not fully fit the model (strict=True):\n{report}{_depth_hints(report, backbone)}"
         )
-    new_state = backbone.state_dict()
-    for name in report.loaded:
-        new_state[name] = tensors[name]
-    backbone.load_state_dict(new_state, strict=True)
+    load_tensors(backbone, tensors, report.loaded)
     if prefix:
         report.loaded = [prefix + k for k in report.loaded]
         report.missing = [prefix + k for k in report.missing]
