@@ -23,8 +23,10 @@ from thermact.models.pretrained import (
     SOURCE_FACTS,
     Remapped,
     adapt_input_channels,
+    architecture_mismatches,
     available_layouts,
     detect_source,
+    identify_architecture,
     load_pretrained,
     match_state_dict,
     pad_temporal_kernels,
@@ -162,6 +164,34 @@ def test_layout_maps_one_to_one_onto_our_state_dict(name: str) -> None:
     n_short_fusion = 4 if layout["fusion_kernel"] < 7 else 0
     n_short_res4 = 2 * 17 if name.endswith("50_50") else 0
     assert len(padded) == n_short_fusion + n_short_res4
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_LAYOUTS if "_ia_" not in n])
+def test_every_published_layout_is_identified_with_its_facts(name: str) -> None:
+    layout = read_layout(name)
+    arch = identify_architecture(_meta_state(layout), layout["source"])
+    assert arch.layouts == (name,)
+    facts = (arch.depth, arch.alpha, arch.res5_stride, arch.res5_dilation)
+    assert facts == (layout["depth"], layout["alpha"], layout["res5_stride"], layout["res5_dilation"])
+    assert arch.fusion_style == layout["fusion_style"]
+    assert arch.stem_pool_padding == (0 if layout["source"] == "alphaction" else 1)
+    assert name in arch.describe() and f"alpha {layout['alpha']}" in arch.describe()
+
+
+def test_architecture_facts_known_only_where_the_layouts_agree() -> None:
+    # PyTorchVideo's classifier and detector share every backbone shape: without head keys alpha
+    # (4 in both) is known, res5 (stride 2 vs dilated) is not.
+    layout = read_layout("pytorchvideo_slowfast_r50")
+    backbone_only = {k: v for k, v in _meta_state(layout).items() if k not in layout["head"]}
+    arch = identify_architecture(backbone_only, "pytorchvideo")
+    assert set(arch.layouts) == {"pytorchvideo_slowfast_r50", "pytorchvideo_slowfast_r50_detection"}
+    assert (arch.depth, arch.alpha, arch.res5_stride, arch.res5_dilation) == (50, 4, None, None)
+    # a file of no published layout: only the source's facts
+    partial = dict(list(backbone_only.items())[:-10])
+    arch = identify_architecture(partial, "pytorchvideo")
+    assert arch.layouts == () and arch.alpha is None and arch.stem_pool_padding == 1
+    assert architecture_mismatches(_new_model(alpha=8), arch) == []
+    assert "no published layout" in arch.describe()
 
 
 def test_layout_parameter_count_matches_model() -> None:
