@@ -62,7 +62,6 @@ def run_setting(data: ThermalData, setting: Setting, epochs: int, batch_size: in
         data,
         None,
         clip,
-        pathway_strides=(4, 1),
         norm=norm,
         augment=Augment(p_hflip=0.5, p_vflip=0.5, p_rot180=0.5, box_jitter=0.05) if setting.augment else None,
         input_size=setting.input_size,

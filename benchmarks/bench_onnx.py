@@ -31,9 +31,11 @@ import numpy as np
 import torch
 
 from thermact.data.clips import ClipConfig
+from thermact.data.dataset import real_clips
 from thermact.data.source import load_dataset
 from thermact.data.transforms import compute_norm_stats
-from thermact.export.onnx import OnnxActionModel, export_action_model, real_clips
+from thermact.export.onnx import export_action_model
+from thermact.export.runtime import OnnxActionModel
 from thermact.io import write_json_atomic
 from thermact.models.factory import ModelConfig, build_model
 from thermact.runtime import configure_cpu_math

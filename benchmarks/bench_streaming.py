@@ -53,20 +53,22 @@ from thermact.data.recording import INVALID_SENTINEL_C, Recording
 from thermact.data.source import load_dataset
 from thermact.data.transforms import NormStats
 from thermact.engine.checkpoint import save_checkpoint
-from thermact.engine.config import RunConfig
-from thermact.inference.pipeline import (
+from thermact.engine.run import train
+from thermact.export.onnx import export_action_onnx, export_detector_onnx
+from thermact.inference.pipeline import FrameInput
+from thermact.inference.runners import (
     ActionModelLike,
     DetectorLike,
-    FrameInput,
     Precision,
-    export_action_onnx,
-    export_detector_onnx,
     load_action_model,
     load_detector,
 )
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic
+from thermact.models.factory import build_model
 from thermact.runtime import configure_cpu_math
+from thermact.tasks.action import ActionRunConfig, restore_model
+from thermact.tasks.person import PERSON, DetectorRunConfig, restore_detector
 
 FPS = 6.0
 START_STEP_S = 7.3
@@ -79,11 +81,9 @@ def ensure_models(
 ) -> tuple[Path, Path, list[str]]:
     notes: list[str] = []
     if not checkpoint.is_file():
-        from thermact.models.factory import build_model
-
         torch.manual_seed(0)
-        cfg = build_config(RunConfig, action_config, ["data.keyframe_position=causal"])
-        model = build_model(cfg.model, verbose=False)
+        cfg = build_config(ActionRunConfig, action_config, ["data.keyframe_position=causal"])
+        model = build_model(cfg.model, cfg.clip, verbose=False)
         data = load_dataset()
         checkpoint = tmp / "action.pt"
         save_checkpoint(
@@ -98,13 +98,12 @@ def ensure_models(
         )
         notes.append(f"action model: random {cfg.model.name} (no checkpoint given)")
     if not detector.is_file():
-        from thermact.detection.config import load_detector_config
-        from thermact.detection.train import train_detector
-
-        cfg_d = load_detector_config(
-            detector_config, ["optim.epochs=1", "optim.batch_size=8", f"run_dir={tmp / 'det'}"]
+        cfg_d = build_config(
+            DetectorRunConfig,
+            detector_config,
+            ["optim.epochs=1", "optim.batch_size=8", f"run_dir={tmp / 'det'}"],
         )
-        detector = train_detector(cfg_d).last_checkpoint
+        detector = train(PERSON, cfg_d).last_checkpoint
         notes.append("person detector: trained 1 epoch here (no checkpoint given)")
     return checkpoint, detector, notes
 
@@ -268,9 +267,6 @@ def main(argv: list[str] | None = None) -> int:
                 action: ActionModelLike = load_action_model(ckpt, precision=precision)
                 detector: DetectorLike = load_detector(det, precision=precision)
             elif backend == "onnxruntime":
-                from thermact.detection.restore import restore_detector
-                from thermact.engine.restore import restore_model
-
                 action = load_action_model(export_action_onnx(restore_model(ckpt), tmp / "a.onnx"), threads=1)
                 detector = load_detector(
                     export_detector_onnx(restore_detector(det), tmp / "d.onnx"), threads=1

@@ -2,8 +2,8 @@
 
 For every config in ``configs/`` it builds the real data pipeline and model of that config
 (the bundled dataset, its split fold, its input size) and times ``--steps`` optimiser steps of
-the training loop's own functions (``train_batch`` + ``optimizer_step``, with the memory bank of
-interaction models) after ``--warmup`` steps, then inference (eval mode) on the same batches,
+the training loop's own pieces (the task run's ``loss``, backward and ``optimizer_step``, with the
+memory bank of interaction models) after ``--warmup`` steps, then inference (eval mode) on the same batches,
 separately from the time the loader takes to produce the same batches. Prints a table and
 writes JSON (default ``benchmarks/results/train.json``).
 
@@ -22,53 +22,46 @@ from typing import Any
 import torch
 
 from thermact.config import build_config
-from thermact.engine.config import RunConfig
 from thermact.engine.distributed import DistContext
 from thermact.engine.loop import optimizer_step
-from thermact.engine.train import (
-    autocast_dtype,
-    build_train_data,
-    make_loss,
-    make_optimizer,
-    select_device,
-    train_batch,
-)
+from thermact.engine.run import autocast_dtype, make_optimizer, select_device
 from thermact.io import write_json_atomic
-from thermact.models.factory import build_model
 from thermact.runtime import configure_cpu_math
+from thermact.tasks.action import ACTION, ActionRunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[str, Any]:
     overrides = [f"amp={amp}"] if amp else []
-    cfg = build_config(RunConfig, path, overrides)
-    device = select_device(cfg.device)
-    amp_dtype = autocast_dtype(cfg.amp, device)
-    td = build_train_data(cfg, DistContext())
-    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position).to(device)
+    cfg = build_config(ActionRunConfig, path, overrides)
+    device = select_device(cfg.run.device)
+    amp_dtype = autocast_dtype(cfg.run.amp, device)
+    run = ACTION.build(cfg, DistContext(), device, amp_dtype)
+    model = run.model
     model.train()
-    loss_fn = make_loss(cfg, td.counts).to(device)
     optimizer = make_optimizer(model, cfg.optim)
 
     load_times: list[float] = []
     batches = []
-    it = iter(td.train_loader)
+    it = iter(run.train_loader)
     for _ in range(warmup + steps):
         t0 = time.perf_counter()
         try:
             batch = next(it)
         except StopIteration:
-            it = iter(td.train_loader)
+            it = iter(run.train_loader)
             batch = next(it)
         load_times.append(time.perf_counter() - t0)
         batches.append(batch)
 
-    bank = model.new_memory_bank() if model.interaction is not None else None
+    bank = run.bank
     step_times: list[float] = []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        train_batch(model, loss_fn, batch, device, amp_dtype, None, cfg, bank)
+        loss, _ = run.loss(model, batch)
+        if loss is not None:
+            loss.backward()  # type: ignore[no-untyped-call]
         optimizer_step(model, optimizer, None, cfg.optim.lr, cfg.optim.clip_grad_norm)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -99,7 +92,7 @@ def bench_config(path: Path, steps: int, warmup: int, amp: str | None) -> dict[s
         "config": path.name,
         "model": cfg.model.name,
         "device": str(device),
-        "amp": cfg.amp,
+        "amp": cfg.run.amp,
         "batch_size": batch_size,
         "input": [cfg.model.num_frames, *(cfg.model.input_size or (40, 60))],
         "step_s_median": step,

@@ -25,91 +25,45 @@ import sys
 from collections.abc import Callable, Sequence
 
 from thermact import __version__
+from thermact.commands import cv, data, detect, export, model, stream, train
+from thermact.commands import eval as eval_
 from thermact.errors import ThermactError
 from thermact.runtime import configure_cpu_math
 
 Handler = Callable[[str | None, list[str], bool], int]
 
 
-def _data_inspect(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.data.inspect import main_data_inspect
-
-    return main_data_inspect(target, overrides, lenient)
-
-
-def _data_split(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.data.splits import main_data_split
-
-    return main_data_split(target, overrides, lenient)
-
-
-def _model_info(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.models.info import main_model_info
-
-    return main_model_info(target, overrides)
-
-
-def _train(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.engine.train import main_train
-
-    return main_train(target, overrides, lenient)
-
-
-def _eval(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.evaluation.run_eval import main_eval
-
-    return main_eval(target, overrides, lenient)
-
-
-def _cv(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.engine.cv import main_cv
-
-    return main_cv(target, overrides, lenient)
-
-
-def _export(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.export.onnx import main_export
-
-    return main_export(target, overrides, lenient)
-
-
-def _detect(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.inference.detect import main_detect
-
-    return main_detect(target, overrides, lenient)
-
-
-def _stream(target: str | None, overrides: list[str], lenient: bool) -> int:
-    from thermact.inference.stream_cli import main_stream
-
-    return main_stream(target, overrides, lenient)
-
-
 TOP_LEVEL: dict[str, tuple[Handler, str]] = {
-    "train": (_train, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
-    "eval": (_eval, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
+    "train": (train.main, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
+    "eval": (eval_.main, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
     "export": (
-        _export,
+        export.main,
         "checkpoint=PATH [out=FILE.onnx] [verify=true]  ONNX export checked with onnxruntime",
     ),
     "detect": (
-        _detect,
+        detect.main,
         "RECORDING.h5|DIR checkpoint=ACTION.pt detector=DET.pt  JSONL, AVA CSV, GIF per recording",
     ),
-    "stream": (_stream, "[DIR] checkpoint=.. detector=.. [speed=1.0|max] [onnx=true]  live replay, events"),
-    "cv": (_cv, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
+    "stream": (
+        stream.main,
+        "[DIR] checkpoint=.. detector=.. [speed=1.0|max] [onnx=true]  live replay, events",
+    ),
+    "cv": (cv.main, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
 }
 
 COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
     "data": {
-        "inspect": (_data_inspect, "[DATASET] summary of recordings, classes, splits, leakage and problems"),
+        "inspect": (
+            data.main_inspect,
+            "[DATASET] summary of recordings, classes, splits, leakage and problems",
+        ),
         "split": (
-            _data_split,
+            data.main_split,
             "[DATASET] write the split definitions (given, session, leave-one-recording-out)",
         ),
     },
     "model": {
-        "info": (_model_info, "[CONFIG] parameters, MACs, stage shapes and receptive field of a model"),
+        "info": (model.main_info, "[CONFIG] parameters, MACs, stage shapes and receptive field of a model"),
     },
 }
 

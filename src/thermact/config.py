@@ -8,7 +8,8 @@ value of the wrong type fails naming the key, the expected type and the value gi
 
 Supported field types: ``bool``, ``int``, ``float`` (ints accepted), ``str``, ``Path``,
 ``Literal[...]``, ``X | None``, ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[str, T]``
-and nested dataclasses.
+and nested dataclasses; a section declared with :func:`embedded` keeps its keys at its parent's
+level (shared sections without inheritance).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,6 +115,27 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key {key!r}: unsupported annotation {tp!r}")  # programming error
 
 
+def embedded(factory: Callable[[], T]) -> T:
+    """A dataclass field holding a section whose keys sit at the *parent's* level.
+
+    ``run: RunSection = embedded(RunSection)`` lets two configs share one section (one definition
+    of ``run_dir``, ``seed``, ...) while their YAML files and command lines keep writing
+    ``run_dir=...``, not ``run.run_dir=...``. ``factory`` gives the section's defaults.
+    """
+    field: T = dataclasses.field(default_factory=factory, metadata={"embedded": True})
+    return field
+
+
+def _is_embedded(f: dataclasses.Field[Any]) -> bool:
+    return bool(f.metadata.get("embedded"))
+
+
+def _embedded_default(f: dataclasses.Field[Any]) -> Any:
+    factory = f.default_factory
+    assert factory is not dataclasses.MISSING, f"embedded field {f.name!r} needs a default factory"
+    return factory()
+
+
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(
@@ -121,10 +143,25 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    owner: dict[str, str] = {}  # key at this level -> the embedded field holding it ("" = own field)
+    for name, f in fields.items():
+        if _is_embedded(f):
+            owner.update({sub.name: name for sub in dataclasses.fields(hints[name]) if sub.init})
+        else:
+            owner[name] = ""
     for key in data:
-        if key not in fields:
-            raise ConfigError(f"unknown config key {prefix + str(key)!r}" + _suggest(str(key), list(fields)))
-    kwargs = {name: _coerce(data[name], hints[name], prefix + name) for name in fields if name in data}
+        if key not in owner:
+            raise ConfigError(f"unknown config key {prefix + str(key)!r}" + _suggest(str(key), list(owner)))
+    kwargs = {
+        name: _coerce(data[name], hints[name], prefix + name)
+        for name, f in fields.items()
+        if name in data and not _is_embedded(f)
+    }
+    for name, f in fields.items():
+        if _is_embedded(f):
+            given = {k: v for k, v in data.items() if owner.get(k) == name}
+            defaults = config_to_dict(_embedded_default(f))
+            kwargs[name] = _build(hints[name], {**defaults, **given}, prefix)
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -132,11 +169,12 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     return obj
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def merge_trees(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` merged into ``base`` recursively (mappings merge, other values replace)."""
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
+            out[key] = merge_trees(out[key], value)
         else:
             out[key] = value
     return out
@@ -193,7 +231,7 @@ def build_config(
     """Build a validated config of dataclass ``cls`` from defaults, a YAML file and overrides."""
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     extra = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
-    return _build(cls, _merge(data, extra))
+    return _build(cls, merge_trees(data, extra))
 
 
 def build_options(cls: type[T], key: str, target: str | None, overrides: Sequence[str]) -> T:
@@ -220,7 +258,11 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            out: dict[str, Any] = {}
+            for f in dataclasses.fields(value):
+                item = plain(getattr(value, f.name))
+                out.update(item if _is_embedded(f) else {f.name: item})
+            return out
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         if isinstance(value, dict):

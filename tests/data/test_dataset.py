@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from thermact.data.annotations import Box, Keyframe, boxes_array
-from thermact.data.clips import ClipConfig, clip_times, pathway_indices
-from thermact.data.dataset import ClipBatch, ClipDataset, ClipSample, collate_clips, pathways, sample_seed
+from thermact.data.clips import ClipConfig, clip_times
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, sample_seed
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.transforms import Augment, NormStats, hflip
 from thermact.errors import DataError
@@ -118,28 +118,6 @@ def test_causal_and_center_keyframe_position(data: ThermalData) -> None:
         assert int(center[i].frame_indices[7]) == k
 
 
-def test_slowfast_view_takes_every_alpha_th_frame(data: ThermalData) -> None:
-    ds = ClipDataset.from_data(data, data.keyframes[:3], CLIP, pathway_strides=(4, 1))
-    s = ds[1]
-    slow, fast = s.pathways()
-    assert fast is s.frames
-    assert slow.shape == (1, 4, 40, 60)
-    assert torch.equal(slow, s.frames[:, [1, 5, 9, 13]])
-    assert torch.equal(s.frame_indices[pathway_indices(16, 4)], s.frame_indices[[1, 5, 9, 13]])
-    batch = collate_clips([ds[0], ds[1], ds[2]])
-    b_slow, b_fast = batch.pathways()
-    assert b_slow.shape == (3, 1, 4, 40, 60)
-    assert torch.equal(b_slow[1], slow) and torch.equal(b_fast, batch.frames)
-    assert [p.shape[2] for p in pathways(batch.frames, (8, 2))] == [2, 8]
-    assert torch.equal(pathways(s)[0], slow) and torch.equal(
-        pathways(batch, (2,))[0], batch.frames[:, :, 0::2]
-    )
-    with pytest.raises(ValueError, match="explicit strides"):
-        pathways(batch.frames)
-    with pytest.raises(ValueError, match="multiple"):
-        ClipDataset.from_data(data, None, CLIP, pathway_strides=(3, 1))
-
-
 def test_dead_pixels_never_reach_the_sample(data: ThermalData) -> None:
     ds = ClipDataset.from_data(data, [k for k in data.keyframes if k.recording_id == "SL14_R1"], CLIP)
     found = 0
@@ -177,9 +155,6 @@ def test_normalisation_resize_and_augment(data: ThermalData) -> None:
     assert (
         torch.equal(flipped.frames[0], f) and torch.equal(flipped.valid, v) and torch.equal(flipped.boxes, b)
     )
-    # Augment also works on a whole sample
-    via_call = flip(plain[2], torch.Generator().manual_seed(0))
-    assert isinstance(via_call, ClipSample) and torch.equal(via_call.frames, flipped.frames)
 
     aug = ClipDataset.from_data(data, kfs, CLIP, augment=Augment(box_jitter=0.1), seed=3)
     first = aug[1]
@@ -250,7 +225,6 @@ def test_dataloader_workers_give_the_same_batches(data: ThermalData) -> None:
         data,
         kfs,
         CLIP,
-        pathway_strides=(4, 1),
         norm=NormStats(17.5, 1.75),
         augment=Augment(box_jitter=0.1),
         seed=7,

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from thermact.data.annotations import AnnotationSet
 from thermact.data.clips import ClipConfig
-from thermact.data.inspect import annotation_checks, build_report, format_report, main_data_inspect
-from thermact.data.source import BUNDLED_DATASET, ThermalData, load_dataset
-from thermact.errors import ConfigError, DataError
+from thermact.data.inspect import annotation_checks, build_report, format_report
+from thermact.data.source import ThermalData, load_dataset
 
 SL14 = ("SL14_R1", "SL14_R2", "SL14_R3", "SL14_R4")
 SL18 = ("SL18_R1", "SL18_R2", "SL18_R3", "SL18_R4")
@@ -127,38 +124,3 @@ def test_format_report(report: dict[str, Any]) -> None:
     assert "keyframe clips containing one: 112 of 387" in text
     assert "given          73 keyframe(s), 171.4 s LEAKY" in text
     assert "[track_jump] keyframe SL18_R4_1760639403342" in text
-
-
-def test_main_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "r.json"
-    assert main_data_inspect(None, [f"out={out}", "window_s=1.0"], lenient=False) == 0
-    written = json.loads(out.read_text())
-    assert written["clip"]["window_s"] == 1.0
-    assert written["invalid_pixels"]["clips_with_invalid_frames"] == 75
-    assert f"wrote {out}" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="did you mean 'num_frames'"):
-        main_data_inspect(None, ["numframes=8"], lenient=False)
-
-
-def test_lists_every_problem_of_a_bad_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = tmp_path / "ds"
-    (root / "annotations").mkdir(parents=True)
-    (root / "frames").symlink_to(BUNDLED_DATASET / "frames")
-    (root / "raw_annotations").symlink_to(BUNDLED_DATASET / "raw_annotations")
-    shutil.copy(BUNDLED_DATASET / "annotations" / "class_mapping.json", root / "annotations")
-    shutil.copy(BUNDLED_DATASET / "annotations" / "val.json", root / "annotations")
-    train = json.loads((BUNDLED_DATASET / "annotations" / "train.json").read_text())
-    train["annotations"][0]["category_id"] = 99
-    train["annotations"][1]["bbox"] = [0.5, 0.5, 0.0, 0.2]
-    (root / "annotations" / "train.json").write_text(json.dumps(train))
-    out = tmp_path / "r.json"
-    assert main_data_inspect(str(root), [f"out={out}"], lenient=False) == 1  # report written, exit 1
-    assert main_data_inspect(str(root), [f"out={out}"], lenient=True) == 0
-    loader = json.loads(out.read_text())["problems"]["loader"]
-    assert any("unknown class id 99" in m for m in loader)
-    assert any("zero or negative area" in m for m in loader)
-    assert "unknown class id 99" in capsys.readouterr().out
-    # Missing files still fail.
-    (root / "annotations" / "val.json").unlink()
-    with pytest.raises(DataError, match="val.json"):
-        main_data_inspect(str(root), [f"out={out}"], lenient=False)

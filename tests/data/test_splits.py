@@ -7,23 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from thermact.config import build_config
 from thermact.data.clips import ClipConfig, clip_indices, clip_window
 from thermact.data.source import BUNDLED_DATASET, ThermalData, load_dataset
 from thermact.data.splits import (
     Fold,
     SplitDefinition,
-    SplitOptions,
     build_standard_splits,
     given_split,
     group_split,
     leakage,
     leave_one_recording_out,
     load_split,
-    main_data_split,
     merge_intervals,
     overlap_ms,
-    read_groups,
     resolve_split,
     save_split,
     session_groups,
@@ -217,34 +213,3 @@ def test_resolve_split(data: ThermalData, tmp_path: Path) -> None:
         resolve_split(data, str(path), wide)
     with pytest.raises(ConfigError, match="neither"):
         resolve_split(data, "sesion")
-
-
-def test_split_options_validation() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'window_s'"):
-        build_config(SplitOptions, None, ["windows=3"])
-    with pytest.raises(ConfigError, match="clip options"):
-        build_config(SplitOptions, None, ["num_frames=0"]).clip()
-
-
-def test_main_data_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    groups = tmp_path / "groups.yaml"
-    groups.write_text(
-        "groups:\n"
-        + "".join(f"  SL1{s}_R{i}: {'a' if i < 3 else 'b'}\n" for s in (4, 8) for i in range(1, 5))
-    )
-    assert read_groups(groups)["SL18_R3"] == "b"
-    out = tmp_path / "splits"
-    assert main_data_split(None, [f"out={out}", f"groups={groups}"], lenient=False) == 0
-    assert sorted(p.name for p in out.iterdir()) == [
-        "custom.json",
-        "given.json",
-        "lorecording.json",
-        "session.json",
-    ]
-    assert load_split(out / "custom.json").groups["SL14_R2"] == "a"
-    text = capsys.readouterr().out
-    assert "given is LEAKY" in text and "SL14->SL18" in text
-    bad = tmp_path / "bad.json"
-    bad.write_text('["SL14_R1"]')
-    with pytest.raises(DataError, match="bad.json: expected a mapping"):
-        main_data_split(None, [f"out={out}", f"groups={bad}"], lenient=False)

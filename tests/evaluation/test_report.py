@@ -11,7 +11,7 @@ from thermact.evaluation.report import (
     classes_unseen_in_training,
     classes_without_gt,
     eval_counts,
-    fmt,
+    format_number,
     markdown_table,
     report_dict,
     report_markdown,
@@ -89,9 +89,9 @@ def test_derived_class_facts() -> None:
 
 
 def test_fmt_and_table() -> None:
-    assert fmt(None) == "N/A"
-    assert fmt(0.12345) == "0.123"
-    assert fmt(2.0, 1) == "2.0"
+    assert format_number(None) == "N/A"
+    assert format_number(0.12345) == "0.123"
+    assert format_number(2.0, 1) == "2.0"
     table = markdown_table(["a", "b|c"], [[1, "x|y"]], "lr")
     assert table.splitlines() == ["| a | b\\|c |", "| --- | ---: |", "| 1 | x\\|y |"]
 
@@ -152,7 +152,7 @@ def test_markdown_per_class_rows() -> None:
     assert "† present in the evaluated set but with no box" in text
     # headline and confusion rows
     assert _row(text, "accuracy") == ["accuracy", "0.500"]
-    assert _row(text, "frame-mAP@0.5")[1] == fmt(result.frame_map.map)
+    assert _row(text, "frame-mAP@0.5")[1] == format_number(result.frame_map.map)
     assert _row(text, "0 sit") == ["0 sit", "1", "1", "0", "0", "2"]
     assert _row(text, "predicted") == ["predicted", "1", "2", "0", "1", ""]
     assert "![Precision / recall per class (frame-mAP@0.5 detections)](pr_curves.png)" in text

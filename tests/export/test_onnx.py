@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +11,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from thermact.config import config_to_dict
 from thermact.data.clips import ClipConfig
+from thermact.data.dataset import real_clips
 from thermact.data.source import ThermalData
-from thermact.data.transforms import NormStats, compute_norm_stats
-from thermact.engine.checkpoint import save_checkpoint
-from thermact.engine.config import RunConfig
-from thermact.errors import CheckpointError, ConfigError, DataError
-from thermact.export.onnx import (
-    OnnxActionModel,
-    OnnxPersonDetector,
-    OnnxRunner,
-    VerifyReport,
-    export_action_model,
-    export_module,
-    export_person_detector,
-    load_export_options,
-    main_export,
-    real_clips,
-    run_export,
-    verify_onnx,
-)
-from thermact.models.detector import ActionDetector
+from thermact.data.transforms import NormStats
+from thermact.errors import CheckpointError, ConfigError
+from thermact.export.onnx import export_action_model, export_module, export_person_detector
+from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector, OnnxRunner
+from thermact.export.verify import verify_onnx
+from thermact.models.action import ActionModel
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.head import RoIActionHead
 from thermact.models.slowfast import SlowFast
@@ -43,26 +30,6 @@ CLIP = ClipConfig(2.7, T, "center")
 H, W = 40, 60
 
 
-def _make_informative(model: nn.Module, seed: int) -> None:
-    """Random BN statistics and an O(1) classifier, so that a wrong graph gives visibly wrong logits."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm3d | nn.BatchNorm2d):
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-        if isinstance(model, ActionDetector):
-            nn.init.normal_(model.head.classifier.weight, std=1.0, generator=gen)
-
-
-@pytest.fixture(scope="module")
-def norm(real_data: ThermalData) -> NormStats:
-    return compute_norm_stats(real_data.recordings, real_data.keyframes[::20], CLIP)
-
-
 @pytest.fixture(scope="module")
 def batches(real_data: ThermalData, norm: NormStats) -> tuple[list[Tensor], list[Tensor]]:
     """4 real normalised clips (both sessions) in batches of 3 and 1, with their real person boxes."""
@@ -70,15 +37,7 @@ def batches(real_data: ThermalData, norm: NormStats) -> tuple[list[Tensor], list
 
 
 @pytest.fixture(scope="module")
-def thermal() -> ActionDetector:
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)), verbose=False)
-    _make_informative(model, 1)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def thermal_onnx(thermal: ActionDetector, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def thermal_onnx(thermal: ActionModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_action_model(thermal, tmp_path_factory.mktemp("onnx") / "thermal.onnx", T, (H, W))
 
 
@@ -138,7 +97,7 @@ def test_exported_roi_align_is_correct_for_other_boxes_than_traced(tmp_path: Pat
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_head_uses_the_static_roi_align_only_while_tracing(
-    thermal: ActionDetector, batches: tuple[list[Tensor], list[Tensor]]
+    thermal: ActionModel, batches: tuple[list[Tensor], list[Tensor]]
 ) -> None:
     clips, rois = batches
     with torch.no_grad():
@@ -160,7 +119,7 @@ def test_onnx_file_passes_the_checker_with_dynamic_batch_and_boxes(thermal_onnx:
 
 @pytest.mark.parametrize(("batch", "extra"), [(1, 0), (1, 1), (3, 0), (3, 2), (3, 5)])
 def test_thermal_net_onnx_matches_torch_on_real_clips(
-    thermal: ActionDetector,
+    thermal: ActionModel,
     thermal_onnx: Path,
     batches: tuple[list[Tensor], list[Tensor]],
     batch: int,
@@ -182,7 +141,7 @@ def test_thermal_net_onnx_matches_torch_on_real_clips(
 
 @pytest.mark.parametrize("k", [1, 2, 5])
 def test_border_boxes_alone_match(
-    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]], k: int
+    thermal: ActionModel, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]], k: int
 ) -> None:
     clip = batches[0][1]  # the 4th clip, its own batch of 1
     rois = _border_rois(1, k)
@@ -193,10 +152,10 @@ def test_border_boxes_alone_match(
 
 
 def test_verify_onnx_reports_the_differences(
-    thermal: ActionDetector, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]]
+    thermal: ActionModel, thermal_onnx: Path, batches: tuple[list[Tensor], list[Tensor]]
 ) -> None:
     clips, rois = batches
-    report = verify_onnx(thermal, thermal_onnx, clips, rois)
+    report = verify_onnx(thermal, thermal_onnx, list(zip(clips, rois, strict=True)))
     assert report.num_clips == 4
     assert report.num_boxes == sum(int(r.shape[0]) for r in rois)
     assert 0.0 <= report.mean_abs_diff <= report.max_abs_diff < 1e-4
@@ -212,7 +171,7 @@ def test_verify_onnx_reports_the_differences(
     other.load_state_dict(thermal.state_dict())
     with torch.no_grad():
         other.head.classifier.bias.add_(torch.linspace(-0.5, 0.5, 14))
-    bad = verify_onnx(other, thermal_onnx, clips, rois, tolerance=1e-4)
+    bad = verify_onnx(other, thermal_onnx, list(zip(clips, rois, strict=True)), tolerance=1e-4)
     assert bad.max_abs_diff == pytest.approx(0.5, abs=1e-3)
     assert not bad.ok and "FAILED" in bad.summary()
 
@@ -243,7 +202,10 @@ def test_onnx_action_model_validates_its_inputs(thermal_onnx: Path) -> None:
 
 @pytest.mark.slow  # ~5 s on 2 idle cores: tracing runs SlowFast R50 once
 def test_slowfast_with_resize_matches_torch_on_real_clips(
-    real_data: ThermalData, norm: NormStats, tmp_path: Path
+    real_data: ThermalData,
+    norm: NormStats,
+    tmp_path: Path,
+    make_informative: Callable[[nn.Module, int], None],
 ) -> None:
     """SlowFast R50 (alpha 4, T = 8) on real 40x60 clips resized to 16x32 inside the graph.
 
@@ -253,13 +215,13 @@ def test_slowfast_with_resize_matches_torch_on_real_clips(
     torch.manual_seed(0)
     backbone = SlowFast(depth=50, alpha=4)
     head = RoIActionHead(backbone.out_channels, 1 / 16, num_classes=5, mlp_dim=16)
-    model = ActionDetector(backbone, head, input_size=(16, 32))
-    _make_informative(model, 2)
+    model = ActionModel(backbone, head, input_size=(16, 32))
+    make_informative(model, 2)
     model.eval()
     path = export_action_model(model, tmp_path / "slowfast.onnx", 8, (H, W))
     clips, rois = real_clips(real_data, ClipConfig(2.7, 8, "center"), norm, num_clips=3, batch_size=2)
     rois = [torch.cat([rois[0], _border_rois(2, 3)]), rois[1]]
-    report = verify_onnx(model, path, clips, rois)
+    report = verify_onnx(model, path, list(zip(clips, rois, strict=True)))
     assert report.num_clips == 3
     assert report.max_abs_logit > 0.5
     assert report.ok, report.summary()  # max |diff| <= 1e-4 * max(1, max |logit|)
@@ -271,14 +233,18 @@ def test_slowfast_with_resize_matches_torch_on_real_clips(
 
 
 def test_person_detector_onnx_matches_torch_on_real_causal_clips(
-    real_data: ThermalData, norm: NormStats, tmp_path: Path, thermal_onnx: Path
+    real_data: ThermalData,
+    norm: NormStats,
+    tmp_path: Path,
+    thermal_onnx: Path,
+    make_informative: Callable[[nn.Module, int], None],
 ) -> None:
-    from thermact.detection.decode import decode
-    from thermact.detection.model import person_detector_s
+    from thermact.models.person_detector import person_detector_s
+    from thermact.models.postprocess import decode
 
     torch.manual_seed(0)
     net = person_detector_s(num_frames=3)
-    _make_informative(net, 3)
+    make_informative(net, 3)
     net.eval()
     path = export_person_detector(net, tmp_path / "detector.onnx", (H, W))
     onnx.checker.check_model(str(path))
@@ -307,72 +273,6 @@ def test_person_detector_onnx_matches_torch_on_real_causal_clips(
         OnnxPersonDetector(thermal_onnx)
 
 
-# ---------------------------------------------------------------------------------------------
-# The command
-
-
-@pytest.fixture(scope="module")
-def checkpoint(thermal: ActionDetector, norm: NormStats, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = RunConfig(model=ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)))
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    classes = [f"class_{i}" for i in range(14)]
-    save_checkpoint(
-        path,
-        {
-            "model": thermal.state_dict(),
-            "config": config_to_dict(cfg),
-            "classes": classes,
-            "norm": norm.to_dict(),
-            "epoch": 3,
-        },
-    )
-    return path
-
-
-def test_main_export_writes_and_verifies(
-    checkpoint: Path, norm: NormStats, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "sub" / "model.onnx"
-    assert main_export(str(checkpoint), [f"out={out}", "num_clips=3", "threads=2"], False) == 0
-    text = capsys.readouterr().out
-    assert f"wrote {out}" in text and "max |diff|" in text and "OK" in text
-    runner = OnnxActionModel(out)
-    assert runner.classes == [f"class_{i}" for i in range(14)]
-    assert runner.norm == norm
-    assert runner.clip_config == CLIP
-    assert runner.score_mode == "softmax"
-    assert json.loads(runner.runner.metadata["thermact.epoch"]) == 3
-    assert not list(out.parent.glob(".*tmp"))  # atomic write left nothing behind
-
-
-def test_run_export_default_path_without_verification(checkpoint: Path) -> None:
-    outcome = run_export(load_export_options(None, [f"checkpoint={checkpoint}", "verify=false"]))
-    assert outcome.path == checkpoint.with_suffix(".onnx") and outcome.path.is_file()
-    assert outcome.report is None
-
-
-def test_missing_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not found"):
-        run_export(load_export_options(str(tmp_path / "nope.pt"), [f"out={tmp_path / 'x.onnx'}"]))
-
-
-def test_bad_output_paths_are_config_errors(checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"\.onnx"):
-        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'model.txt'}"]))
-    (tmp_path / "dir.onnx").mkdir()
-    with pytest.raises(ConfigError, match="is a directory"):
-        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'dir.onnx'}"]))
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="not a directory"):
-        run_export(load_export_options(str(checkpoint), [f"out={tmp_path / 'file' / 'm.onnx'}"]))
-    with pytest.raises(ConfigError, match="checkpoint"):
-        load_export_options(None, ["verify=true"])
-    with pytest.raises(ConfigError, match="two values for .checkpoint. given"):
-        load_export_options("a.pt", ["checkpoint=b.pt"])
-    with pytest.raises(ConfigError, match="tolerance"):
-        load_export_options("a.pt", ["tolerance=0"])
-
-
 def test_runner_rejects_missing_and_foreign_files(tmp_path: Path, thermal_onnx: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         OnnxRunner(tmp_path / "missing.onnx")
@@ -391,27 +291,7 @@ def test_runner_rejects_missing_and_foreign_files(tmp_path: Path, thermal_onnx: 
         OnnxActionModel(roi)
 
 
-def test_frame_size_mismatch_fails_before_writing(checkpoint: Path, tmp_path: Path) -> None:
-    out = tmp_path / "m.onnx"
-    with pytest.raises(DataError, match=r"exported for \[32, 48\]"):
-        run_export(load_export_options(str(checkpoint), [f"out={out}", "frame_size=[32,48]"]))
-    assert not out.exists()
-
-
-def test_main_export_exits_1_when_verification_fails(
-    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import thermact.export.onnx as export_onnx
-
-    failing = VerifyReport(0.5, 0.1, 0.2, 3.0, 0.75, 2, 4, 1e-4, 1.0, 1.0)
-    monkeypatch.setattr(export_onnx, "verify_onnx", lambda *args, **kwargs: failing)
-    assert main_export(str(checkpoint), [f"out={tmp_path / 'm.onnx'}", "num_clips=1"], False) == 1
-    captured = capsys.readouterr()
-    assert "FAILED" in captured.out and "error:" in captured.err and "0.5 > threshold 0.0003" in captured.err
-
-
 def test_interaction_models_are_refused_with_a_clear_error(tmp_path: Path) -> None:
-    from thermact.errors import ConfigError
     from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
 
     ia = InteractionConfig(structure="serial", dim_inner=8)

@@ -11,16 +11,9 @@ import pytest
 
 from thermact.data.recording import INVALID_SENTINEL_C, Recording
 from thermact.errors import DataError
-from thermact.inference.pipeline import (
-    FrameInput,
-    FrameRing,
-    InferencePipeline,
-    buffer_capacity,
-    load_action_model,
-    load_detector,
-    raw_frames,
-    repair_frame,
-)
+from thermact.inference.pipeline import FrameInput, InferencePipeline
+from thermact.inference.runners import load_action_model, load_detector
+from thermact.inference.sensor import raw_frames
 
 H, W = 40, 60
 
@@ -29,41 +22,6 @@ def _frames(
     n: int, value: float = 20.0, step_ms: int = 167, t0: int = 1_000_000
 ) -> list[tuple[int, np.ndarray]]:
     return [(t0 + i * step_ms, np.full((H, W), value + 0.001 * i, np.float32)) for i in range(n)]
-
-
-def test_ring_buffer_is_bounded_and_gathers_nearest_with_edge_replication() -> None:
-    ring = FrameRing(5, (2, 3))
-    assert ring.last_timestamp is None
-    for i in range(12):
-        ring.append(100 * i, np.full((2, 3), float(i), np.float32))
-    assert len(ring) == 5 and ring.capacity == 5 and ring.last_timestamp == 1100
-    np.testing.assert_array_equal(ring.timestamps(), [700, 800, 900, 1000, 1100])
-    got = ring.gather(np.array([0, 749, 750, 751, 1100, 5000], dtype=np.int64))
-    # before the oldest buffered frame: edge replication; ties go to the earlier frame
-    np.testing.assert_array_equal(got[:, 0, 0], [7, 7, 7, 8, 11, 11])
-    assert ring.nbytes == 5 * 2 * 3 * 4 + 5 * 8
-
-
-def test_repair_uses_the_recent_past_then_the_spatial_median() -> None:
-    first = np.arange(12, dtype=np.float32).reshape(3, 4) + 20.0
-    out, bad = repair_frame(first, None, None)
-    assert out is not None and not bad.any()
-    np.testing.assert_array_equal(out, first)
-    frame = first + 1.0
-    frame[0, 0] = INVALID_SENTINEL_C
-    frame[1, 1] = np.nan
-    last_valid = first.copy()
-    age = np.zeros((3, 4), dtype=np.int64)
-    age[1, 1] = 3  # seen 4 frames ago: too old for temporal_radius=3 -> spatial median
-    out, bad = repair_frame(frame, last_valid, age, temporal_radius=3)
-    assert out is not None
-    assert bad.sum() == 2 and bad[0, 0] and bad[1, 1]
-    assert out[0, 0] == first[0, 0]  # the same pixel one frame ago
-    neighbours = frame[0:3, 0:3][~bad[0:3, 0:3]]
-    assert out[1, 1] == pytest.approx(float(np.median(neighbours)))
-    np.testing.assert_array_equal(out[~bad], frame[~bad])
-    dead, bad = repair_frame(np.full((3, 4), INVALID_SENTINEL_C, np.float32), last_valid, age)
-    assert dead is None and bad.all()
 
 
 def test_dead_pixels_never_reach_the_models(fake_detector: Any, fake_action: Any, classes: list[str]) -> None:
@@ -149,10 +107,6 @@ def test_each_track_is_classified_once_per_cadence_on_a_clip_ending_at_its_frame
     assert gaps.mean() <= 1000 + 110
 
 
-def test_default_buffer_covers_the_longest_clip() -> None:
-    assert buffer_capacity(2.7, 12.0) == int(np.ceil(3.7 * 12)) + 1
-
-
 def test_offline_frame_by_frame_equals_live_batched_across_sensors(
     action_ckpt: Path, detector_ckpt: Path, short_recordings: Path
 ) -> None:
@@ -185,73 +139,3 @@ def test_offline_frame_by_frame_equals_live_batched_across_sensors(
         assert len(rows) > 10
         assert [r[:3] for r in rows] == [r[:3] for r in ref]
         np.testing.assert_allclose([r[3] for r in rows], [r[3] for r in ref], atol=1e-4)
-
-
-def test_thermact_export_of_a_detector_checkpoint(
-    detector_ckpt: Path, action_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from thermact.cli import main
-    from thermact.engine.restore import restore_model
-    from thermact.errors import CheckpointError
-
-    out = tmp_path / "det.onnx"
-    assert main(["export", f"checkpoint={detector_ckpt}", f"out={out}", "num_clips=4"]) == 0
-    printed = capsys.readouterr().out
-    assert "person_detector" in printed and "top-1 agreement 100.0%" in printed
-    assert out.is_file()
-    with pytest.raises(CheckpointError, match="not an action model"):
-        restore_model(detector_ckpt)
-
-
-def test_runners_prepared_for_inference_equal_the_trained_models(
-    action_ckpt: Path, detector_ckpt: Path, real_data: Any
-) -> None:
-    """BatchNorm folding and channels-last weights (prepare_for_inference) change no result."""
-    import torch
-
-    from thermact.data.transforms import normalize
-    from thermact.detection.restore import restore_detector
-    from thermact.engine.restore import restore_model
-    from thermact.inference.pipeline import prepare_for_inference
-
-    rec = next(iter(real_data.recordings.values()))
-    raw = np.asarray(rec.frames[40:48], dtype=np.float32)  # 8 real frames, °C
-    trained = restore_model(action_ckpt)
-    runner = load_action_model(action_ckpt)
-    rois = np.array([[0, 10, 8, 24, 30], [0, 30, 5, 50, 20]], dtype=np.float32)
-    clip = torch.from_numpy(np.ascontiguousarray(normalize(raw, trained.norm)[None, None], dtype=np.float32))
-    with torch.no_grad():
-        ref = torch.softmax(trained.model.eval()(clip, torch.from_numpy(rois)), dim=1).numpy()
-    got = runner.scores(raw[None, -trained.config.model.num_frames :], rois)
-    np.testing.assert_allclose(got, ref, atol=1e-5)
-
-    det = restore_detector(detector_ckpt)
-    prepared = prepare_for_inference(det.model, torch.device("cpu"))
-    assert prepared is not det.model
-    x = torch.from_numpy(np.ascontiguousarray(normalize(raw[-3:], det.norm)[None, None], dtype=np.float32))
-    with torch.no_grad():
-        a, b = det.model.eval()(x), prepared(x)
-    torch.testing.assert_close(b.heatmap, a.heatmap, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(b.size, a.size, atol=1e-4, rtol=1e-4)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
-
-
-def test_bf16_runners_agree_with_fp32(action_ckpt: Path, detector_ckpt: Path, real_data: Any) -> None:
-    """precision="bf16" (bfloat16 autocast) changes the scores by at most a few hundredths and the
-    person boxes by less than a pixel on real clips; fp32 stays the default."""
-    rec = next(iter(real_data.recordings.values()))
-    clips = np.stack([np.asarray(rec.frames[i : i + 8], dtype=np.float32) for i in range(0, 64, 8)])
-    rois = np.array(
-        [[b, 8, 6, 22, 28] for b in range(8)] + [[b, 30, 5, 50, 20] for b in range(8)], np.float32
-    )
-    a32, a16 = load_action_model(action_ckpt), load_action_model(action_ckpt, precision="bf16")
-    s32, s16 = a32.scores(clips, rois), a16.scores(clips, rois)
-    assert s16.dtype == np.float32 and np.abs(s16 - s32).max() < 0.1  # 0.028 for the trained live model
-    assert (s16.argmax(1) == s32.argmax(1)).mean() >= 0.9
-    d32, d16 = load_detector(detector_ckpt), load_detector(detector_ckpt, precision="bf16")
-    for det32, det16 in zip(d32.detect(clips[:, -3:], 0.3), d16.detect(clips[:, -3:], 0.3), strict=True):
-        assert len(det32) == len(det16)
-        if len(det32):
-            assert float((det32.boxes - det16.boxes).abs().max()) < 1.0
-    with pytest.raises(ValueError, match="precision"):
-        load_action_model(action_ckpt, precision="fp16")  # type: ignore[arg-type]

@@ -10,23 +10,16 @@ import pytest
 import torch
 
 from thermact.data.recording import Recording
-from thermact.detection.restore import PersonDetector
-from thermact.engine.restore import restore_model
 from thermact.errors import CheckpointError
-from thermact.export.onnx import OnnxActionModel, OnnxPersonDetector
+from thermact.export.onnx import export_action_onnx, export_detector_onnx
+from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.inference.events import LyingWithRiskEvent
-from thermact.inference.pipeline import (
-    ActionRunner,
-    DetectorRunner,
-    FrameInput,
-    export_action_onnx,
-    export_detector_onnx,
-    load_action_model,
-    load_detector,
-    raw_frames,
-)
-from thermact.inference.stream_cli import interleave
-from thermact.inference.streaming import StreamingPredictor
+from thermact.inference.pipeline import FrameInput
+from thermact.inference.runners import ActionRunner, DetectorRunner, load_action_model, load_detector
+from thermact.inference.sensor import raw_frames
+from thermact.inference.streaming import StreamingPredictor, interleave
+from thermact.tasks.action import restore_model
+from thermact.tasks.person import restore_detector
 
 H, W = 40, 60
 
@@ -70,7 +63,7 @@ def test_memory_stays_flat_over_10k_frames(fake_detector: Any, fake_action: Any,
 def onnx_models(
     action_ckpt: Path, detector_ckpt: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path]:
-    from thermact.detection.restore import restore_detector
+    from thermact.tasks.person import restore_detector
 
     root = tmp_path_factory.mktemp("onnx")
     a = export_action_onnx(restore_model(action_ckpt), root / "action.onnx")
@@ -90,7 +83,7 @@ def test_onnx_runtime_gives_the_same_tracks_and_top_classes_as_torch(
     action_ckpt: Path, detector_ckpt: Path, onnx_models: tuple[Path, Path], short_recordings: Path
 ) -> None:
     recs = [Recording(p) for p in sorted(short_recordings.glob("*.h5"))]
-    torch_pred = StreamingPredictor(restore_model(action_ckpt), PersonDetector.from_checkpoint(detector_ckpt))
+    torch_pred = StreamingPredictor(restore_model(action_ckpt), restore_detector(detector_ckpt))
     onnx_pred = StreamingPredictor(OnnxActionModel(onnx_models[0]), OnnxPersonDetector(onnx_models[1]))
     ref, got = _run(torch_pred, recs), _run(onnx_pred, recs)
     assert len(ref) > 20
@@ -106,7 +99,9 @@ def test_end_to_end_on_a_bundled_recording(
 ) -> None:
     rec = Recording(short_recordings / "SL14_R1.h5")
     pred = StreamingPredictor(
-        str(action_ckpt), str(detector_ckpt), events=[LyingWithRiskEvent(min_duration_s=0.0)]
+        str(action_ckpt),
+        str(detector_ckpt),
+        events=[LyingWithRiskEvent(min_duration_s=0.0, clear_after_s=1e9)],
     )
     fresh = []
     for t, f in zip(rec.timestamps, raw_frames(rec.frames, rec.valid), strict=True):
@@ -121,7 +116,8 @@ def test_end_to_end_on_a_bundled_recording(
     stats = pred.stats()
     assert stats.counters.repaired_frames >= 11 and stats.counters.classifications == len(fresh)
     lying = [r for r in fresh if r.top_label == "lying down-lying with risk"]
-    assert pred.events_raised == len({r.track_id for r in lying})  # min 0 s: raised at once, once per track
+    # min 0 s: raised at once; never cleared by a class change: once per track
+    assert pred.events_raised == len({r.track_id for r in lying})
 
 
 def test_wrong_kinds_of_model_are_refused(
@@ -144,12 +140,12 @@ def ia_action_ckpt(tmp_path_factory: pytest.TempPathFactory, classes: list[str])
     from thermact.config import build_config, config_to_dict
     from thermact.data.transforms import NormStats
     from thermact.engine.checkpoint import save_checkpoint
-    from thermact.engine.config import RunConfig
     from thermact.models.factory import build_model
+    from thermact.tasks.action import ActionRunConfig
 
     torch.manual_seed(0)
     cfg = build_config(
-        RunConfig,
+        ActionRunConfig,
         None,
         [
             "model.num_frames=8",
@@ -160,7 +156,7 @@ def ia_action_ckpt(tmp_path_factory: pytest.TempPathFactory, classes: list[str])
             "model.head.interaction.memory_window_s=3.0",
         ],
     )
-    model = build_model(cfg.model, verbose=False, keyframe_position="causal").eval()
+    model = build_model(cfg.model, cfg.clip, verbose=False).eval()
     assert model.interaction is not None
     with torch.no_grad():
         for p in model.interaction.parameters():
@@ -183,7 +179,7 @@ def ia_action_ckpt(tmp_path_factory: pytest.TempPathFactory, classes: list[str])
 def test_ia_model_streams_with_a_bounded_past_only_memory(
     ia_action_ckpt: Path, real_data: Any, fake_detector: Any
 ) -> None:
-    from thermact.inference.pipeline import ClipKeys, load_action_model
+    from thermact.inference.runners import ClipKeys, load_action_model
 
     runner = load_action_model(ia_action_ckpt)
     assert runner.uses_memory and runner.memory_size == 0

@@ -8,7 +8,6 @@ failures (and NaN-producing backward functions) raise at the offending op.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,6 @@ _LAYOUTS = {
     "slowfast_r50_4x16": "pyslowfast_slowfast_4x16_r50",
     "slowfast_r101_8x8": "alphaction_slowfast_r101_8x8",
 }
-_HAVE_LOADER = importlib.util.find_spec("thermact.models.pretrained") is not None
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -69,7 +67,7 @@ def test_forward_backward_every_model(name: Any, tmp_path: Path) -> None:
     (One SlowFast backward per model keeps this file fast; random-init SlowFast runs the same graph.)
     """
     clip, rois, T = _tiny_inputs(name)
-    if name in _LAYOUTS and _HAVE_LOADER:
+    if name in _LAYOUTS:
         model = _model_with_layout_weights(name, _LAYOUTS[name], T, tmp_path)
     else:
         model = build_model(ModelConfig(name=name, num_frames=T, head=_small_head()))
@@ -120,11 +118,6 @@ def _model_with_layout_weights(name: Any, layout: str, num_frames: int, tmp_path
     return model
 
 
-def test_pretrained_loader_available() -> None:
-    if not _HAVE_LOADER:
-        pytest.skip("thermact.models.pretrained is missing: SlowFast ran with random weights only")
-
-
 SHIPPED_CONFIGS = sorted(
     p
     for p in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
@@ -136,11 +129,11 @@ SHIPPED_CONFIGS = sorted(
 def test_forward_backward_every_shipped_config(config: Path) -> None:
     """Each file in configs/ builds a model whose backward is clean (at a tiny input size)."""
     from thermact.config import build_config
-    from thermact.engine.config import RunConfig
+    from thermact.tasks.action import ActionRunConfig
 
-    cfg = build_config(RunConfig, config, ["model.input_size=null"])
+    cfg = build_config(ActionRunConfig, config, ["model.input_size=null"])
     assert cfg.model.name in MODEL_NAMES
-    model = build_model(cfg.model, verbose=False, keyframe_position=cfg.data.keyframe_position)
+    model = build_model(cfg.model, cfg.clip, verbose=False)
     clip, rois, _ = _tiny_inputs(cfg.model.name)
     _check_backward(model, clip, rois)
     assert not _no_inplace(model)

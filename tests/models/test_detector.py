@@ -1,4 +1,4 @@
-"""Tests of thermact.models.detector.ActionDetector."""
+"""Tests of thermact.models.action.ActionModel."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from thermact.models.detector import ActionDetector
+from thermact.models.action import ActionModel
 from thermact.models.head import RoIActionHead
 from thermact.models.thermal_net import thermal_net_s
 
@@ -41,8 +41,8 @@ def _head(channels: tuple[int, ...] = (1,), scale: float = 1.0) -> RoIActionHead
 def test_resize_scales_boxes_consistently() -> None:
     torch.manual_seed(0)
     head = _head()
-    plain = ActionDetector(_IdentityBackbone(), head).eval()
-    upsampled = ActionDetector(_IdentityBackbone(), head, input_size=(60, 75)).eval()
+    plain = ActionModel(_IdentityBackbone(), head).eval()
+    upsampled = ActionModel(_IdentityBackbone(), head, input_size=(60, 75)).eval()
     rois = torch.tensor([[0.0, 4.0, 3.0, 12.0, 15.0], [1.0, 10.0, 5.0, 22.5, 11.0]])
     clip = _ramp_clip()
     r_clip, r_rois = upsampled.resize(clip, rois)
@@ -59,7 +59,7 @@ def test_resize_scales_boxes_consistently() -> None:
 
 def test_pathways_follow_backbone_strides() -> None:
     bb = _IdentityBackbone((4, 1))
-    det = ActionDetector(bb, _head((1, 1)))
+    det = ActionModel(bb, _head((1, 1)))
     out = det(torch.randn(2, 1, 16, 8, 8), torch.tensor([[0.0, 1.0, 1.0, 6.0, 6.0]]))
     assert out.shape == (1, 3)
     assert bb.seen == [[2, 1, 4, 8, 8], [2, 1, 16, 8, 8]]
@@ -68,7 +68,7 @@ def test_pathways_follow_backbone_strides() -> None:
 def test_thermal_net_detector_end_to_end() -> None:
     torch.manual_seed(0)
     bb = thermal_net_s()
-    det = ActionDetector(bb, RoIActionHead(bb.out_channels, 0.25, num_classes=14, mlp_dim=64)).eval()
+    det = ActionModel(bb, RoIActionHead(bb.out_channels, 0.25, num_classes=14, mlp_dim=64)).eval()
     clip = torch.randn(2, 1, 16, 40, 60)
     rois = torch.tensor(
         [[0.0, 5.0, 5.0, 15.0, 25.0], [1.0, 30.0, 10.0, 45.0, 30.0], [1.0, 0.0, 0.0, 10.0, 10.0]]
@@ -85,12 +85,12 @@ def test_thermal_net_detector_end_to_end() -> None:
 
 def test_constructor_and_input_validation() -> None:
     with pytest.raises(TypeError, match="Backbone protocol"):
-        ActionDetector(nn.Linear(2, 2), _head())
+        ActionModel(nn.Linear(2, 2), _head())
     with pytest.raises(ValueError, match="spatial_scale"):
-        ActionDetector(_IdentityBackbone(), _head(scale=0.5))
+        ActionModel(_IdentityBackbone(), _head(scale=0.5))
     with pytest.raises(ValueError, match="in_channels"):
-        ActionDetector(_IdentityBackbone(), _head((2,)))
-    det = ActionDetector(_IdentityBackbone(), _head())
+        ActionModel(_IdentityBackbone(), _head((2,)))
+    det = ActionModel(_IdentityBackbone(), _head())
     with pytest.raises(ValueError, match="clip"):
         det(torch.zeros(1, 4, 8, 8), torch.zeros(0, 5))
     with pytest.raises(ValueError, match="rois"):

@@ -28,7 +28,7 @@ WeightRule = Callable[[dict[str, list[int]], list[str]], dict[str, Tensor]]  # t
 
 
 class _IAModel(nn.Module):
-    """The head side of an R101 ActionDetector with an interaction head (no backbone: fast)."""
+    """The head side of an R101 ActionModel with an interaction head (no backbone: fast)."""
 
     def __init__(self, window_s: float) -> None:
         super().__init__()

@@ -99,7 +99,7 @@ def _alphaction_as_a_user_loads_it(
     path = _alphaction_checkpoint(depth, tmp_path / f"alphaction_r{depth}.pth", weights_by_rule)
     config = CONFIGS / ("slowfast_r50_4x16.yaml" if depth == 50 else "slowfast_r101_8x8.yaml")
     cfg = build_config(RunConfig, config, [f"model.pretrained={path}"])
-    backbone = build_model(cfg.model, verbose=False).backbone
+    backbone = build_model(cfg.model, cfg.clip, verbose=False).backbone
     assert isinstance(backbone, SlowFast) and backbone.stem_pool_padding == 0
     return path, backbone
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from thermact.detection.model import person_detector_t
+from thermact.models.person_detector import person_detector_t
 from thermact.models.thermal_net import thermal_net_t
 from thermact.ops.fuse import fold_batchnorm, fuse_conv_bn
 

@@ -97,18 +97,29 @@ def clip_indices(
     return nearest_indices(timestamps, clip_times(keyframe_ms, cfg))
 
 
+def pathway_offset(num_frames: int, stride: int, keyframe_position: KeyframePosition = "center") -> int:
+    """First frame a pathway with temporal ``stride`` takes from a clip of ``num_frames``.
+
+    SlowFast's slow pathway takes every ``stride``-th (``alpha``-th) frame of the fast one: ``n =
+    num_frames // stride`` frames ``o, o + stride, ..., o + (n - 1) * stride``. With the spare frames
+    ``spare = num_frames - 1 - (n - 1) * stride``, the offset ``o`` is ``spare // 2`` for centred clips
+    (the picks sit as close to symmetric around the keyframe as integers allow) and ``spare`` for
+    causal clips, so that the newest frame, the keyframe, is always part of the slow pathway.
+    """
+    n = num_frames // stride
+    if stride < 1 or n < 1:
+        raise ValueError(f"a clip of {num_frames} frames is too short for a pathway stride of {stride}")
+    spare = num_frames - 1 - (n - 1) * stride
+    return spare if keyframe_position == "causal" else spare // 2
+
+
 def pathway_indices(
     num_frames: int, stride: int, keyframe_position: KeyframePosition = "center"
 ) -> npt.NDArray[np.int64]:
-    """Indices of the frames a pathway with temporal ``stride`` takes from a clip of ``num_frames``.
-
-    SlowFast's slow pathway takes every ``stride``-th (``alpha``-th) frame of the fast one:
-    ``o, o + stride, ..., o + (n - 1) * stride`` with ``n = num_frames // stride``. The offset
-    ``o`` is ``(stride - 1) // 2`` for centred clips (the picks sit as close to symmetric around the
-    keyframe as integers allow) and ``stride - 1`` for causal clips, so that the newest frame, the
-    keyframe, is always part of the slow pathway. ``stride = 1`` returns every frame.
-    """
+    """Indices of the frames a pathway with temporal ``stride`` takes from a clip of ``num_frames``
+    (a multiple of ``stride``), from :func:`pathway_offset`; ``stride = 1`` returns every frame."""
     if stride < 1 or num_frames % stride:
         raise ValueError(f"num_frames {num_frames} must be a multiple of the pathway stride {stride}")
-    offset = stride - 1 if keyframe_position == "causal" else (stride - 1) // 2
-    return np.arange(offset, num_frames, stride, dtype=np.int64)
+    return np.arange(
+        pathway_offset(num_frames, stride, keyframe_position), num_frames, stride, dtype=np.int64
+    )

@@ -33,45 +33,11 @@ import numpy.typing as npt
 import torch
 
 from thermact.data.annotations import ClassList, Keyframe, boxes_array
-from thermact.data.clips import ClipConfig, clip_indices, pathway_indices
+from thermact.data.clips import ClipConfig, clip_indices
 from thermact.data.recording import Recording
 from thermact.data.source import ThermalData
 from thermact.data.transforms import Augment, NormStats, normalize, resize
 from thermact.errors import DataError
-
-
-def pathways(
-    clip: torch.Tensor | ClipSample | ClipBatch, strides: Sequence[int] | None = None
-) -> list[torch.Tensor]:
-    """The SlowFast views of a clip: for each stride, the frames :func:`pathway_indices` picks.
-
-    Args:
-        clip: frames ``[..., T, H, W]`` (a sample's ``[1, T, H, W]`` or a batch's
-            ``[B, 1, T, H, W]``), or a :class:`ClipSample` / :class:`ClipBatch`.
-        strides: temporal stride of each pathway, e.g. ``(alpha, 1)`` for slow and fast; default:
-            the sample's or batch's ``pathway_strides`` (required for a bare tensor).
-
-    Returns:
-        one tensor ``[..., T // stride, H, W]`` per stride (stride 1 returns the frames themselves).
-    """
-    if isinstance(clip, torch.Tensor):
-        if strides is None:
-            raise ValueError("pathways of a bare tensor need explicit strides")
-        frames = clip
-    else:
-        frames = clip.frames
-        strides = clip.pathway_strides if strides is None else strides
-    if frames.ndim < 3:
-        raise ValueError(f"frames must be [..., T, H, W], got shape {list(frames.shape)}")
-    num_frames = frames.shape[-3]
-    out: list[torch.Tensor] = []
-    for stride in strides:
-        if stride == 1:
-            out.append(frames)
-            continue
-        idx = torch.from_numpy(pathway_indices(num_frames, stride)).to(frames.device)
-        out.append(frames.index_select(frames.ndim - 3, idx))
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +54,6 @@ class ClipSample:
         keyframe_ms: keyframe time (ms).
         keyframe_id: the keyframe's id in the annotations.
         frame_indices: int64 ``[T]`` indices of the clip's frames in the recording.
-        pathway_strides: the temporal strides of :meth:`pathways`.
     """
 
     frames: torch.Tensor
@@ -100,11 +65,6 @@ class ClipSample:
     keyframe_ms: int
     keyframe_id: str
     frame_indices: torch.Tensor
-    pathway_strides: tuple[int, ...] = (1,)
-
-    def pathways(self, strides: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """``[1, T // s, H, W]`` for each stride ``s`` (default :attr:`pathway_strides`)."""
-        return pathways(self, strides)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +82,6 @@ class ClipBatch:
         recording_ids, keyframe_ids: ``B`` strings.
         keyframe_ms: int64 ``[B]``.
         frame_indices: int64 ``[B, T]``.
-        pathway_strides: the temporal strides of :meth:`pathways`.
     """
 
     frames: torch.Tensor
@@ -135,14 +94,9 @@ class ClipBatch:
     keyframe_ids: list[str]
     keyframe_ms: torch.Tensor
     frame_indices: torch.Tensor
-    pathway_strides: tuple[int, ...] = (1,)
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
-
-    def pathways(self, strides: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """``[B, 1, T // s, H, W]`` for each stride ``s`` (default :attr:`pathway_strides`)."""
-        return pathways(self, strides)
 
     def _map(self, fn: Any) -> ClipBatch:
         changes = {
@@ -197,7 +151,6 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
         keyframe_ids=[s.keyframe_id for s in samples],
         keyframe_ms=torch.tensor([s.keyframe_ms for s in samples], dtype=torch.int64),
         frame_indices=_stack([s.frame_indices for s in samples]),
-        pathway_strides=samples[0].pathway_strides,
     )
 
 
@@ -215,8 +168,6 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         keyframes: the keyframes (e.g. one split's); their person boxes become the targets.
         classes: the action classes (the labels are checked against it).
         clip: time window, frames per clip and keyframe position.
-        pathway_strides: temporal strides of the pathways (``(alpha, 1)`` for SlowFast); each must
-            divide ``clip.num_frames``.
         norm: normalisation statistics (from the training keyframes); None keeps °C.
         augment: random augmentation (training only); None for evaluation.
         input_size: ``(h, w)`` to resize the frames (and boxes) to; None keeps the sensor size.
@@ -233,21 +184,17 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         keyframes: Sequence[Keyframe],
         classes: ClassList,
         clip: ClipConfig,
-        pathway_strides: tuple[int, ...] = (1,),
         norm: NormStats | None = None,
         augment: Augment | None = None,
         input_size: tuple[int, int] | None = None,
         seed: int = 0,
     ) -> None:
-        for stride in pathway_strides:
-            pathway_indices(clip.num_frames, stride)  # raises ValueError on a bad stride
         if input_size is not None and (len(input_size) != 2 or min(input_size) < 1):
             raise ValueError(f"input_size must be (h, w) with positive entries, got {input_size}")
         self.recordings = dict(recordings)
         self.keyframes = list(keyframes)
         self.classes = classes
         self.clip = clip
-        self.pathway_strides = tuple(int(s) for s in pathway_strides)
         self.norm = norm
         self.augment = augment
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
@@ -261,7 +208,6 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         data: ThermalData,
         keyframes: Sequence[Keyframe] | None,
         clip: ClipConfig,
-        pathway_strides: tuple[int, ...] = (1,),
         norm: NormStats | None = None,
         augment: Augment | None = None,
         input_size: tuple[int, int] | None = None,
@@ -273,7 +219,6 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
             data.keyframes if keyframes is None else keyframes,
             data.classes,
             clip,
-            pathway_strides=pathway_strides,
             norm=norm,
             augment=augment,
             input_size=input_size,
@@ -352,5 +297,37 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
             keyframe_ms=int(kf.timestamp_ms),
             keyframe_id=kf.keyframe_id,
             frame_indices=torch.from_numpy(idx.astype(np.int64)),
-            pathway_strides=self.pathway_strides,
         )
+
+
+def real_clips(
+    data: ThermalData,
+    clip: ClipConfig,
+    norm: NormStats | None,
+    num_clips: int = 8,
+    batch_size: int = 4,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Normalised real clips with their annotated person boxes, in batches.
+
+    Takes ``num_clips`` keyframes with at least one person, evenly spread over all keyframes of
+    ``data`` (both sessions, every recording), and returns ``(clips, rois)``: lists of
+    ``[B, 1, T, H, W]`` clip batches and their ``[K, 5]`` RoIs (pixel XYXY), ``B <= batch_size``.
+
+    Raises:
+        DataError: the dataset has no keyframe with a person box.
+    """
+    if num_clips < 1 or batch_size < 1:
+        raise ValueError(f"num_clips and batch_size must be >= 1, got {num_clips}, {batch_size}")
+    with_people = [k for k in data.keyframes if len(k.persons) > 0]
+    if not with_people:
+        raise DataError(f"{data.root}: no keyframe with a person box to verify the export on")
+    n = min(num_clips, len(with_people))
+    picks = np.linspace(0, len(with_people) - 1, n).round().astype(int)
+    ds = ClipDataset.from_data(data, [with_people[i] for i in picks], clip, norm=norm)
+    clips: list[torch.Tensor] = []
+    rois: list[torch.Tensor] = []
+    for start in range(0, n, batch_size):
+        batch = collate_clips([ds[i] for i in range(start, min(start + batch_size, n))])
+        clips.append(batch.frames)
+        rois.append(batch.rois)
+    return clips, rois

@@ -25,24 +25,21 @@
 
   The checks flag what deserves a look; they are not errors.
 
-:func:`format_report` renders it as text; :func:`main_data_inspect` is the command.
+:func:`format_report` renders it as text; ``thermact data inspect`` (:mod:`thermact.commands.data`) is the command.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from thermact.data.annotations import Box, Keyframe
-from thermact.data.clips import ClipConfig, KeyframePosition, clip_indices, clip_window
-from thermact.data.source import DatasetPaths, ThermalData, default_dataset_root, load_dataset
+from thermact.data.clips import ClipConfig, clip_indices, clip_window
+from thermact.data.source import ThermalData
 from thermact.data.splits import (
     SplitDefinition,
     build_standard_splits,
@@ -50,8 +47,6 @@ from thermact.data.splits import (
     leakage,
     same_device,
 )
-from thermact.errors import ConfigError
-from thermact.io import write_json_atomic
 
 MAX_PERSON_IOU = 0.7
 MIN_BOX_SIDE_PX = 2.0
@@ -59,28 +54,6 @@ FLICKER_WINDOW_MS = 3000
 MAX_JUMP_PX = 12.0
 JUMP_WINDOW_MS = 2000
 INVALID_BOX_FRACTION = 0.5
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading with a progress bar
-
-
-def load_with_progress(
-    dataset: str | Path | None, lenient: bool, warn: Callable[[str], None] | None = None
-) -> ThermalData:
-    """:func:`~thermact.data.source.load_dataset` with a tqdm bar (shown after one second, on a TTY)."""
-    from tqdm import tqdm
-
-    root = Path(dataset) if dataset is not None else default_dataset_root()
-    paths = DatasetPaths(root)
-    total = len(paths.recording_files()) + 2 + len(paths.raw_files()) if root.is_dir() else None
-    with tqdm(total=total, desc="loading", unit="file", delay=1.0, disable=None, leave=False) as bar:
-
-        def progress(name: str) -> None:
-            bar.set_postfix_str(name, refresh=False)
-            bar.update(1)
-
-        return load_dataset(root, lenient=lenient, warn=warn, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,58 +340,4 @@ def format_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-@dataclasses.dataclass
-class InspectOptions:
-    """Options of ``thermact data inspect`` (``key=value`` on the command line)."""
-
-    out: Path | None = None
-    """JSON report path; default ``runs/inspect/<dataset name>.json``."""
-    window_s: float = ClipConfig.window_s
-    num_frames: int = ClipConfig.num_frames
-    keyframe_position: KeyframePosition = "center"
-
-
-def main_data_inspect(dataset: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact data inspect [DATASET] [out=PATH] [window_s=..] [num_frames=..] [keyframe_position=..]``.
-
-    The dataset is always read leniently so that every problem is listed; missing or unreadable
-    files still fail at once. Problems found while loading make the command exit with status 1
-    after the report is written, unless ``lenient`` (``--lenient``) accepts them.
-    """
-    from thermact.config import build_config
-
-    opts = build_config(InspectOptions, None, overrides)
-    try:
-        clip = ClipConfig(opts.window_s, opts.num_frames, opts.keyframe_position)
-    except ValueError as err:
-        raise ConfigError(f"clip options: {err}") from err
-    data = load_with_progress(dataset, lenient=True, warn=lambda _message: None)
-    report = build_report(data, clip)
-    out = opts.out if opts.out is not None else Path("runs") / "inspect" / f"{data.root.name}.json"
-    write_json_atomic(out, report)
-    print(format_report(report))
-    print(f"\nwrote {out}")
-    if data.problems.count:
-        if not lenient:
-            print(
-                f"error: {data.problems.count} problem(s) in the input (listed above); "
-                "pass --lenient to skip those records",
-                file=sys.stderr,
-            )
-            return 1
-        print(data.problems.summary())
-    return 0
-
-
-__all__ = [
-    "InspectOptions",
-    "annotation_checks",
-    "build_report",
-    "format_report",
-    "load_with_progress",
-    "main_data_inspect",
-]
+__all__ = ["annotation_checks", "build_report", "format_report"]

@@ -183,3 +183,40 @@ def load_dataset(
         keyframes = merge_raw_into(coco, raw, problems)
     keyframes = check_keyframes(keyframes, recordings, problems)
     return ThermalData(paths.root, classes, recordings, AnnotationSet(classes, keyframes), problems)
+
+
+def load_recordings(target: str | None, problems: ProblemLog) -> list[Recording]:
+    """Read every recording :func:`find_recordings` names; unreadable ones are skipped when lenient."""
+    recordings: list[Recording] = []
+    for path in find_recordings(target):
+        rec = Recording(path, problems=problems)
+        try:
+            rec.load()
+        except DataError as err:
+            if not problems.lenient:
+                raise
+            problems.report(f"{err}; skipping it")
+            continue
+        recordings.append(rec)
+    if not recordings:
+        raise DataError(f"{target}: no readable recording")
+    return recordings
+
+
+def find_recordings(target: str | None) -> list[Path]:
+    """The ``.h5`` files of ``target``: a file, a dataset directory (``frames/``) or a directory
+    of recordings; None: the default dataset.
+
+    Raises:
+        DataError: the path does not exist or holds no ``.h5`` file.
+    """
+    path = Path(target) if target is not None else default_dataset_root()
+    if not path.exists():
+        raise DataError(f"{path}: recording file or directory not found")
+    if path.is_file():
+        return [path]
+    folder = path / "frames" if (path / "frames").is_dir() else path
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise DataError(f"{folder}: no .h5 recordings found")
+    return files

@@ -637,25 +637,6 @@ def leakage(data: ThermalData, split: SplitDefinition, clip: ClipConfig | None =
 # Command line: thermact data split
 
 
-@dataclasses.dataclass
-class SplitOptions:
-    """Options of ``thermact data split`` (``key=value`` on the command line)."""
-
-    out: Path = Path("splits")
-    """Directory the split files are written to."""
-    window_s: float = ClipConfig.window_s
-    num_frames: int = ClipConfig.num_frames
-    keyframe_position: KeyframePosition = "center"
-    groups: Path | None = None
-    """JSON/YAML mapping recording id → group, for a custom split written as ``custom.json``."""
-
-    def clip(self) -> ClipConfig:
-        try:
-            return ClipConfig(self.window_s, self.num_frames, self.keyframe_position)
-        except ValueError as err:
-            raise ConfigError(f"clip options: {err}") from err
-
-
 def read_groups(path: str | Path) -> dict[str, str]:
     """Read a recording→group mapping from JSON or YAML (top level, or under a ``groups`` key)."""
     import yaml
@@ -714,27 +695,3 @@ def format_split_table(data: ThermalData, splits: Mapping[str, SplitDefinition])
         if split.leaky:
             lines.append(f"{'':<12} ({name} is LEAKY: test clips share frames with training clips)")
     return "\n".join(lines)
-
-
-def main_data_split(dataset: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact data split [DATASET] [out=DIR] [window_s=..] [num_frames=..] [groups=FILE]``.
-
-    Writes ``given.json``, ``session.json`` (when the recording ids name at least two sessions),
-    ``lorecording.json`` and, with ``groups=``, ``custom.json`` into ``out``; prints a table of
-    the folds with their purge and leakage.
-    """
-    from thermact.config import build_config
-    from thermact.data.inspect import load_with_progress
-
-    opts = build_config(SplitOptions, None, overrides)
-    clip = opts.clip()
-    groups = read_groups(opts.groups) if opts.groups is not None else None
-    data = load_with_progress(dataset, lenient=lenient)
-    splits = build_standard_splits(data, clip, groups, str(opts.groups))
-    for name, split in splits.items():
-        save_split(split, opts.out / f"{name}.json")
-    print(format_split_table(data, splits))
-    print(f"wrote {', '.join(f'{n}.json' for n in splits)} to {opts.out}")
-    if data.problems.count:
-        print(data.problems.summary())
-    return 0

@@ -42,7 +42,6 @@ from thermact.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
     from thermact.data.annotations import Keyframe
-    from thermact.data.dataset import ClipSample
     from thermact.data.recording import Recording
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", npt.NDArray[np.floating[Any]], torch.Tensor)
@@ -487,13 +486,3 @@ class Augment:
         if self.box_jitter > 0 and boxes.shape[0] > 0:
             boxes = jitter_boxes(boxes, self.box_jitter, (frames.shape[-2], frames.shape[-1]), generator)
         return frames, valid, boxes
-
-    def __call__(self, sample: ClipSample, generator: torch.Generator | None = None) -> ClipSample:
-        """Augment a :class:`~thermact.data.dataset.ClipSample` whose frames are in °C (not normalised).
-
-        ``sample.frames`` is ``[1, T, H, W]``; returns a new sample.
-        """
-        frames, valid, boxes = self.apply(sample.frames[0], sample.valid, sample.boxes, generator)
-        return dataclasses.replace(
-            sample, frames=frames.unsqueeze(0).contiguous(), valid=valid.contiguous(), boxes=boxes
-        )

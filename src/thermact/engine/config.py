@@ -1,6 +1,9 @@
-"""The run configuration of ``thermact train`` / ``eval`` / ``cv``: typed sections, validated.
+"""The sections every training config shares, validated.
 
-YAML layout (every key optional; the defaults are the thermal-native CPU recipe)::
+Each task has its own run config (:class:`thermact.tasks.action.ActionRunConfig`,
+:class:`thermact.tasks.person.DetectorRunConfig`); both embed :class:`RunSection` (whose keys sit at
+the top level: ``run_dir``, ``seed``, ...) and use :class:`DataSection`, :class:`AugmentSection`
+and :class:`OptimSection` with their own defaults. YAML (every key optional)::
 
     run_dir: runs/train          # where checkpoints, logs, config and reports go
     exist_ok: false              # refuse to write into an existing run directory
@@ -9,10 +12,11 @@ YAML layout (every key optional; the defaults are the thermal-native CPU recipe)
     deterministic: false         # torch.use_deterministic_algorithms(True)
     device: auto                 # auto | cpu | cuda
     amp: none                    # none | bf16 | fp16 (fp16 on CUDA only)
+    log_every: 10                # optimiser steps between two log records
     data:
       root: null                 # dataset directory (null: the bundled thermal_v1)
       split: session             # given | session | lorecording | path/to/split.json
-      fold: 0                    # fold index (or use fold_name)
+      fold: 0                    # fold index
       window_s: 2.7
       keyframe_position: center  # center | causal
       normalize: dataset         # dataset (training mean/std) | clip_median (subtract each clip's background)
@@ -31,27 +35,34 @@ YAML layout (every key optional; the defaults are the thermal-native CPU recipe)
       min_lr: 0.0
       clip_grad_norm: 5.0        # null: no clipping
       freeze_stages: 0           # backbone stages kept frozen (SlowFast transfer)
-    loss:
-      kind: ce                   # ce | focal | bce | sigmoid_focal
-      class_weights: sqrt_inverse  # none | inverse | sqrt_inverse | effective
-      label_smoothing: 0.0
-      gamma: 2.0                 # focal losses
-      sampler: none              # none | balanced (class-balanced keyframe sampling)
-    eval:
-      every_epochs: 1
-      metric: balanced_accuracy  # the metric that picks the best checkpoint
-    model: {...}                 # see thermact.models.factory.ModelConfig
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from thermact.config import build_config
+from thermact.config import build_config, parse_overrides, read_yaml
 from thermact.errors import ConfigError
-from thermact.models.factory import ModelConfig
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class RunSection:
+    """Where a run writes, how it starts and on what it runs: the top-level keys of every training
+    config (embedded with :func:`thermact.config.embedded`, so written ``run_dir=...``)."""
+
+    run_dir: str = "runs/train"
+    exist_ok: bool = False
+    resume: str | None = None
+    seed: int = 0
+    deterministic: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    log_every: int = 10
 
 
 @dataclasses.dataclass
@@ -98,39 +109,6 @@ class OptimSection:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
-@dataclasses.dataclass
-class LossSection:
-    kind: Literal["ce", "focal", "bce", "sigmoid_focal"] = "ce"
-    class_weights: Literal["none", "inverse", "sqrt_inverse", "effective"] = "sqrt_inverse"
-    label_smoothing: float = 0.0
-    gamma: float = 2.0
-    sampler: Literal["none", "balanced"] = "none"
-
-
-@dataclasses.dataclass
-class EvalSection:
-    every_epochs: int = 1
-    metric: Literal["balanced_accuracy", "macro_f1", "accuracy", "frame_map"] = "balanced_accuracy"
-
-
-@dataclasses.dataclass
-class RunConfig:
-    run_dir: str = "runs/train"
-    exist_ok: bool = False
-    resume: str | None = None
-    seed: int = 0
-    deterministic: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    log_every: int = 10
-    data: DataSection = dataclasses.field(default_factory=DataSection)
-    augment: AugmentSection = dataclasses.field(default_factory=AugmentSection)
-    optim: OptimSection = dataclasses.field(default_factory=OptimSection)
-    loss: LossSection = dataclasses.field(default_factory=LossSection)
-    eval: EvalSection = dataclasses.field(default_factory=EvalSection)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-
-
 def split_config_arg(target: str | None, overrides: Sequence[str]) -> tuple[str | None, list[str]]:
     """``(config file, other overrides)`` from the positional path and/or a ``config=FILE`` override."""
     rest = [o for o in overrides if not o.startswith("config=")]
@@ -142,7 +120,18 @@ def split_config_arg(target: str | None, overrides: Sequence[str]) -> tuple[str 
     return (paths[0] if paths else None), rest
 
 
-def load_run_config(target: str | None, overrides: Sequence[str]) -> RunConfig:
-    """The run config of a command line: ``config=FILE`` (or the positional path) + overrides."""
+def load_config(cls: type[T], target: str | None, overrides: Sequence[str]) -> T:
+    """A run config of dataclass ``cls`` from a command line: ``config=FILE`` (or the positional
+    path) + ``key=value`` overrides."""
     path, rest = split_config_arg(target, overrides)
-    return build_config(RunConfig, path, rest)
+    return build_config(cls, path, rest)
+
+
+def config_task(target: str | None, overrides: Sequence[str]) -> str:
+    """The ``task`` a command line selects: a ``task=`` override, else the YAML's ``task`` key,
+    else ``"action"`` (for ``thermact train`` / ``cv`` to pick the task's config and trainer)."""
+    path, rest = split_config_arg(target, overrides)
+    task: Any = parse_overrides([o for o in rest if o.startswith("task=")]).get("task")
+    if task is None and path is not None:
+        task = read_yaml(Path(path)).get("task")
+    return str(task) if task is not None else "action"

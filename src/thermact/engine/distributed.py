@@ -74,3 +74,12 @@ def init_distributed(device_name: str) -> tuple[DistContext, torch.device | None
 def shutdown_distributed(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device, ctx: DistContext) -> torch.nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel`` under ``torchrun``, else itself."""
+    if not ctx.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )

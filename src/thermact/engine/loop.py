@@ -1,13 +1,13 @@
-"""The epoch loop shared by every trainer (action detector, person detector).
+"""The epoch loop shared by every task (action model, person detector).
 
-:func:`fit` reads top to bottom: for each epoch, set the epoch of the data and the sampler (so a
-mid-epoch resume skips the batches already seen), run ``task.train_step`` (forward + backward) on
-each batch, step the optimiser every ``accumulate`` batches with the LR of the pure schedule
-:func:`thermact.engine.schedule.lr_at`, log, evaluate every ``eval_every`` epochs, write
-``best.pt`` when the chosen metric improves and ``last.pt`` after every epoch. Ctrl-C (or
-``max_steps``) writes ``interrupted.pt``. What is trained, on what data and how it is evaluated is
-the task's business (:class:`TrainTask`); what a checkpoint holds is
-:func:`thermact.engine.train.checkpoint_payload`'s.
+:func:`fit` runs the remaining epochs of a run; :func:`train_epoch` reads top to bottom: for each
+batch, **forward** (the task's loss), **backward** (gradients accumulate over ``accumulate``
+batches), and every ``accumulate`` batches the optimiser **step** with the LR of the pure schedule
+:func:`thermact.engine.schedule.lr_at`, then the log. After each epoch :func:`end_epoch` evaluates
+(every ``eval_every`` epochs), writes ``best.pt`` when the chosen metric improves, and ``last.pt``.
+Ctrl-C (or ``max_steps``) writes ``interrupted.pt``. What is trained, on what data and how it is
+evaluated is the task's business (:class:`~thermact.engine.task.TaskRun`); what a checkpoint
+holds is :func:`state_payload`'s.
 """
 
 from __future__ import annotations
@@ -18,36 +18,28 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
+from thermact.data.transforms import NormStats
 from thermact.engine.checkpoint import capture_rng_state, save_checkpoint
 from thermact.engine.distributed import DistContext
 from thermact.engine.schedule import lr_at
+from thermact.engine.task import TaskRun
 from thermact.io import atomic_open
 
-
-class TrainTask(Protocol):
-    """What :func:`fit` needs from a trainer."""
-
-    sampler: Any
-    """An :class:`~thermact.engine.train.EpochSampler` (``epoch``, ``start``, ``order(epoch)``)."""
-    train_loader: Any
-    """Iterable of batches drawn through ``sampler``."""
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation draws for ``epoch``."""
-
-    def train_step(self, net: nn.Module, batch: Any) -> tuple[float, dict[str, float]]:
-        """Forward and backward of one batch (gradients accumulate, scaled by ``1/accumulate``)."""
-
-    def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
-        """Validation metrics on rank 0 (None on the other ranks)."""
-
-    def batch_size_of(self, batch: Any) -> int:
-        """Number of clips in ``batch`` (for the clips/s display)."""
+__all__ = [
+    "LoopSettings",
+    "Progress",
+    "TrainResult",
+    "end_epoch",
+    "fit",
+    "format_metrics",
+    "state_payload",
+    "train_epoch",
+]
 
 
 @dataclasses.dataclass
@@ -137,14 +129,131 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
-def fmt(value: Any) -> str:
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """``"a=0.123, b=N/A"`` (floats with 3 decimals)."""
+    return ", ".join(f"{k}={_value(v)}" for k, v in metrics.items())
+
+
+def _value(value: Any) -> str:
     return "N/A" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def fit(
-    task: TrainTask,
+class RunLog:
+    """Where a run's records go on rank 0: ``metrics.jsonl``, TensorBoard scalars and the terminal.
+    On the other ranks every method is a no-op."""
+
+    def __init__(self, run_dir: Path, ctx: DistContext, tensorboard: Any = None) -> None:
+        self.jsonl = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
+        self.tensorboard = tensorboard
+
+    def train_step(self, step: int, epoch: int, loss: float, lr: float, parts: dict[str, float]) -> None:
+        if self.jsonl is None:
+            return
+        self.jsonl.write({"step": step, "epoch": epoch, "loss": loss, "lr": lr, **parts})
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/loss", loss, step)
+            self.tensorboard.add_scalar("train/lr", lr, step)
+
+    def validation(self, step: int, epoch: int, metrics: dict[str, Any]) -> None:
+        if self.jsonl is None:
+            return
+        self.jsonl.write({"step": step, "epoch": epoch, "val": metrics})
+        if self.tensorboard is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(f"val/{key}", value, step)
+        print(f"epoch {epoch}: {format_metrics(metrics)}")
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Batches and optimiser steps of a run, for the LR schedule."""
+
+    batches_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+    @classmethod
+    def of(cls, run: TaskRun, s: LoopSettings) -> Schedule:
+        batches = -(-len(run.sampler.order(0)) // s.batch_size)
+        steps_per_epoch = -(-batches // s.accumulate)
+        return cls(batches, steps_per_epoch * s.epochs, round(s.warmup_epochs * steps_per_epoch))
+
+
+def train_epoch(
+    run: TaskRun,
     net: nn.Module,
-    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    s: LoopSettings,
+    schedule: Schedule,
+    progress: Progress,
+    log: RunLog,
+    ctx: DistContext,
+    losses: list[float],
+    max_steps: int | None = None,
+) -> None:
+    """The rest of epoch ``progress.epoch``: forward, backward, step (see the module docstring)."""
+    epoch = progress.epoch
+    run.set_epoch(epoch)
+    run.sampler.epoch, run.sampler.start = epoch, progress.batch_in_epoch * s.batch_size
+    bar = progress_bar(schedule.batches_per_epoch, f"epoch {epoch + 1}/{s.epochs}", progress.batch_in_epoch)
+    t0, seen = time.perf_counter(), 0
+    optimizer.zero_grad(set_to_none=True)
+    for batch in run.train_loader:
+        loss, parts = run.loss(net, batch)  # forward
+        if loss is not None:  # backward: gradients accumulate over `accumulate` batches
+            scaled = loss / s.accumulate
+            if scaler is not None:
+                scaled = scaler.scale(scaled)
+            scaled.backward()  # type: ignore[no-untyped-call]
+        loss_value = float(loss.detach()) if loss is not None else 0.0
+        losses.append(loss_value)
+        progress.batch_in_epoch += 1
+        seen += run.batch_size(batch)
+        if (
+            progress.batch_in_epoch % s.accumulate == 0
+            or progress.batch_in_epoch == schedule.batches_per_epoch
+        ):
+            lr = lr_at(progress.step, s.lr, schedule.total_steps, schedule.warmup_steps, 0.1, s.min_lr)
+            optimizer_step(run.model, optimizer, scaler, lr, s.clip_grad_norm)  # step
+            progress.step += 1
+            rate = seen * ctx.world_size / max(1e-9, time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+            if progress.step % s.log_every == 0:
+                log.train_step(progress.step, epoch + 1, loss_value, lr, parts)
+        bar.update(1)
+        if max_steps is not None and progress.step >= max_steps:
+            raise KeyboardInterrupt
+    bar.close()
+
+
+def end_epoch(
+    run: TaskRun, net: nn.Module, s: LoopSettings, progress: Progress, log: RunLog, ctx: DistContext
+) -> tuple[Progress, dict[str, Any], bool]:
+    """Close epoch ``progress.epoch``: evaluate when due. Returns the (rank-0) progress, the
+    metrics (empty when not evaluated) and whether they are the best so far."""
+    epoch = progress.epoch
+    progress.epoch += 1
+    progress.batch_in_epoch = 0
+    if not (progress.epoch % s.eval_every == 0 or progress.epoch == s.epochs):
+        return progress, {}, False
+    metrics = run.evaluate(net) or {}
+    log.validation(progress.step, epoch + 1, metrics)
+    value = metrics.get(s.metric)
+    improved = ctx.is_main and value is not None and float(value) > progress.best_metric
+    if improved and value is not None:
+        progress.best_metric, progress.best_epoch = float(value), epoch
+    return ctx.broadcast(progress), metrics, improved
+
+
+def fit(
+    run: TaskRun,
+    net: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     settings: LoopSettings,
@@ -155,22 +264,18 @@ def fit(
     max_steps: int | None = None,
     tensorboard: Any = None,
 ) -> TrainResult:
-    """Run the remaining epochs of a run (see module docstring).
+    """Run the remaining epochs of a run (see the module docstring).
 
     Args:
-        task: data, per-batch step and evaluation.
-        net: what is called on batches (``model`` or its DDP wrapper).
-        model: the bare model (gradient clipping, checkpoints).
+        run: the task's data, loss and evaluation (its ``model`` is the bare model: gradient
+            clipping, checkpoints).
+        net: what is called on batches (``run.model`` or its DDP wrapper).
         payload: builds a checkpoint dict for the current state (called on rank 0 only).
         max_steps: stop as if interrupted after that many optimiser steps (tests).
         tensorboard: a ``SummaryWriter`` on rank 0, or None.
     """
-    s = settings
-    batches_per_epoch = -(-len(task.sampler.order(0)) // s.batch_size)
-    steps_per_epoch = -(-batches_per_epoch // s.accumulate)
-    total_steps = steps_per_epoch * s.epochs
-    warmup_steps = round(s.warmup_epochs * steps_per_epoch)
-    log = JsonlLog(run_dir / "metrics.jsonl") if ctx.is_main else None
+    schedule = Schedule.of(run, settings)
+    log = RunLog(run_dir, ctx, tensorboard)
 
     def save(name: str, metrics: dict[str, Any] | None) -> None:
         if ctx.is_main:
@@ -181,56 +286,14 @@ def fit(
     interrupted = False
     net.train()
     try:
-        while progress.epoch < s.epochs:
-            epoch = progress.epoch
-            task.set_epoch(epoch)
-            task.sampler.epoch, task.sampler.start = epoch, progress.batch_in_epoch * s.batch_size
-            bar = progress_bar(batches_per_epoch, f"epoch {epoch + 1}/{s.epochs}", progress.batch_in_epoch)
-            t0, seen = time.perf_counter(), 0
-            optimizer.zero_grad(set_to_none=True)
-            for batch in task.train_loader:
-                loss_value, parts = task.train_step(net, batch)
-                losses.append(loss_value)
-                progress.batch_in_epoch += 1
-                seen += task.batch_size_of(batch)
-                if (
-                    progress.batch_in_epoch % s.accumulate == 0
-                    or progress.batch_in_epoch == batches_per_epoch
-                ):
-                    lr = lr_at(progress.step, s.lr, total_steps, warmup_steps, 0.1, s.min_lr)
-                    optimizer_step(model, optimizer, scaler, lr, s.clip_grad_norm)
-                    progress.step += 1
-                    rate = seen * ctx.world_size / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
-                    if log is not None and progress.step % s.log_every == 0:
-                        log.write(
-                            {"step": progress.step, "epoch": epoch + 1, "loss": loss_value, "lr": lr, **parts}
-                        )
-                        if tensorboard is not None:
-                            tensorboard.add_scalar("train/loss", loss_value, progress.step)
-                            tensorboard.add_scalar("train/lr", lr, progress.step)
-                bar.update(1)
-                if max_steps is not None and progress.step >= max_steps:
-                    raise KeyboardInterrupt
-            bar.close()
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            metrics: dict[str, Any] = {}
-            if progress.epoch % s.eval_every == 0 or progress.epoch == s.epochs:
-                metrics = task.evaluate(net) or {}
-                if log is not None:
-                    log.write({"step": progress.step, "epoch": epoch + 1, "val": metrics})
-                    if tensorboard is not None:
-                        for key, value in metrics.items():
-                            if isinstance(value, (int, float)):
-                                tensorboard.add_scalar(f"val/{key}", value, progress.step)
-                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={fmt(v)}" for k, v in metrics.items()))
-                    value = metrics.get(s.metric)
-                    if value is not None and float(value) > progress.best_metric:
-                        progress.best_metric, progress.best_epoch = float(value), epoch
-                        best_metrics = dict(metrics, epoch=epoch + 1)
-                        save("best.pt", metrics)
-                progress = ctx.broadcast(progress)
+        while progress.epoch < settings.epochs:
+            train_epoch(
+                run, net, optimizer, scaler, settings, schedule, progress, log, ctx, losses, max_steps
+            )
+            progress, metrics, improved = end_epoch(run, net, settings, progress, log, ctx)
+            if improved:
+                best_metrics = dict(metrics, epoch=progress.epoch)
+                save("best.pt", metrics)
             save("last.pt", metrics)
     except KeyboardInterrupt:
         interrupted = True
@@ -241,8 +304,7 @@ def fit(
                 file=sys.stderr,
             )
     finally:
-        if tensorboard is not None:
-            tensorboard.close()
+        log.close()
     if ctx.is_main:
         with atomic_open(run_dir / "losses.json") as handle:
             json.dump(losses, handle)
@@ -256,7 +318,7 @@ def state_payload(
     progress: Progress,
     config: dict[str, Any],
     classes: Sequence[str],
-    norm: dict[str, Any],
+    norm: NormStats,
     metrics: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Everything a checkpoint holds (see :mod:`thermact.engine.checkpoint`), as plain types + tensors."""
@@ -270,6 +332,6 @@ def state_payload(
         "epoch": progress.epoch,
         "config": config,
         "classes": list(classes),
-        "norm": norm,
+        "norm": norm.to_dict(),
         "metrics": metrics or {},
     }

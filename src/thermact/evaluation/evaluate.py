@@ -25,7 +25,7 @@ from torch import nn
 from thermact.data.dataset import ClipBatch
 from thermact.evaluation.classification import ClassificationReport, classification_report
 from thermact.evaluation.frame_map import Detection, FrameMAP, GroundTruth, frame_map
-from thermact.models.detector import ActionDetector
+from thermact.models.action import ActionModel
 from thermact.models.postprocess import scores_from_logits
 
 
@@ -58,13 +58,13 @@ def predict(
 ) -> Predictions:
     """Scores of every person box of every batch (model in eval mode, restored afterwards).
 
-    ``model``: an :class:`ActionDetector` (or a wrapper with it as ``.module``, e.g. DDP). Models
+    ``model``: an :class:`ActionModel` (or a wrapper with it as ``.module``, e.g. DDP). Models
     with an interaction head are run in two passes over ``batches`` (see the module docstring);
     under DDP each process's memory holds only its own shard of keyframes.
     """
     core = getattr(model, "module", model)
     items: Iterable[ClipBatch | _Classified] = batches
-    if isinstance(core, ActionDetector) and core.interaction is not None:
+    if isinstance(core, ActionModel) and core.interaction is not None:
         items = _with_memory_logits(core, batches, device, autocast_dtype)
     was_training = model.training
     model.eval()
@@ -119,7 +119,7 @@ class _Classified:
 
 @torch.no_grad()
 def _with_memory_logits(
-    model: ActionDetector,
+    model: ActionModel,
     batches: Iterable[ClipBatch],
     device: torch.device,
     autocast_dtype: torch.dtype | None,

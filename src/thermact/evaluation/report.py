@@ -101,7 +101,7 @@ def classes_unseen_in_training(result: EvalResult, train_counts: Sequence[int] |
     ]
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
+def format_number(value: float | None, digits: int = 3) -> str:
     """``0.12345`` → ``"0.123"``; ``None`` → ``"N/A"``."""
     return NA if value is None else f"{value:.{digits}f}"
 
@@ -202,76 +202,21 @@ def report_markdown(result: EvalResult, meta: EvalMetadata) -> str:
         ("device", meta.device),
     ]
     out += [markdown_table(["", ""], about), ""]
-    warnings = _warnings(result, meta)
-    for w in warnings:
+    for w in _warnings(result, meta):
         out += [f"> **Warning:** {w}", ""]
-
-    out += ["## Headline", ""]
     headline = [
-        ("frame-mAP@0.5", fmt(s["frame_map"])),
-        ("accuracy", fmt(s["accuracy"])),
-        ("balanced accuracy", fmt(s["balanced_accuracy"])),
-        ("macro-F1", fmt(s["macro_f1"])),
+        ("frame-mAP@0.5", format_number(s["frame_map"])),
+        ("accuracy", format_number(s["accuracy"])),
+        ("balanced accuracy", format_number(s["balanced_accuracy"])),
+        ("macro-F1", format_number(s["macro_f1"])),
     ]
-    out += [markdown_table(["metric", "value"], headline, "lr"), ""]
-    out.append(
+    out += ["## Headline", "", markdown_table(["metric", "value"], headline, "lr"), ""]
+    out += [
         "Person boxes are the ground-truth ones: frame-mAP scores every (box, class) pair by the class "
-        "probability (AVA protocol); the classification metrics use the arg-max class of each box."
-    )
-    out.append("")
-
-    out += ["## Per class", ""]
-    unseen = set(classes_unseen_in_training(result, meta.train_counts))
-    ap_by_class = {c.label: c.ap for c in result.frame_map.per_class}
-    rows: list[list[object]] = []
-    for pc in result.classification.per_class:
-        name = names[pc.label] + (f" {UNSEEN_MARK}" if pc.label in unseen else "")
-        train = NA if meta.train_counts is None else meta.train_counts[pc.label]
-        rows.append(
-            [
-                pc.label,
-                name,
-                fmt(ap_by_class.get(pc.label)),
-                fmt(pc.precision),
-                fmt(pc.recall),
-                fmt(pc.f1),
-                pc.support,
-                pc.predicted,
-                train,
-            ]
-        )
-    header = ["id", "class", "AP", "precision", "recall", "F1", "support", "predicted", "train boxes"]
-    out += [markdown_table(header, rows, "rlrrrrrrr"), ""]
-    missing = [names[c] for c in classes_without_gt(result)]
-    if missing:
-        out.append(
-            f"N/A: no ground-truth box in the evaluated set ({', '.join(missing)}); these classes do not "
-            "enter frame-mAP, macro-F1 or balanced accuracy."
-        )
-        out.append("")
-    if unseen:
-        out.append(
-            f"{UNSEEN_MARK} present in the evaluated set but with no box in the checkpoint's training "
-            f"keyframes ({', '.join(names[c] for c in sorted(unseen))}): the model never saw them."
-        )
-        out.append("")
-
-    out += [
-        "## Confusion matrix",
-        "",
-        "Rows: true class; columns: predicted class (ids as above); counts.",
+        "probability (AVA protocol); the classification metrics use the arg-max class of each box.",
         "",
     ]
-    cm = result.classification.confusion
-    cm_rows = [[f"{c} {names[c]}", *cm[c], sum(cm[c])] for c in range(len(names))]
-    cm_rows.append(["predicted", *[sum(cm[t][p] for t in range(len(names))) for p in range(len(names))], ""])
-    out += [
-        markdown_table(
-            ["true \\ predicted", *range(len(names)), "total"], cm_rows, "l" + "r" * (len(names) + 1)
-        )
-    ]
-    out.append("")
-
+    out += _per_class_section(result, meta, names) + _confusion_section(result, names)
     if meta.plots:
         out += ["## Plots", ""]
         for role, file in meta.plots.items():
@@ -284,6 +229,62 @@ def report_markdown(result: EvalResult, meta: EvalMetadata) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _per_class_section(result: EvalResult, meta: EvalMetadata, names: list[str]) -> list[str]:
+    out = ["## Per class", ""]
+    unseen = set(classes_unseen_in_training(result, meta.train_counts))
+    ap_by_class = {c.label: c.ap for c in result.frame_map.per_class}
+    rows: list[list[object]] = []
+    for pc in result.classification.per_class:
+        name = names[pc.label] + (f" {UNSEEN_MARK}" if pc.label in unseen else "")
+        train = NA if meta.train_counts is None else meta.train_counts[pc.label]
+        ap = format_number(ap_by_class.get(pc.label))
+        rows.append(
+            [
+                pc.label,
+                name,
+                ap,
+                format_number(pc.precision),
+                format_number(pc.recall),
+                format_number(pc.f1),
+                pc.support,
+                pc.predicted,
+                train,
+            ]
+        )
+    header = ["id", "class", "AP", "precision", "recall", "F1", "support", "predicted", "train boxes"]
+    out += [markdown_table(header, rows, "rlrrrrrrr"), ""]
+    missing = [names[c] for c in classes_without_gt(result)]
+    if missing:
+        out += [
+            f"N/A: no ground-truth box in the evaluated set ({', '.join(missing)}); these classes do not "
+            "enter frame-mAP, macro-F1 or balanced accuracy.",
+            "",
+        ]
+    if unseen:
+        out += [
+            f"{UNSEEN_MARK} present in the evaluated set but with no box in the checkpoint's training "
+            f"keyframes ({', '.join(names[c] for c in sorted(unseen))}): the model never saw them.",
+            "",
+        ]
+    return out
+
+
+def _confusion_section(result: EvalResult, names: list[str]) -> list[str]:
+    cm = result.classification.confusion
+    n = len(names)
+    rows = [[f"{c} {names[c]}", *cm[c], sum(cm[c])] for c in range(n)]
+    rows.append(["predicted", *[sum(cm[t][p] for t in range(n)) for p in range(n)], ""])
+    table = markdown_table(["true \\ predicted", *range(n), "total"], rows, "l" + "r" * (n + 1))
+    return [
+        "## Confusion matrix",
+        "",
+        "Rows: true class; columns: predicted class (ids as above); counts.",
+        "",
+        table,
+        "",
+    ]
+
+
 def _warnings(result: EvalResult, meta: EvalMetadata) -> list[str]:
     out = []
     if meta.split_leaky:
@@ -294,7 +295,7 @@ def _warnings(result: EvalResult, meta: EvalMetadata) -> list[str]:
     if meta.leaked_keyframes:
         out.append(
             f"{meta.leaked_keyframes} of {result.num_keyframes} evaluated keyframes share "
-            f"{fmt(meta.leaked_overlap_s, 1)} s of clip time with the checkpoint's training clips; "
+            f"{format_number(meta.leaked_overlap_s, 1)} s of clip time with the checkpoint's training clips; "
             "the scores are optimistic."
         )
     if meta.train_counts is None:
@@ -311,8 +312,8 @@ def summary_lines(result: EvalResult, meta: EvalMetadata) -> list[str]:
     lines = [
         f"evaluated {meta.model} ({meta.checkpoint}) on split {meta.split} fold {meta.fold_index} "
         f"({meta.fold}): {result.num_keyframes} keyframes, {result.num_boxes} person boxes",
-        f"frame-mAP@0.5 {fmt(s['frame_map'])}  accuracy {fmt(s['accuracy'])}  "
-        f"balanced accuracy {fmt(s['balanced_accuracy'])}  macro-F1 {fmt(s['macro_f1'])}",
+        f"frame-mAP@0.5 {format_number(s['frame_map'])}  accuracy {format_number(s['accuracy'])}  "
+        f"balanced accuracy {format_number(s['balanced_accuracy'])}  macro-F1 {format_number(s['macro_f1'])}",
     ]
     missing = classes_without_gt(result)
     if missing:

@@ -1,8 +1,8 @@
-"""ONNX export of thermact models, onnxruntime runners and a torch-vs-onnxruntime check.
+"""ONNX export of thermact models.
 
 What gets exported:
 
-* the action model (:class:`~thermact.models.detector.ActionDetector`) with inputs ``clip``
+* the action model (:class:`~thermact.models.action.ActionModel`) with inputs ``clip``
   ``float32 [B, 1, T, H, W]`` and ``rois`` ``float32 [K, 5]`` (rows ``(batch_index, x1, y1, x2,
   y2)``, pixel XYXY of the given clip, pixel ``i`` covering ``[i, i + 1)``) and output ``logits``
   ``float32 [K, C]``; ``B`` and ``K`` are dynamic, ``T``, ``H`` and ``W`` are fixed at export.
@@ -21,67 +21,46 @@ sample that can land on the feature map, starting at the first sample that can (
 from the box), and masked by the per-box adaptive count. It is exact (not an approximation with a
 fixed sampling ratio), so onnxruntime matches eager PyTorch up to float rounding for any boxes.
 
-Runners: :class:`OnnxRunner` (any exported graph; CPU provider, configurable intra-op threads),
-:class:`OnnxActionModel` (``__call__(clip, rois) -> logits`` with NumPy arrays, the contract of
-``ActionDetector.forward``, so a streaming predictor can use either) and
-:class:`OnnxPersonDetector` (``__call__(clip) -> DetectorOutput``, the contract of
-``PersonDetectorNet.forward``). :func:`verify_onnx` compares torch and onnxruntime on real clips
-and returns a :class:`VerifyReport`. A model exported from a checkpoint carries its class names,
-normalisation statistics, clip settings and score mode as ONNX ``metadata_props``
-(:func:`trained_metadata`), so :class:`OnnxActionModel` alone is enough to run it on a stream.
+A model exported from a checkpoint (:func:`export_action_onnx`, :func:`export_detector_onnx`)
+carries what its runner needs as ONNX ``metadata_props``: classes, normalisation statistics, clip
+and score mode (:func:`trained_metadata`), or the detector's normalisation, clip and decoding
+settings. The onnxruntime runners are in :mod:`thermact.export.runtime`; the torch vs onnxruntime
+comparison in :mod:`thermact.export.verify`.
 
-Command line (wired as ``thermact export``): :func:`main_export` restores a checkpoint, exports
-it, verifies it on real clips of the bundled dataset and prints the differences.
+``thermact export`` (:mod:`thermact.commands.export`) restores a checkpoint, exports it, verifies
+it on real clips and prints the differences.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
-import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from thermact.config import build_options
-from thermact.errors import CheckpointError, ConfigError, DataError
+from thermact.errors import ConfigError
 from thermact.io import atomic_open
-from thermact.models.detector import ActionDetector
-
-if TYPE_CHECKING:
-    from thermact.data.clips import ClipConfig
-    from thermact.data.source import ThermalData
-    from thermact.data.transforms import NormStats
-    from thermact.detection.model import DetectorOutput, PersonDetectorNet
-    from thermact.engine.restore import TrainedModel
+from thermact.models.action import ActionModel
+from thermact.models.person_detector import PersonDetectorNet
+from thermact.tasks.action import TrainedActionModel
+from thermact.tasks.person import TrainedDetector
 
 __all__ = [
     "DEFAULT_OPSET",
-    "ExportOptions",
-    "ExportOutcome",
-    "OnnxActionModel",
-    "OnnxPersonDetector",
-    "OnnxRunner",
-    "VerifyReport",
     "export_action_model",
+    "export_action_onnx",
+    "export_detector_onnx",
     "export_module",
     "export_person_detector",
-    "load_export_options",
-    "main_export",
-    "real_clips",
-    "run_export",
     "trained_metadata",
-    "verify_onnx",
 ]
 
 DEFAULT_OPSET = 17
@@ -91,6 +70,10 @@ META_CLASSES = "thermact.classes"
 META_NORM = "thermact.norm"
 META_CLIP = "thermact.clip"
 META_SCORE_MODE = "thermact.score_mode"
+META_DET_NORM = "thermact.norm"
+META_DET_CLIP = "thermact.clip"
+META_DET_DECODE = "thermact.decode"
+"""``metadata_props`` keys of a person detector exported by :func:`export_detector_onnx`."""
 FloatArray = npt.NDArray[np.float32]
 _TRACER_WARNING: type[Warning] = torch.jit.TracerWarning  # type: ignore[attr-defined]
 
@@ -99,17 +82,17 @@ _TRACER_WARNING: type[Warning] = torch.jit.TracerWarning  # type: ignore[attr-de
 # Export
 
 
-def _training_modes(module: nn.Module) -> list[tuple[nn.Module, bool]]:
+def training_modes(module: nn.Module) -> list[tuple[nn.Module, bool]]:
     """The training flag of every submodule (``module.train(flag)`` would overwrite them all)."""
     return [(m, m.training) for m in module.modules()]
 
 
-def _restore_modes(modes: Sequence[tuple[nn.Module, bool]]) -> None:
+def restore_modes(modes: Sequence[tuple[nn.Module, bool]]) -> None:
     for m, flag in modes:
         m.training = flag
 
 
-def _check_out_path(path: str | os.PathLike[str]) -> Path:
+def check_out_path(path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     if out.suffix != ".onnx":
         raise ConfigError(f"output path {str(out)!r} must end in .onnx")
@@ -150,8 +133,8 @@ def export_module(
     """
     import onnx
 
-    out = _check_out_path(path)
-    modes = _training_modes(module)
+    out = check_out_path(path)
+    modes = training_modes(module)
     module.eval()
     try:
         with tempfile.TemporaryDirectory(prefix="thermact-onnx-") as tmp:
@@ -172,7 +155,7 @@ def export_module(
                 )
             proto = onnx.load(str(raw))
     finally:
-        _restore_modes(modes)
+        restore_modes(modes)
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = str(key), str(value)
@@ -183,7 +166,7 @@ def export_module(
 
 
 def export_action_model(
-    model: ActionDetector,
+    model: ActionModel,
     path: str | os.PathLike[str],
     num_frames: int,
     frame_size: tuple[int, int] = (40, 60),
@@ -235,315 +218,6 @@ def export_action_model(
 
 
 # ---------------------------------------------------------------------------------------------
-# onnxruntime
-
-
-class OnnxRunner:
-    """An onnxruntime CPU session of an exported model.
-
-    Args:
-        path: the ``.onnx`` file.
-        intra_op_threads: threads of one operator (``0``: onnxruntime's default, one per core).
-        inter_op_threads: threads running independent operators (``0``: default).
-
-    Raises:
-        CheckpointError: the file is missing or not a loadable ONNX model.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], intra_op_threads: int = 1, inter_op_threads: int = 1
-    ) -> None:
-        ort: Any = importlib.import_module("onnxruntime")  # untyped package: used as Any
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"{self.path}: ONNX model not found")
-        if intra_op_threads < 0 or inter_op_threads < 0:
-            raise ValueError(f"thread counts must be >= 0, got {intra_op_threads}, {inter_op_threads}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(intra_op_threads)
-        opts.inter_op_num_threads = int(inter_op_threads)
-        opts.log_severity_level = 3
-        try:
-            self.session: Any = ort.InferenceSession(
-                str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own exception types for bad files
-            raise CheckpointError(f"{self.path}: cannot be loaded by onnxruntime: {err}") from err
-        self.input_names: tuple[str, ...] = tuple(i.name for i in self.session.get_inputs())
-        self.output_names: tuple[str, ...] = tuple(o.name for o in self.session.get_outputs())
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        """The model's ``metadata_props`` (key → value)."""
-        return dict(self.session.get_modelmeta().custom_metadata_map)
-
-    def input_shape(self, name: str) -> list[int | str | None]:
-        """Declared shape of input ``name`` (ints for fixed axes, names for dynamic ones)."""
-        for i in self.session.get_inputs():
-            if i.name == name:
-                return list(i.shape)
-        raise KeyError(f"{self.path}: no input named {name!r} (inputs: {self.input_names})")
-
-    def output_shape(self, name: str) -> list[int | str | None]:
-        """Declared shape of output ``name``."""
-        for o in self.session.get_outputs():
-            if o.name == name:
-                return list(o.shape)
-        raise KeyError(f"{self.path}: no output named {name!r} (outputs: {self.output_names})")
-
-    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-        """Run with inputs by name; returns every output by name."""
-        missing = [n for n in self.input_names if n not in feeds]
-        if missing:
-            raise ValueError(f"{self.path}: missing inputs {missing} (model inputs: {self.input_names})")
-        outs = self.session.run(list(self.output_names), {n: feeds[n] for n in self.input_names})
-        return {n: np.asarray(o) for n, o in zip(self.output_names, outs, strict=True)}
-
-    def __call__(self, *inputs: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
-        """Run with inputs in the model's input order; returns the outputs in its output order."""
-        if len(inputs) != len(self.input_names):
-            raise ValueError(
-                f"{self.path}: expected {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}"
-            )
-        result = self.run(dict(zip(self.input_names, inputs, strict=True)))
-        return [result[n] for n in self.output_names]
-
-
-class OnnxActionModel:
-    """An exported action model behind the ``ActionDetector.forward`` contract, on NumPy arrays.
-
-    ``model(clip, rois)`` with ``clip`` ``float32 [B, 1, T, H, W]`` (normalised like the training
-    clips) and ``rois`` ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` returns logits
-    ``float32 [K, C]``. Inputs are validated (the graph itself cannot raise): ``T``, ``H``, ``W``
-    must be the exported ones, boxes finite, batch indices integers in ``[0, B - 1]``.
-
-    Args:
-        path: the ``.onnx`` file written by :func:`export_action_model`.
-        intra_op_threads: onnxruntime intra-op threads (``0``: one per core).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], intra_op_threads: int = 1) -> None:
-        self.runner = OnnxRunner(path, intra_op_threads=intra_op_threads)
-        if self.runner.input_names != ("clip", "rois") or self.runner.output_names != ("logits",):
-            raise CheckpointError(
-                f"{self.runner.path}: not an exported action model (inputs {self.runner.input_names}, "
-                f"outputs {self.runner.output_names}; expected ('clip', 'rois') -> ('logits',))"
-            )
-        shape = self.runner.input_shape("clip")
-        out_shape = self.runner.output_shape("logits")
-        fixed = [s for s in shape[1:] if isinstance(s, int)]
-        classes = out_shape[1] if len(out_shape) == 2 else None
-        if len(shape) != 5 or len(fixed) != 4 or not isinstance(classes, int):
-            raise CheckpointError(
-                f"{self.runner.path}: unexpected clip input shape {shape} / logits {out_shape}"
-            )
-        self.clip_shape: tuple[int, int, int, int] = (fixed[0], fixed[1], fixed[2], fixed[3])
-        self.num_classes: int = classes
-
-    @property
-    def num_frames(self) -> int:
-        return self.clip_shape[1]
-
-    def _meta_json(self, key: str) -> Any:
-        raw = self.runner.metadata.get(key)
-        if raw is None:
-            return None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{self.runner.path}: metadata {key!r} is not valid JSON: {err}") from None
-
-    @property
-    def classes(self) -> list[str] | None:
-        """Class names in logit order (None when exported without :func:`trained_metadata`)."""
-        value = self._meta_json(META_CLASSES)
-        return None if value is None else [str(v) for v in value]
-
-    @property
-    def norm(self) -> NormStats | None:
-        """Normalisation statistics the clips must be given with (None when not stored)."""
-        from thermact.data.transforms import NormStats
-
-        value = self._meta_json(META_NORM)
-        return None if value is None else NormStats.from_dict(value, where=f"{self.runner.path}: {META_NORM}")
-
-    @property
-    def clip_config(self) -> ClipConfig | None:
-        """How clips are sampled for this model (None when not stored)."""
-        from thermact.data.clips import ClipConfig
-
-        value = self._meta_json(META_CLIP)
-        if value is None:
-            return None
-        try:
-            return ClipConfig(float(value["window_s"]), int(value["num_frames"]), value["keyframe_position"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{self.runner.path}: metadata {META_CLIP!r} is invalid: {err}") from None
-
-    @property
-    def score_mode(self) -> str | None:
-        """``"softmax"`` or ``"sigmoid"``: how logits become scores (None when not stored)."""
-        return self.runner.metadata.get(META_SCORE_MODE)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self.clip_shape[2], self.clip_shape[3]
-
-    def __call__(self, clip: npt.ArrayLike, rois: npt.ArrayLike) -> FloatArray:
-        """Logits ``[K, num_classes]`` (see the class docstring)."""
-        c = np.ascontiguousarray(clip, dtype=np.float32)
-        r = np.ascontiguousarray(rois, dtype=np.float32)
-        if c.ndim != 5 or tuple(c.shape[1:]) != self.clip_shape:
-            raise ValueError(
-                f"clip must be [B, {', '.join(map(str, self.clip_shape))}] (as exported), got {list(c.shape)}"
-            )
-        if r.ndim != 2 or r.shape[1] != 5:
-            raise ValueError(f"rois must be [K, 5] (batch_index, x1, y1, x2, y2), got {list(r.shape)}")
-        if r.shape[0] == 0:
-            return np.zeros((0, self.num_classes), dtype=np.float32)
-        if not np.isfinite(r).all():
-            raise ValueError("rois contain non-finite values")
-        b = r[:, 0]
-        if (b < 0).any() or (b > c.shape[0] - 1).any() or (b != np.round(b)).any():
-            raise ValueError(
-                f"rois batch indices must be integers in [0, {c.shape[0] - 1}], got range [{b.min()}, {b.max()}]"
-            )
-        (logits,) = self.runner(c, r)
-        return np.asarray(logits, dtype=np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
-# Verification
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifyReport:
-    """Torch vs onnxruntime on the same inputs.
-
-    Attributes:
-        max_abs_diff: largest ``|torch - onnxruntime|`` over all logits.
-        mean_abs_diff: mean of ``|torch - onnxruntime|``.
-        max_rel_diff: largest ``|diff| / |torch|`` over the logits with ``|torch| > 1e-3`` (0 when
-            there are none).
-        max_abs_logit: largest ``|torch|`` logit (the scale the differences compare to).
-        argmax_agreement: fraction of boxes whose top class is the same.
-        num_clips: clips compared.
-        num_boxes: boxes (logit rows) compared.
-        tolerance: the tolerance :attr:`ok` was judged with (see :attr:`threshold`).
-        torch_ms: mean torch forward time per call (ms).
-        onnx_ms: mean onnxruntime time per call (ms).
-    """
-
-    max_abs_diff: float
-    mean_abs_diff: float
-    max_rel_diff: float
-    max_abs_logit: float
-    argmax_agreement: float
-    num_clips: int
-    num_boxes: int
-    tolerance: float
-    torch_ms: float
-    onnx_ms: float
-
-    @property
-    def ok(self) -> bool:
-        return self.max_abs_diff <= self.threshold
-
-    @property
-    def threshold(self) -> float:
-        """``tolerance * max(1, max_abs_logit)``: absolute for logits within ±1, else relative to their
-        scale (float32 rounding grows with the logits; SlowFast's can reach ~100)."""
-        return self.tolerance * max(1.0, self.max_abs_logit)
-
-    def to_dict(self) -> dict[str, float | int | bool]:
-        d: dict[str, float | int | bool] = dataclasses.asdict(self)
-        d["threshold"] = self.threshold
-        d["ok"] = self.ok
-        return d
-
-    def summary(self) -> str:
-        return (
-            f"onnxruntime vs torch on {self.num_clips} clip(s), {self.num_boxes} box(es): "
-            f"max |diff| {self.max_abs_diff:.3g}, mean {self.mean_abs_diff:.3g}, max rel {self.max_rel_diff:.3g} "
-            f"(logits up to {self.max_abs_logit:.3g}), top-1 agreement {self.argmax_agreement:.1%}, "
-            f"{'OK' if self.ok else 'FAILED'} at tolerance {self.tolerance:g} (threshold {self.threshold:.3g})"
-        )
-
-
-def verify_onnx(
-    model: ActionDetector,
-    onnx_path: str | os.PathLike[str] | OnnxActionModel,
-    clips: Sequence[Tensor | npt.NDArray[np.float32]] | Tensor | npt.NDArray[np.float32],
-    rois: Sequence[Tensor | npt.NDArray[np.float32]] | Tensor | npt.NDArray[np.float32],
-    tolerance: float = 1e-4,
-    intra_op_threads: int = 1,
-) -> VerifyReport:
-    """Run ``model`` (eval mode, no grad) and the ONNX model on the same inputs and compare logits.
-
-    Args:
-        model: the torch model that was exported.
-        onnx_path: its ``.onnx`` file, or an already open :class:`OnnxActionModel`.
-        clips: one ``[B, 1, T, H, W]`` batch, or a sequence of them (each a separate call).
-        rois: the matching ``[K, 5]`` RoIs (one array, or one per batch).
-        tolerance: max abs difference per unit of logit scale accepted by :attr:`VerifyReport.ok`.
-        intra_op_threads: onnxruntime threads (when a path is given).
-    """
-    runner = (
-        onnx_path if isinstance(onnx_path, OnnxActionModel) else OnnxActionModel(onnx_path, intra_op_threads)
-    )
-    clip_list = [clips] if isinstance(clips, (Tensor, np.ndarray)) else list(clips)
-    roi_list = [rois] if isinstance(rois, (Tensor, np.ndarray)) else list(rois)
-    if len(clip_list) != len(roi_list) or not clip_list:
-        raise ValueError(
-            f"need the same positive number of clip batches and RoI arrays, got {len(clip_list)} and {len(roi_list)}"
-        )
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    modes = _training_modes(model)
-    model.eval()
-    ref: list[FloatArray] = []
-    got: list[FloatArray] = []
-    torch_s = onnx_s = 0.0
-    num_clips = 0
-    try:
-        with torch.no_grad():
-            for c, r in zip(clip_list, roi_list, strict=True):
-                c_np = c.detach().cpu().numpy() if isinstance(c, Tensor) else np.asarray(c)
-                r_np = r.detach().cpu().numpy() if isinstance(r, Tensor) else np.asarray(r)
-                c_np = np.ascontiguousarray(c_np, dtype=np.float32)
-                r_np = np.ascontiguousarray(r_np, dtype=np.float32)
-                t0 = time.perf_counter()
-                out = model(torch.from_numpy(c_np).to(device), torch.from_numpy(r_np).to(device))
-                torch_s += time.perf_counter() - t0
-                ref.append(out.float().cpu().numpy())
-                t0 = time.perf_counter()
-                got.append(runner(c_np, r_np))
-                onnx_s += time.perf_counter() - t0
-                num_clips += int(c_np.shape[0])
-    finally:
-        _restore_modes(modes)
-    a = np.concatenate(ref, axis=0).astype(np.float64)
-    b = np.concatenate(got, axis=0).astype(np.float64)
-    if a.shape != b.shape:
-        raise AssertionError(f"torch logits {a.shape} but onnxruntime logits {b.shape}")
-    diff = np.abs(a - b)
-    big = np.abs(a) > 1e-3
-    return VerifyReport(
-        max_abs_diff=float(diff.max()) if diff.size else 0.0,
-        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
-        max_rel_diff=float((diff[big] / np.abs(a[big])).max()) if big.any() else 0.0,
-        max_abs_logit=float(np.abs(a).max()) if a.size else 0.0,
-        argmax_agreement=float((a.argmax(1) == b.argmax(1)).mean()) if a.shape[0] else 1.0,
-        num_clips=num_clips,
-        num_boxes=int(a.shape[0]),
-        tolerance=float(tolerance),
-        torch_ms=1000.0 * torch_s / len(clip_list),
-        onnx_ms=1000.0 * onnx_s / len(clip_list),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Person detector
 
 
@@ -569,11 +243,11 @@ def export_person_detector(
     opset: int = DEFAULT_OPSET,
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Export a :class:`~thermact.detection.model.PersonDetectorNet` to ONNX.
+    """Export a :class:`~thermact.models.person_detector.PersonDetectorNet` to ONNX.
 
     Input ``clip`` ``float32 [B, 1, T, H, W]`` (``T = model.num_frames``, ``H, W = frame_size``);
     outputs ``heatmap [B, K, h, w]``, ``size [B, 2, h, w]``, ``offset [B, 2, h, w]`` at the model's
-    stride (see :mod:`thermact.detection.model`); ``B`` is dynamic.
+    stride (see :mod:`thermact.models.person_detector`); ``B`` is dynamic.
     """
     H, W = int(frame_size[0]), int(frame_size[1])
     param = next(model.parameters(), None)
@@ -593,54 +267,17 @@ def export_person_detector(
     )
 
 
-class OnnxPersonDetector:
-    """An exported person detector behind ``PersonDetectorNet.forward``: ``clip -> DetectorOutput``.
-
-    Accepts a NumPy array or tensor ``[B, 1, T, H, W]`` and returns a
-    :class:`~thermact.detection.model.DetectorOutput` of CPU tensors, so
-    :func:`thermact.detection.decode.decode` works on it unchanged.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], intra_op_threads: int = 1) -> None:
-        self.runner = OnnxRunner(path, intra_op_threads=intra_op_threads)
-        if self.runner.input_names != ("clip",) or self.runner.output_names != DETECTOR_OUTPUTS:
-            raise CheckpointError(
-                f"{self.runner.path}: not an exported person detector (inputs {self.runner.input_names}, "
-                f"outputs {self.runner.output_names})"
-            )
-        shape = self.runner.input_shape("clip")
-        self.clip_shape: tuple[int, ...] = tuple(int(s) if isinstance(s, int) else -1 for s in shape[1:])
-
-    def __call__(self, clip: npt.ArrayLike | Tensor) -> DetectorOutput:
-        from thermact.detection.model import DetectorOutput
-
-        c = clip.detach().cpu().numpy() if isinstance(clip, Tensor) else clip
-        arr = np.ascontiguousarray(c, dtype=np.float32)
-        if arr.ndim != 5 or tuple(arr.shape[1:]) != self.clip_shape:
-            raise ValueError(
-                f"clip must be [B, {', '.join(map(str, self.clip_shape))}] (as exported), got {list(arr.shape)}"
-            )
-        heatmap, size, offset = (torch.from_numpy(o) for o in self.runner(arr))
-        return DetectorOutput(heatmap, size, offset)
-
-
 # ---------------------------------------------------------------------------------------------
 # Real clips and the command
 
 
-def trained_metadata(trained: TrainedModel) -> dict[str, str]:
-    """``metadata_props`` of a restored model: classes, normalisation, clip settings, score mode."""
+def trained_metadata(trained: TrainedActionModel) -> dict[str, str]:
+    """``metadata_props`` of a restored action model: classes, normalisation, clip, score mode."""
     cfg = trained.config
     return {
         META_CLASSES: json.dumps(list(trained.classes)),
         META_NORM: json.dumps(trained.norm.to_dict()),
-        META_CLIP: json.dumps(
-            {
-                "window_s": cfg.data.window_s,
-                "num_frames": cfg.model.num_frames,
-                "keyframe_position": cfg.data.keyframe_position,
-            }
-        ),
+        META_CLIP: json.dumps(dataclasses.asdict(trained.clip)),
         META_SCORE_MODE: cfg.model.head.mode,
         "thermact.model": cfg.model.name,
         "thermact.checkpoint": str(trained.path),
@@ -648,235 +285,33 @@ def trained_metadata(trained: TrainedModel) -> dict[str, str]:
     }
 
 
-def real_clips(
-    data: ThermalData,
-    clip: ClipConfig,
-    norm: NormStats | None,
-    num_clips: int = 8,
-    batch_size: int = 4,
-) -> tuple[list[Tensor], list[Tensor]]:
-    """Normalised real clips with their annotated person boxes, in batches.
-
-    Takes ``num_clips`` keyframes with at least one person, evenly spread over all keyframes of
-    ``data`` (both sessions, every recording), and returns ``(clips, rois)``: lists of
-    ``[B, 1, T, H, W]`` clip batches and their ``[K, 5]`` RoIs (pixel XYXY), ``B <= batch_size``.
-
-    Raises:
-        DataError: the dataset has no keyframe with a person box.
-    """
-    from thermact.data.dataset import ClipDataset, collate_clips
-
-    if num_clips < 1 or batch_size < 1:
-        raise ValueError(f"num_clips and batch_size must be >= 1, got {num_clips}, {batch_size}")
-    with_people = [k for k in data.keyframes if len(k.persons) > 0]
-    if not with_people:
-        raise DataError(f"{data.root}: no keyframe with a person box to verify the export on")
-    n = min(num_clips, len(with_people))
-    picks = np.linspace(0, len(with_people) - 1, n).round().astype(int)
-    ds = ClipDataset.from_data(data, [with_people[i] for i in picks], clip, norm=norm)
-    clips: list[Tensor] = []
-    rois: list[Tensor] = []
-    for start in range(0, n, batch_size):
-        batch = collate_clips([ds[i] for i in range(start, min(start + batch_size, n))])
-        clips.append(batch.frames)
-        rois.append(batch.rois)
-    return clips, rois
+def export_action_onnx(
+    trained: TrainedActionModel,
+    path: str | os.PathLike[str],
+    frame_size: tuple[int, int] = (40, 60),
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export a restored action model with its metadata (:func:`trained_metadata`), which is all
+    :class:`~thermact.inference.runners.ActionRunner` needs to run it."""
+    meta = trained_metadata(trained)
+    return export_action_model(trained.model, path, trained.clip.num_frames, frame_size, opset, meta)
 
 
-@dataclasses.dataclass
-class ExportOptions:
-    """Options of ``thermact export`` (``key=value`` on the command line)."""
-
-    checkpoint: str = ""
-    """The checkpoint to export (required; also accepted as the positional argument)."""
-    out: str | None = None
-    """Output ``.onnx`` file; None: the checkpoint path with the suffix ``.onnx``."""
-    verify: bool = True
-    """Compare onnxruntime with torch on real clips of the dataset."""
-    dataset: str | None = None
-    """Dataset of the verification clips; None: the checkpoint's ``data.root`` (else the bundled one)."""
-    num_clips: int = 16
-    batch_size: int = 4
-    tolerance: float = 1e-4
-    """Largest acceptable max abs logit difference, times ``max(1, largest |logit|)``."""
-    frame_size: tuple[int, int] = (40, 60)
-    """``[H, W]`` of the clips the exported model takes (the sensor frame)."""
-    opset: int = DEFAULT_OPSET
-    """ONNX opset, 11..20 (the TorchScript exporter's range)."""
-    threads: int = 1
-    """onnxruntime intra-op threads for the verification."""
-
-    def __post_init__(self) -> None:
-        if not self.checkpoint:
-            raise ConfigError("config key 'checkpoint' is required: pass checkpoint=PATH")
-        if self.num_clips < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"config keys 'num_clips', 'batch_size': must be >= 1, got {self.num_clips}, {self.batch_size}"
-            )
-        if not self.tolerance > 0:
-            raise ConfigError(f"config key 'tolerance': must be > 0, got {self.tolerance}")
-        if len(self.frame_size) != 2 or min(self.frame_size) < 1:
-            raise ConfigError(f"config key 'frame_size': must be [H, W] > 0, got {list(self.frame_size)}")
-        if not 11 <= self.opset <= 20:  # what the TorchScript exporter supports (checked: 11..20)
-            raise ConfigError(f"config key 'opset': must be in 11..20, got {self.opset}")
-        if self.threads < 0:
-            raise ConfigError(f"config key 'threads': must be >= 0, got {self.threads}")
-
-
-def load_export_options(target: str | None, overrides: Sequence[str]) -> ExportOptions:
-    """Validated options; a positional ``target`` is the checkpoint (conflicts with checkpoint=)."""
-    return build_options(ExportOptions, "checkpoint", target, overrides)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportOutcome:
-    """What :func:`run_export` produced."""
-
-    path: Path
-    report: VerifyReport | None
-    kind: Literal["action_model", "person_detector"] = "action_model"
-
-
-def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
-    """Restore ``opts.checkpoint``, export it to ONNX and (``opts.verify``) check it on real clips.
-
-    The exported file carries :func:`trained_metadata`. Verification uses
-    :func:`real_clips` of the dataset with the checkpoint's clip settings and normalisation.
-
-    Raises:
-        CheckpointError: the checkpoint cannot be restored.
-        ConfigError: bad options or output path.
-        DataError: the verification dataset cannot be loaded or has other frame sizes.
-    """
-    from thermact.engine.checkpoint import load_checkpoint
-    from thermact.engine.restore import restore_model
-    from thermact.engine.train import clip_config
-
-    out = _check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
-    if load_checkpoint(opts.checkpoint)["config"].get("task") == "detector":
-        return run_detector_export(opts, out, lenient)
-    trained = restore_model(opts.checkpoint, "cpu")
-    frame_size = (int(opts.frame_size[0]), int(opts.frame_size[1]))
-    clips: list[Tensor] = []
-    rois: list[Tensor] = []
-    if opts.verify:  # load the clips first: a dataset problem must not leave a written model behind
-        from thermact.data.source import load_dataset
-
-        root = opts.dataset if opts.dataset is not None else trained.config.data.root
-        data = load_dataset(root, lenient=lenient)
-        sizes = {rec.frame_size for rec in data.recordings.values()}
-        if sizes != {frame_size}:
-            raise DataError(
-                f"{data.root}: frames are {sorted(sizes)} but the model is exported for {list(frame_size)} "
-                "(set frame_size=[H,W])"
-            )
-        clip = clip_config(trained.config)
-        clips, rois = real_clips(data, clip, trained.norm, opts.num_clips, opts.batch_size)
-    path = export_action_model(
-        trained.model,
-        out,
-        trained.config.model.num_frames,
-        frame_size,
-        opset=opts.opset,
-        metadata=trained_metadata(trained),
-    )
-    if not opts.verify:
-        return ExportOutcome(path, None)
-    report = verify_onnx(
-        trained.model, path, clips, rois, tolerance=opts.tolerance, intra_op_threads=opts.threads
-    )
-    return ExportOutcome(path, report)
-
-
-def run_detector_export(opts: ExportOptions, out: Path, lenient: bool) -> ExportOutcome:
-    """Export a person-detector checkpoint (with the metadata the streaming runner reads) and
-    compare its raw outputs (heatmap, size, offset) with PyTorch on real causal clips."""
-    from thermact.detection.dataset import DetectionClipDataset, collate_detection
-    from thermact.detection.restore import restore_detector
-    from thermact.inference.pipeline import export_detector_onnx
-
-    trained = restore_detector(opts.checkpoint, "cpu")
-    batches: list[Tensor] = []
-    if opts.verify:  # load the clips first: a dataset problem must not leave a written model behind
-        from thermact.data.source import load_dataset
-
-        data = load_dataset(
-            opts.dataset if opts.dataset is not None else trained.config.data.root, lenient=lenient
-        )
-        step = max(1, len(data.keyframes) // max(1, opts.num_clips))
-        ds = DetectionClipDataset(
-            data.recordings, data.keyframes[::step][: opts.num_clips], trained.clip, trained.norm
-        )
-        batches = [
-            collate_detection([ds[j] for j in range(i, min(i + opts.batch_size, len(ds)))]).frames
-            for i in range(0, len(ds), opts.batch_size)
-        ]
-    path = export_detector_onnx(trained, out)
-    if not opts.verify:
-        return ExportOutcome(path, None, "person_detector")
-    runner = OnnxPersonDetector(path, intra_op_threads=opts.threads)
-    diffs: list[float] = []
-    means: list[float] = []
-    rels: list[float] = [0.0]
-    largest = 0.0
-    agree = 0
-    torch_s = onnx_s = 0.0
-    with torch.no_grad():
-        for frames in batches:
-            t0 = time.perf_counter()
-            ref = trained.model.eval()(frames)
-            t1 = time.perf_counter()
-            got = runner(frames)
-            t2 = time.perf_counter()
-            torch_s, onnx_s = torch_s + t1 - t0, onnx_s + t2 - t1
-            # the strongest heatmap peak of each clip must be the same cell and class
-            agree += int((ref.heatmap.flatten(1).argmax(1) == got.heatmap.flatten(1).argmax(1)).sum())
-            for a, b in ((ref.heatmap, got.heatmap), (ref.size, got.size), (ref.offset, got.offset)):
-                delta = (a - b).abs()
-                diffs.append(float(delta.max()))
-                means.append(float(delta.mean()))
-                big = a.abs() > 1e-3
-                if bool(big.any()):
-                    rels.append(float((delta[big] / a.abs()[big]).max()))
-                largest = max(largest, float(a.abs().max()))
-    report = VerifyReport(
-        max_abs_diff=max(diffs),
-        mean_abs_diff=sum(means) / len(means),
-        max_rel_diff=max(rels),
-        max_abs_logit=largest,
-        argmax_agreement=agree / max(1, sum(int(b.shape[0]) for b in batches)),
-        num_clips=sum(int(b.shape[0]) for b in batches),
-        num_boxes=0,
-        tolerance=opts.tolerance,
-        torch_ms=1000 * torch_s / max(1, len(batches)),
-        onnx_ms=1000 * onnx_s / max(1, len(batches)),
-    )
-    return ExportOutcome(path, report, "person_detector")
-
-
-def main_export(target: str | None, overrides: list[str], lenient: bool) -> int:
-    """``thermact export [CHECKPOINT] [out=PATH.onnx] [verify=true] [key=value ...]``.
-
-    Prints where the model was written and, with verification, the torch vs onnxruntime
-    differences; exits 1 when the max abs difference exceeds the report's threshold
-    (``tolerance * max(1, largest |logit|)``).
-    """
-    opts = load_export_options(target, overrides)
-    outcome = run_export(opts, lenient)
-    size_mb = outcome.path.stat().st_size / 1e6
-    inputs = "clip [B,1,T,H,W], rois [K,5]" if outcome.kind == "action_model" else "clip [B,1,T,H,W]"
-    print(f"wrote {outcome.path} ({size_mb:.2f} MB, {outcome.kind}, opset {opts.opset}, inputs {inputs})")
-    if outcome.report is None:
-        return 0
-    print(outcome.report.summary())
-    print(
-        f"latency per call: torch {outcome.report.torch_ms:.1f} ms, onnxruntime {outcome.report.onnx_ms:.1f} ms"
-    )
-    if not outcome.report.ok:
-        print(
-            f"error: {outcome.path}: onnxruntime differs from torch by {outcome.report.max_abs_diff:.3g} "
-            f"> threshold {outcome.report.threshold:.3g} (tolerance {opts.tolerance:g})",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+def export_detector_onnx(
+    trained: TrainedDetector,
+    path: str | os.PathLike[str],
+    frame_size: tuple[int, int] = (40, 60),
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export a restored person detector with the normalisation, clip and decoding settings
+    :meth:`~thermact.inference.runners.DetectorRunner.from_onnx` reads."""
+    clip = trained.clip
+    ev = trained.config.eval
+    meta = {
+        META_DET_NORM: json.dumps(trained.norm.to_dict()),
+        META_DET_CLIP: json.dumps({"window_s": clip.window_s, "num_frames": clip.num_frames}),
+        META_DET_DECODE: json.dumps(
+            {"stride": trained.model.stride, "top_k": ev.top_k, "nms_iou": ev.nms_iou}
+        ),
+    }
+    return export_person_detector(trained.model, path, frame_size, opset, metadata=meta)

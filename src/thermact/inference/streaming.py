@@ -6,7 +6,7 @@ Example::
 
     predictor = StreamingPredictor(
         "runs/thermal_net_live/last.pt",       # action model: checkpoint, .onnx, TrainedModel, runner
-        "runs/person_detector_live/last.pt",   # person detector: checkpoint, .onnx, PersonDetector, runner
+        "runs/person_detector_live/last.pt",   # person detector: checkpoint, .onnx, restored model, runner
         cadence_s=1.0,
         events=[LyingWithRiskEvent(min_duration_s=10)],
     )
@@ -31,29 +31,23 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import heapq
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from thermact.data.recording import INVALID_SENTINEL_C, Recording
 from thermact.inference.events import Event, EventRule
-from thermact.inference.pipeline import (
-    FrameInput,
-    FrameResult,
-    InferencePipeline,
-    PersonResult,
-    Precision,
-    SensorCounters,
-    StageTimes,
-    as_action_model,
-    as_detector,
-)
+from thermact.inference.pipeline import FrameInput, FrameResult, InferencePipeline, PersonResult, StageTimes
+from thermact.inference.runners import Precision, as_action_model, as_detector
+from thermact.inference.sensor import SensorCounters
 from thermact.tracking.tracker import TrackerConfig
 
-__all__ = ["StreamStats", "StreamingPredictor"]
+__all__ = ["StreamStats", "StreamingPredictor", "interleave"]
 
 FrameLike = FrameInput | tuple[str, int, npt.NDArray[np.floating[Any]]]
 
@@ -99,21 +93,22 @@ class StreamingPredictor:
     """Frames in, per-person classifications and events out, for many sensors.
 
     Args:
-        action: action model: a checkpoint or ``.onnx`` path, a ``TrainedModel``, an
-            ``OnnxActionModel`` or any :class:`~thermact.inference.pipeline.ActionModelLike`.
-        detector: person detector: a checkpoint or ``.onnx`` path, a ``PersonDetector`` /
-            ``TrainedDetector``, an ``OnnxPersonDetector`` (exported with
-            :func:`~thermact.inference.pipeline.export_detector_onnx`) or any
-            :class:`~thermact.inference.pipeline.DetectorLike`.
+        action: action model: a checkpoint or ``.onnx`` path, a restored model
+            (:func:`~thermact.tasks.action.restore_model`), an ``OnnxActionModel`` or any
+            :class:`~thermact.inference.runners.ActionModelLike`.
+        detector: person detector: a checkpoint or ``.onnx`` path, a restored detector
+            (:func:`~thermact.tasks.person.restore_detector`), an ``OnnxPersonDetector``
+            (exported with :func:`~thermact.export.onnx.export_detector_onnx`) or any
+            :class:`~thermact.inference.runners.DetectorLike`.
         tracker_config: per-sensor tracker settings.
         cadence_s: seconds between two classifications of one person.
         events: event rules (e.g. :class:`~thermact.inference.events.LyingWithRiskEvent`).
         max_sensors: sensors served at once (one more is a :class:`~thermact.errors.DataError`).
         device: where the PyTorch models run.
         precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast) for the PyTorch models built from
-            paths, ``TrainedModel`` or ``PersonDetector`` objects (see
-            :data:`~thermact.inference.pipeline.Precision`).
+            paths or restored models (see :data:`~thermact.inference.runners.Precision`).
         score_threshold: lowest person-detection score tracked.
+        frame_size: ``(H, W)`` of every sensor's frames.
         buffer_frames, max_fps: ring-buffer size per sensor (see
             :class:`~thermact.inference.pipeline.InferencePipeline`).
         on_event: called with every event as it happens (they are also queued for
@@ -133,6 +128,7 @@ class StreamingPredictor:
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
         score_threshold: float = 0.3,
+        frame_size: tuple[int, int] = (40, 60),
         buffer_frames: int | None = None,
         max_fps: float = 12.0,
         on_event: Callable[[Event], None] | None = None,
@@ -146,6 +142,7 @@ class StreamingPredictor:
             tracker_config,
             cadence_s,
             score_threshold,
+            frame_size=frame_size,
             max_sensors=max_sensors,
             buffer_frames=buffer_frames,
             max_fps=max_fps,
@@ -202,9 +199,11 @@ class StreamingPredictor:
                     self._emit(rule.end_track(fr.sensor_id, tid, fr.timestamp_ms))
         return fresh
 
-    def close_sensor(self, sensor_id: str, timestamp_ms: int | None = None) -> list[Event]:
+    def close_sensor(
+        self, sensor_id: str, timestamp_ms: int | None = None, reason: str = "sensor_closed"
+    ) -> list[Event]:
         """Stop serving a sensor: its state is freed and its active events are cleared
-        (``reason="sensor_closed"``, at ``timestamp_ms`` or its last frame's time)."""
+        (``reason``, at ``timestamp_ms`` or its last frame's time)."""
         state = self.pipeline.sensors.get(sensor_id)
         when = timestamp_ms
         if when is None and state is not None:
@@ -213,7 +212,7 @@ class StreamingPredictor:
         out: list[Event] = []
         for tid in alive:
             for rule in self.rules:
-                out.extend(rule.end_track(sensor_id, tid, int(when or 0), reason="sensor_closed"))
+                out.extend(rule.end_track(sensor_id, tid, int(when or 0), reason=reason))
         self._emit(out)
         return out
 
@@ -265,3 +264,26 @@ class StreamingPredictor:
             ),
             "latencies": len(self._frame_latency) + len(self._result_latency),
         }
+
+
+def interleave(
+    recordings: Sequence[Recording],
+    offsets_ms: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+) -> Iterator[tuple[int, str, npt.NDArray[np.float32]]]:
+    """``(timestamp_ms, sensor_id, raw frame)`` of all recordings merged by time (ties: sensor order).
+
+    Raw frames carry ``-273.2`` where the recording's pixels were invalid. ``offsets_ms`` shifts
+    each recording's times; ``names`` renames its sensor (default: the recording id).
+    """
+    offs = list(offsets_ms) if offsets_ms is not None else [0] * len(recordings)
+    ids = list(names) if names is not None else [r.recording_id for r in recordings]
+
+    def one(k: int) -> Iterator[tuple[int, int, int]]:
+        for i, t in enumerate(recordings[k].timestamps):
+            yield int(t) + offs[k], k, i
+
+    for t, k, i in heapq.merge(*(one(k) for k in range(len(recordings)))):
+        rec = recordings[k]
+        frame = np.where(rec.valid[i], rec.frames[i], np.float32(INVALID_SENTINEL_C)).astype(np.float32)
+        yield t, ids[k], frame

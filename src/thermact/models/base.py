@@ -18,6 +18,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from torch import Tensor
 
+from thermact.data.clips import pathway_offset
+
 __all__ = ["Backbone", "make_pathways"]
 
 
@@ -47,11 +49,9 @@ def make_pathways(
     """Split a clip into one input per pathway by uniform temporal subsampling.
 
     Pathway ``i`` gets ``n = T // s`` frames (``s = pathway_strides[i]``) taken every ``s`` frames
-    and centred in the clip: indices ``o, o + s, ..., o + (n - 1) * s`` with
-    ``o = (T - 1 - (n - 1) * s) // 2``; for causal clips (keyframe last) ``o = T - 1 - (n - 1) * s``
-    so the keyframe is always among them. These are the indices of
-    :func:`thermact.data.clips.pathway_indices`. With ``s = 1`` the clip itself is returned. The
-    results are views of ``clip`` (no copy).
+    from the offset :func:`thermact.data.clips.pathway_offset` (centred, or ending at the keyframe
+    for causal clips). With ``s = 1`` the clip itself is returned. The results are views of
+    ``clip`` (no copy).
 
     Args:
         clip: ``[B, C, T, H, W]``.
@@ -73,10 +73,9 @@ def make_pathways(
         if s == 1:
             out.append(clip)
             continue
-        n = T // s
-        if n < 1:
-            raise ValueError(f"make_pathways: a clip of {T} frames is too short for a pathway stride of {s}")
-        spare = T - 1 - (n - 1) * s
-        offset = spare if keyframe_position == "causal" else spare // 2
-        out.append(clip[:, :, offset : offset + (n - 1) * s + 1 : s])
+        try:
+            offset = pathway_offset(T, s, keyframe_position)
+        except ValueError as err:
+            raise ValueError(f"make_pathways: {err}") from None
+        out.append(clip[:, :, offset : offset + (T // s - 1) * s + 1 : s])
     return out

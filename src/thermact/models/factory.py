@@ -36,7 +36,7 @@
           pretrained: false        # also load the IA structure and head MLP of an AlphAction IA
                                    # checkpoint given as model.pretrained
 
-:func:`build_model` turns it into an :class:`~thermact.models.detector.ActionDetector` with a plain
+:func:`build_model` turns it into an :class:`~thermact.models.action.ActionModel` with a plain
 ``match`` on the name. ``auto`` architecture keys take the values of the ``pretrained`` checkpoint's
 source (:func:`resolve_architecture`; without weights: ``conv_bn_relu`` and 1, PySlowFast's).
 """
@@ -49,9 +49,10 @@ from typing import Literal, cast, get_args
 
 from torch import nn
 
+from thermact.data.clips import ClipConfig
 from thermact.errors import ConfigError
+from thermact.models.action import ActionModel
 from thermact.models.base import Backbone
-from thermact.models.detector import ActionDetector
 from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead, parallel_layers
 from thermact.models.pretrained import (
@@ -294,10 +295,11 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
             )
 
 
-def build_model(
-    cfg: ModelConfig, verbose: bool = True, keyframe_position: Literal["center", "causal"] = "center"
-) -> ActionDetector:
-    """Build the detector of ``cfg``; load ``cfg.pretrained`` backbone weights if set.
+def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool = True) -> ActionModel:
+    """Build the action model of ``cfg`` for clips ``clip``; load ``cfg.pretrained`` backbone weights if set.
+
+    ``clip`` (default: ``cfg.num_frames`` frames, keyframe at the centre) must have
+    ``cfg.num_frames`` frames; its keyframe position decides which frames the slow pathway takes.
 
     The checkpoint is read once: its source fixes the ``auto`` architecture keys
     (:func:`resolve_architecture`), then :func:`thermact.models.pretrained.load_pretrained` loads
@@ -306,6 +308,11 @@ def build_model(
     ThermalNet has no published weights: ``pretrained`` with a ThermalNet name raises
     :class:`ConfigError`.
     """
+    clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
+    if clip.num_frames != cfg.num_frames:
+        raise ConfigError(
+            f"config key 'model.num_frames': {cfg.num_frames}, but the clip has {clip.num_frames} frames"
+        )
     checkpoint = _open_pretrained(cfg)
     cfg = resolve_architecture(cfg, checkpoint)
     backbone = build_backbone(cfg)
@@ -323,11 +330,11 @@ def build_model(
         spatial_pool=cfg.head.spatial_pool,
     )
     interaction = build_interaction(cfg.head.interaction, head.dim_in)
-    model = ActionDetector(
+    model = ActionModel(
         backbone,
         head,
         input_size=cfg.input_size,
-        keyframe_position=keyframe_position,
+        keyframe_position=clip.keyframe_position,
         interaction=interaction,
     )
     if cfg.head.interaction.pretrained and (checkpoint is None or interaction is None):

@@ -1,4 +1,4 @@
-"""Size, cost and shape summary of a configured model (``thermact model info CONFIG``).
+"""Size, cost and shape summary of a configured model (printed by ``thermact model info CONFIG``).
 
 * parameters: total and trainable, and split into backbone / head;
 * MACs of one forward pass for the configured input, counted with
@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from thermact.config import config_from_dict, parse_overrides, read_yaml
-from thermact.errors import ConfigError
 from thermact.models.base import make_pathways
 from thermact.models.factory import ModelConfig, build_model
 
-__all__ = ["ModelInfo", "format_model_info", "main_model_info", "model_info", "temporal_receptive_field"]
+__all__ = ["DEFAULT_FPS", "ModelInfo", "format_model_info", "model_info", "temporal_receptive_field"]
 
 DEFAULT_FRAME_SIZE: tuple[int, int] = (40, 60)
 DEFAULT_FPS: float = 6.0
@@ -217,52 +215,3 @@ def format_model_info(info: ModelInfo) -> str:
     for name, shapes in info.stages:
         lines.append(f"{name:<16} " + ", ".join(str(list(s)) for s in shapes))
     return "\n".join(lines)
-
-
-@dataclass
-class _ModelSection:
-    """Wrapper so that configuration errors name keys as ``model.<key>``."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-
-
-def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        old = out.get(key)
-        out[key] = (
-            _deep_merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
-        )
-    return out
-
-
-def main_model_info(config_path: str | None, overrides: list[str]) -> int:
-    """``thermact model info [CONFIG] [key=value ...]``: print :func:`format_model_info`.
-
-    ``CONFIG`` is a YAML file; its top-level ``model:`` section is the :class:`ModelConfig` (other
-    sections are ignored, so a full training config works). A file without a ``model:`` key is read
-    as a plain ModelConfig mapping. Overrides may be written ``model.key=value`` or ``key=value``;
-    the frame rate for the receptive field in seconds is ``data.fps`` (YAML or override, default 6).
-    Configuration errors raise :class:`ConfigError` (the command line prints them and exits 2).
-    """
-    raw = read_yaml(config_path) if config_path is not None else {}
-    tree = parse_overrides(overrides)
-    fps_value: Any = DEFAULT_FPS
-    data_section = raw.get("data")
-    if isinstance(data_section, dict) and "fps" in data_section:
-        fps_value = data_section["fps"]
-    data_over = tree.pop("data", None)
-    if isinstance(data_over, dict) and "fps" in data_over:
-        fps_value = data_over["fps"]
-    if isinstance(fps_value, bool) or not isinstance(fps_value, (int, float)) or fps_value <= 0:
-        raise ConfigError(f"config key 'data.fps': expected a positive number, got {fps_value!r}")
-    model_raw = raw.get("model", raw)
-    if not isinstance(model_raw, dict):
-        where = config_path if config_path is not None else "<overrides>"
-        raise ConfigError(f"config file {where!r}: section 'model' must be a mapping")
-    model_over = tree.pop("model", {})
-    merged = _deep_merge(_deep_merge(model_raw, tree), model_over if isinstance(model_over, dict) else {})
-    cfg = config_from_dict(_ModelSection, {"model": merged}).model
-    info = model_info(cfg, fps=float(fps_value))
-    print(format_model_info(info))
-    return 0

@@ -133,6 +133,24 @@ def _bilinear_taps(coord: Tensor, valid: Tensor, size: int) -> tuple[Tensor, Ten
     return low, high, torch.where(valid, 1.0 - frac_high, zero), torch.where(valid, frac_high, zero)
 
 
+def _group_by_image(rois: Tensor, num_images: int) -> tuple[list[int], Tensor | None]:
+    """Check ``rois [K, 5]`` (finite, integer batch indices in range); return the RoI count of each
+    image and the order that groups them by image (None when they already are, the usual case)."""
+    if not bool(torch.isfinite(rois).all()):
+        raise ValueError("roi_align: boxes contain non-finite values")
+    batch_f = rois[:, 0]
+    b_min, b_max = float(batch_f.min()), float(batch_f.max())
+    if b_min < 0 or b_max > num_images - 1 or not bool((batch_f == torch.round(batch_f)).all()):
+        raise ValueError(
+            f"roi_align: batch indices must be integers in [0, {num_images - 1}], got range [{b_min}, {b_max}]"
+        )
+    batch_idx = batch_f.to(torch.int64)
+    counts: list[int] = torch.bincount(batch_idx, minlength=num_images).tolist()
+    if rois.shape[0] > 1 and not bool((batch_idx[1:] >= batch_idx[:-1]).all()):
+        return counts, torch.argsort(batch_idx, stable=True)
+    return counts, None
+
+
 def roi_align(
     input: Tensor,
     boxes: Tensor | list[Tensor] | tuple[Tensor, ...],
@@ -183,23 +201,8 @@ def roi_align(
         return input.new_zeros(K, C, oh, ow)
 
     with torch.no_grad():
-        if not bool(torch.isfinite(rois).all()):
-            raise ValueError("roi_align: boxes contain non-finite values")
-        batch_f = rois[:, 0]
-        b_min, b_max = float(batch_f.min()), float(batch_f.max())
-        if b_min < 0 or b_max > N - 1 or not bool((batch_f == torch.round(batch_f)).all()):
-            raise ValueError(
-                f"roi_align: batch indices must be integers in [0, {N - 1}], got range [{b_min}, {b_max}]"
-            )
-        batch_idx = batch_f.to(torch.int64)
-        counts: list[int] = torch.bincount(batch_idx, minlength=N).tolist()
-        # RoIs are processed grouped by image; the usual already-grouped input needs no reordering.
-        order: Tensor | None = None
-        r = rois
-        if K > 1 and not bool((batch_idx[1:] >= batch_idx[:-1]).all()):
-            order = torch.argsort(batch_idx, stable=True)
-            r = rois[order]
-
+        counts, order = _group_by_image(rois, N)
+        r = rois if order is None else rois[order]
         x1, y1, roi_w, roi_h = _roi_extents(r, spatial_scale, aligned)
         wy = _axis_weights(y1, roi_h, oh, H, sampling_ratio).to(input.dtype)  # [K, oh, H]
         wx = _axis_weights(x1, roi_w, ow, W, sampling_ratio).to(input.dtype)  # [K, ow, W]

@@ -147,6 +147,52 @@ class IdMetrics:
         return out
 
 
+def _frame_correspondences(
+    frame: EvalFrame,
+    iou: npt.NDArray[np.float64],
+    ok: npt.NDArray[np.bool_],
+    last_match: dict[int, int],
+    iou_threshold: float,
+) -> list[tuple[int, int]]:
+    """The (gt index, prediction index) matches of one frame: the last correspondences that are
+    still valid first, then an optimal assignment of the rest (maximising the summed IoU)."""
+    g, p = frame.gt_ids.shape[0], frame.pred_ids.shape[0]
+    pairs: list[tuple[int, int]] = []
+    pred_pos = {int(pid): j for j, pid in enumerate(frame.pred_ids.tolist())}
+    free_g = np.ones(g, dtype=bool)
+    free_p = np.ones(p, dtype=bool)
+    for gi, gid in enumerate(frame.gt_ids.tolist()):
+        prev = last_match.get(gid)
+        pj = pred_pos.get(prev) if prev is not None else None
+        if pj is not None and free_p[pj] and ok[gi, pj]:
+            pairs.append((gi, pj))
+            free_g[gi] = False
+            free_p[pj] = False
+    rest_g, rest_p = np.nonzero(free_g)[0], np.nonzero(free_p)[0]
+    if rest_g.size and rest_p.size:
+        sub = iou[np.ix_(rest_g, rest_p)]
+        cost = np.where(sub >= iou_threshold, 1.0 - sub, np.inf)
+        res = gated_assignment(cost, 1.0)
+        pairs.extend((int(rest_g[i]), int(rest_p[j])) for i, j in res.matches)
+    return pairs
+
+
+def _idf1_true_positives(
+    gt_count: dict[int, int], pred_count: dict[int, int], pair_hits: dict[tuple[int, int], int]
+) -> int:
+    """IDTP of IDF1: the global identity assignment maximising co-matched frames."""
+    gt_list, pred_list = sorted(gt_count), sorted(pred_count)
+    if not gt_list or not pred_list:
+        return 0
+    weight = np.zeros((len(gt_list), len(pred_list)))
+    gpos = {gid: i for i, gid in enumerate(gt_list)}
+    ppos = {pid: j for j, pid in enumerate(pred_list)}
+    for (gid, pid), n in pair_hits.items():
+        weight[gpos[gid], ppos[pid]] = n
+    rows, cols = linear_assignment(-weight)
+    return int(weight[rows, cols].sum())
+
+
 def evaluate_ids(frames: Iterable[EvalFrame], iou_threshold: float = 0.5) -> IdMetrics:
     """Id switches, fragmentations, MOTA counts and IDF1 of one recording.
 
@@ -183,25 +229,7 @@ def evaluate_ids(frames: Iterable[EvalFrame], iou_threshold: float = 0.5) -> IdM
         for gi, pj in zip(*np.nonzero(ok), strict=True):
             key = (int(frame.gt_ids[gi]), int(frame.pred_ids[pj]))
             pair_hits[key] = pair_hits.get(key, 0) + 1
-        # 1. keep last correspondences that are still valid
-        pairs: list[tuple[int, int]] = []
-        pred_pos = {int(pid): j for j, pid in enumerate(frame.pred_ids.tolist())}
-        free_g = np.ones(g, dtype=bool)
-        free_p = np.ones(p, dtype=bool)
-        for gi, gid in enumerate(frame.gt_ids.tolist()):
-            prev = last_match.get(gid)
-            pj = pred_pos.get(prev) if prev is not None else None
-            if pj is not None and free_p[pj] and ok[gi, pj]:
-                pairs.append((gi, pj))
-                free_g[gi] = False
-                free_p[pj] = False
-        # 2. optimal assignment of the rest (maximise summed IoU among allowed pairs)
-        rest_g, rest_p = np.nonzero(free_g)[0], np.nonzero(free_p)[0]
-        if rest_g.size and rest_p.size:
-            sub = iou[np.ix_(rest_g, rest_p)]
-            cost = np.where(sub >= iou_threshold, 1.0 - sub, np.inf)
-            res = gated_assignment(cost, 1.0)
-            pairs.extend((int(rest_g[i]), int(rest_p[j])) for i, j in res.matches)
+        pairs = _frame_correspondences(frame, iou, ok, last_match, iou_threshold)
         matched_g = {gi: pj for gi, pj in pairs}
         for gi, gid in enumerate(frame.gt_ids.tolist()):
             if gi in matched_g:
@@ -222,18 +250,8 @@ def evaluate_ids(frames: Iterable[EvalFrame], iou_threshold: float = 0.5) -> IdM
                 was_matched[gid] = False
         counts["false_positives"] += p - len(pairs)
 
-    # IDF1: global identity assignment maximising co-matched frames.
-    gt_list = sorted(gt_count)
-    pred_list = sorted(pred_count)
-    idtp = 0
-    if gt_list and pred_list:
-        weight = np.zeros((len(gt_list), len(pred_list)))
-        gpos = {gid: i for i, gid in enumerate(gt_list)}
-        ppos = {pid: j for j, pid in enumerate(pred_list)}
-        for (gid, pid), n in pair_hits.items():
-            weight[gpos[gid], ppos[pid]] = n
-        rows, cols = linear_assignment(-weight)
-        idtp = int(weight[rows, cols].sum())
+    gt_list, pred_list = sorted(gt_count), sorted(pred_count)
+    idtp = _idf1_true_positives(gt_count, pred_count, pair_hits)
     return IdMetrics(
         num_frames=len(ordered),
         num_gt=num_gt,

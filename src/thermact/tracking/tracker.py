@@ -257,6 +257,21 @@ class Track:
         return f"Track(id={self.id}, state={self.state}, hits={self.hits}, box=[{box}])"
 
 
+def _check_detections(boxes: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """``boxes [N, 4]`` and ``scores [N]`` as float64 arrays (a ValueError when malformed or non-finite)."""
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.size == 0:
+        b = b.reshape(0, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"Tracker.update: boxes must have shape [N, 4], got {list(b.shape)}")
+    if s.shape[0] != b.shape[0]:
+        raise ValueError(f"Tracker.update: scores must have shape [{b.shape[0]}], got {list(s.shape)}")
+    if not (np.isfinite(b).all() and np.isfinite(s).all()):
+        raise ValueError("Tracker.update: boxes and scores must be finite")
+    return b, s
+
+
 class Tracker:
     """Online multi-object tracker (see the module docstring for the method).
 
@@ -305,16 +320,7 @@ class Tracker:
         Raises:
             ValueError: on wrongly shaped or non-finite boxes / scores.
         """
-        b = np.asarray(boxes, dtype=np.float64)
-        if b.size == 0:
-            b = b.reshape(0, 4)
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if b.ndim != 2 or b.shape[1] != 4:
-            raise ValueError(f"Tracker.update: boxes must have shape [N, 4], got {list(b.shape)}")
-        if s.shape[0] != b.shape[0]:
-            raise ValueError(f"Tracker.update: scores must have shape [{b.shape[0]}], got {list(s.shape)}")
-        if not (np.isfinite(b).all() and np.isfinite(s).all()):
-            raise ValueError("Tracker.update: boxes and scores must be finite")
+        b, s = _check_detections(boxes, scores)
         t = int(timestamp_ms)
         if self.last_timestamp_ms is not None and t <= self.last_timestamp_ms:
             self.frames_ignored += 1
@@ -333,19 +339,7 @@ class Tracker:
         det_boxes = b[det_idx]
         det_cxcywh = _xyxy_to_cxcywh(det_boxes)
 
-        matches: list[tuple[int, int]] = []  # (track position, position in det_idx)
-        unmatched_dets = list(range(det_idx.size))
-        if self.tracks and det_idx.size:
-            # Two hypotheses per track: it moved as predicted, or it stopped where last seen.
-            pred = np.array([tr.box for tr in self.tracks], dtype=np.float64)
-            last = np.array([tr.last_box for tr in self.tracks], dtype=np.float64)
-            iou = np.maximum(pairwise_iou(pred, det_boxes), pairwise_iou(last, det_boxes))
-            dist = np.minimum(_center_distance(pred, det_cxcywh), _center_distance(last, det_cxcywh))
-            allowed = (iou >= cfg.iou_threshold) | (dist <= cfg.max_center_distance_px)
-            cost = (1.0 - iou) + np.minimum(dist / cfg.max_center_distance_px, 1.0)
-            result = gated_assignment(np.where(allowed, cost, np.inf), ASSIGNMENT_GATE)
-            matches = [(int(i), int(j)) for i, j in result.matches]
-            unmatched_dets = [int(j) for j in result.unmatched_cols]
+        matches, unmatched_dets = self._associate(det_boxes, det_cxcywh)
 
         out: list[TrackedBox] = []
         matched_tracks = set()
@@ -380,6 +374,24 @@ class Tracker:
         self.tracks = survivors
         out.sort(key=lambda tb: tb.track_id)
         return out
+
+    def _associate(
+        self, det_boxes: FloatArray, det_cxcywh: FloatArray
+    ) -> tuple[list[tuple[int, int]], list[int]]:
+        """Gated optimal assignment of the (predicted) tracks to the detections: ``(track position,
+        detection position)`` matches and the unmatched detections. Two hypotheses per track: it
+        moved as predicted, or it stopped where last seen."""
+        if not self.tracks or not det_boxes.shape[0]:
+            return [], list(range(det_boxes.shape[0]))
+        cfg = self.config
+        pred = np.array([tr.box for tr in self.tracks], dtype=np.float64)
+        last = np.array([tr.last_box for tr in self.tracks], dtype=np.float64)
+        iou = np.maximum(pairwise_iou(pred, det_boxes), pairwise_iou(last, det_boxes))
+        dist = np.minimum(_center_distance(pred, det_cxcywh), _center_distance(last, det_cxcywh))
+        allowed = (iou >= cfg.iou_threshold) | (dist <= cfg.max_center_distance_px)
+        cost = (1.0 - iou) + np.minimum(dist / cfg.max_center_distance_px, 1.0)
+        result = gated_assignment(np.where(allowed, cost, np.inf), ASSIGNMENT_GATE)
+        return [(int(i), int(j)) for i, j in result.matches], [int(j) for j in result.unmatched_cols]
 
     @staticmethod
     def _report(track: Track, boxes: FloatArray, scores: FloatArray, index: int) -> TrackedBox:

@@ -182,7 +182,7 @@ def load_alphaction_interaction(
 ) -> LoadReport:
     """Load the IA structure and head MLP of an AlphAction IA checkpoint into ``model``.
 
-    ``model`` is an :class:`~thermact.models.detector.ActionDetector` with an ``interaction``
+    ``model`` is an :class:`~thermact.models.action.ActionModel` with an ``interaction``
     head. Steps: :func:`read_checkpoint`, :func:`unwrap_state_dict`,
     :func:`remap_alphaction_interaction`, :func:`conv1x1_to_linear`, :func:`select_dense_params`,
     :func:`crop_temporal_positions`, :func:`match_state_dict` over our ``interaction.*`` and

@@ -1,0 +1,161 @@
+"""``thermact cv``: the honest protocols, every fold trained and tested, mean ± spread.
+
+Protocols: ``session`` (train on one session, test on the other, both directions) and
+``recording`` (leave one recording out, with the time purge of :mod:`thermact.data.splits`).
+Each fold is a full :func:`thermact.engine.run.train` run in ``<run_dir>/<protocol>/fold<i>``.
+
+Which epoch counts: the held-out fold is the only data not used for training, so choosing the
+best epoch on it would select on the test set. The headline numbers are therefore those of the
+**last** epoch (no selection); the best-epoch numbers are reported beside them, marked as an
+optimistic upper bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from thermact.commands._common import load_task_config
+from thermact.data.source import load_dataset
+from thermact.data.splits import resolve_split
+from thermact.engine.run import train
+from thermact.engine.task import Task
+from thermact.errors import ConfigError
+from thermact.io import write_json_atomic, write_text_atomic
+
+PROTOCOL_SPLITS = {"session": "session", "recording": "lorecording"}
+
+
+@dataclasses.dataclass
+class FoldResult:
+    index: int
+    name: str
+    run_dir: str
+    last: dict[str, float | None]
+    best: dict[str, float | None]
+    best_epoch: int
+    seconds: float
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation."""
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def aggregate(
+    folds: list[FoldResult], which: Literal["last", "best"], metrics: Sequence[str]
+) -> dict[str, dict[str, float] | None]:
+    """Mean, standard deviation, min and max over folds of each metric (None: no fold has it)."""
+    out: dict[str, dict[str, float] | None] = {}
+    for metric in metrics:
+        values = [v for f in folds if (v := getattr(f, which).get(metric)) is not None]
+        if not values:
+            out[metric] = None
+            continue
+        m, s = mean_std([float(v) for v in values])
+        out[metric] = {"mean": m, "std": s, "min": min(values), "max": max(values), "folds": len(values)}
+    return out
+
+
+def _last_val(run_dir: Path) -> dict[str, float | None]:
+    records = [
+        json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()
+    ]
+    vals = [r["val"] for r in records if "val" in r]
+    return dict(vals[-1]) if vals else {}
+
+
+def run_cv(task: Task[Any, Any], cfg: Any, protocol: Literal["session", "recording"]) -> dict[str, Any]:
+    """Train and test every fold of ``protocol``; return the JSON-able report (also written)."""
+    base = Path(cfg.run.run_dir) / protocol
+    data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
+    split = resolve_split(data, PROTOCOL_SPLITS[protocol], cfg.clip)
+    folds: list[FoldResult] = []
+    for index, fold in enumerate(split.folds):
+        fold_cfg = dataclasses.replace(
+            cfg,
+            run=dataclasses.replace(cfg.run, run_dir=str(base / f"fold{index}")),
+            data=dataclasses.replace(cfg.data, split=PROTOCOL_SPLITS[protocol], fold=index),
+        )
+        print(f"== fold {index + 1}/{len(split.folds)}: {fold.name}")
+        t0 = time.perf_counter()
+        result = train(task, fold_cfg)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        best = {k: v for k, v in result.best_metrics.items() if k != "epoch"}
+        folds.append(
+            FoldResult(
+                index,
+                fold.name,
+                str(result.run_dir),
+                _last_val(result.run_dir),
+                best,
+                int(result.best_metrics.get("epoch", -1)),
+                time.perf_counter() - t0,
+            )
+        )
+    metrics = list(dict.fromkeys(m for f in folds for m in f.last))  # the task's validation metrics
+    report = {
+        "protocol": protocol,
+        "task": task.name,
+        "metrics": metrics,
+        "split": split.name,
+        "model": cfg.model.name,
+        "epochs": cfg.optim.epochs,
+        "headline": "last epoch of each fold (no model selection on the test fold)",
+        "last_epoch": aggregate(folds, "last", metrics),
+        "best_epoch_optimistic": aggregate(folds, "best", metrics),
+        "folds": [dataclasses.asdict(f) for f in folds],
+    }
+    write_json_atomic(base / "cv_report.json", report)
+    write_text_atomic(base / "cv_report.md", format_cv_markdown(report))
+    return report
+
+
+def _pm(entry: dict[str, float] | None) -> str:
+    return "N/A" if entry is None else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
+def format_cv_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Cross-validation: {report['model']}, protocol `{report['protocol']}`",
+        "",
+        f"Headline: {report['headline']}. Mean ± standard deviation over {len(report['folds'])} folds.",
+        "",
+        "| metric | last epoch | best epoch (optimistic) |",
+        "| --- | --- | --- |",
+    ]
+    metrics = report["metrics"]
+    for metric in metrics:
+        lines.append(
+            f"| {metric} | {_pm(report['last_epoch'][metric])} | {_pm(report['best_epoch_optimistic'][metric])} |"
+        )
+    lines += [
+        "",
+        "| fold | test | " + " | ".join(metrics) + " | minutes |",
+        "| --- | --- |" + " --- |" * (len(metrics) + 1),
+    ]
+    for f in report["folds"]:
+        vals = " | ".join("N/A" if f["last"].get(m) is None else f"{f['last'][m]:.3f}" for m in metrics)
+        lines.append(f"| {f['index']} | {f['name']} | {vals} | {f['seconds'] / 60:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(target: str | None, overrides: list[str], lenient: bool) -> int:
+    """``thermact cv [config=FILE] protocol=session|recording [key=value ...]``."""
+    protocols = [o.partition("=")[2] for o in overrides if o.startswith("protocol=")]
+    rest = [o for o in overrides if not o.startswith("protocol=")]
+    protocol = protocols[-1] if protocols else "session"
+    if protocol not in PROTOCOL_SPLITS:
+        raise ConfigError(f"config key 'protocol': {protocol!r} is not one of session, recording")
+    task, cfg = load_task_config(target, rest, lenient)
+    report = run_cv(task, cfg, protocol)  # type: ignore[arg-type]
+    print(format_cv_markdown(report))
+    print(f"wrote {Path(cfg.run.run_dir) / protocol / 'cv_report.json'} and cv_report.md")
+    return 0

@@ -1,0 +1,326 @@
+"""The one skeleton of every training run, whatever the task.
+
+:func:`train` does, in order: start the process group (``torchrun``) or not, prepare the run
+directory, seed, pick the device and the autocast dtype, let the task build its run (data of the
+split fold, model, loss, validation: :meth:`thermact.engine.task.Task.build`), wrap the model for
+DDP, build the optimiser, resume from a checkpoint or start afresh, write ``config.yaml``, then hand
+the epochs to :func:`thermact.engine.loop.fit` (forward, backward, step; evaluation; checkpoints).
+
+The helpers are small and usable alone: :func:`select_device`, :func:`autocast_dtype`,
+:func:`seed_everything`, :func:`make_optimizer`, :func:`prepare_run_dir`, :func:`resume_state`,
+and the data-side :func:`select_fold` / :func:`keyframes_by_id` the tasks share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from thermact.config import config_from_dict, config_to_dict, save_config
+from thermact.data.annotations import Keyframe
+from thermact.data.source import ThermalData
+from thermact.data.splits import Fold, SplitDefinition
+from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
+from thermact.engine.config import DataSection, OptimSection, RunSection
+from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed, wrap_ddp
+from thermact.engine.loop import LoopSettings, Progress, TrainResult, fit, state_payload
+from thermact.engine.samplers import EpochSampler, ShardSampler
+from thermact.engine.task import Task, TaskRun
+from thermact.errors import ConfigError, DataError
+from thermact.runtime import configure_cpu_math
+
+__all__ = [
+    "RunConfigLike",
+    "autocast_dtype",
+    "keyframes_by_id",
+    "make_loaders",
+    "make_optimizer",
+    "prepare_run_dir",
+    "resume_state",
+    "seed_everything",
+    "select_device",
+    "select_fold",
+    "train",
+]
+
+
+class RunConfigLike(Protocol):
+    """What :func:`train` reads of a task's run config (both embed :class:`RunSection`)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def run(self) -> RunSection: ...
+    @property
+    def data(self) -> DataSection: ...
+    @property
+    def optim(self) -> OptimSection: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def eval(self) -> Any:
+        """A section with ``every_epochs``."""
+
+
+ConfigT = TypeVar("ConfigT", bound=RunConfigLike)
+
+
+# ---------------------------------------------------------------------------------------------
+# Device, precision, seeds
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda`` (a :class:`ConfigError` without CUDA)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device': cuda requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` (``none``, ``bf16`` or ``fp16``, the last on CUDA only)."""
+    if amp == "none":
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("config key 'amp': fp16 autocast needs CUDA; use bf16 on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Data side (shared by the tasks)
+
+
+def select_fold(split: SplitDefinition, index: int) -> Fold:
+    """Fold ``index`` of ``split`` (a :class:`ConfigError` naming ``data.fold`` and the folds)."""
+    if not 0 <= index < len(split.folds):
+        names = ", ".join(f"{i}={f.name}" for i, f in enumerate(split.folds))
+        raise ConfigError(f"config key 'data.fold': {index} out of range for split {split.name!r} ({names})")
+    return split.folds[index]
+
+
+def keyframes_by_id(data: ThermalData, ids: Sequence[str], role: str) -> list[Keyframe]:
+    """The keyframes of ``ids`` in that order (a :class:`DataError` for unknown ids or none)."""
+    index = {k.keyframe_id: k for k in data.keyframes}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise DataError(
+            f"{role} keyframes not in the dataset: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    chosen = [index[i] for i in ids]
+    if not chosen:
+        raise DataError(f"the {role} side of the split is empty")
+    return chosen
+
+
+def make_loaders(
+    train_set: Dataset[Any],
+    val_set: Dataset[Any],
+    collate: Callable[[list[Any]], Any],
+    sampler: EpochSampler,
+    batch_size: int,
+    cfg: RunConfigLike,
+    ctx: DistContext,
+) -> tuple[DataLoader[Any], DataLoader[Any]]:
+    """The training loader (batches drawn through ``sampler``) and the validation loader (this
+    rank's shard, in order). Both draw their worker seeds from private generators: a DataLoader
+    otherwise takes them from the global RNG, which would make the dropout draws depend on how
+    often a loader was (re)started, breaking exact resume."""
+    kw: dict[str, Any] = {
+        "collate_fn": collate,
+        "num_workers": cfg.data.num_workers,
+        "batch_size": batch_size,
+    }
+    seed = cfg.run.seed
+    train = DataLoader(train_set, sampler=sampler, generator=torch.Generator().manual_seed(seed), **kw)
+    shard = ShardSampler(len(val_set), ctx.world_size, ctx.rank)  # type: ignore[arg-type]
+    val = DataLoader(val_set, sampler=shard, generator=torch.Generator().manual_seed(seed), **kw)
+    return train, val
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimiser
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation parameters (1-D tensors)."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim.weight_decay)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=optim.lr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run directory, resume
+
+
+def prepare_run_dir(run_dir: Path, exist_ok: bool, resume: str | None) -> Path:
+    """Create ``run_dir``; refuse a non-empty one unless ``exist_ok`` or resuming."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not (exist_ok or resume):
+        raise ConfigError(
+            f"run directory {str(run_dir)!r} exists and is not empty; pass exist_ok=true, resume=PATH "
+            "or another run_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:  # a new run over an old one (exist_ok): nothing stale may survive
+        for name in ("metrics.jsonl", "best.pt", "last.pt", "interrupted.pt", "losses.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    return run_dir
+
+
+def check_resume_compatible(
+    ckpt: dict[str, Any], cfg: RunConfigLike, classes: Sequence[str], path: str
+) -> None:
+    """The checkpoint must be of the same task, classes and ``model`` section as ``cfg``."""
+    saved_task = ckpt["config"].get("task", "action")
+    if saved_task != cfg.task:
+        raise ConfigError(f"{path}: checkpoint of task {saved_task!r}, not {cfg.task!r}")
+    if list(ckpt["classes"]) != list(classes):
+        raise ConfigError(f"{path}: checkpoint was trained on other classes ({len(ckpt['classes'])} classes)")
+    saved_model = _normalised(type(cfg.model), ckpt["config"].get("model", {}))
+    now_model = config_to_dict(cfg.model)
+    diffs = [k for k in now_model if k != "pretrained" and saved_model.get(k) != now_model[k]]
+    if diffs:
+        raise ConfigError(
+            f"{path}: the config contradicts the checkpoint in model.{diffs[0]} "
+            f"(checkpoint: {saved_model.get(diffs[0])!r}, config: {now_model[diffs[0]]!r})"
+        )
+
+
+def _normalised(section_type: type[Any], section: Any) -> Any:
+    """A config section with every default filled in (so that a checkpoint written before a key
+    existed compares equal to a config that leaves the key at its default)."""
+    try:
+        return config_to_dict(config_from_dict(section_type, section))
+    except ConfigError:
+        return section
+
+
+def resume_state(
+    path: str,
+    device: torch.device,
+    cfg: RunConfigLike,
+    run: TaskRun,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+) -> Progress:
+    """Load a checkpoint's model, optimiser, scaler, RNG and task states; return its progress."""
+    ckpt = load_checkpoint(path, map_location=device)
+    check_resume_compatible(ckpt, cfg, run.classes, path)
+    run.model.load_state_dict(ckpt["model"])
+    run.load_state_dict(ckpt, path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    restore_rng_state(ckpt["rng"])
+    return Progress(**ckpt["progress"])
+
+
+def loop_settings(cfg: RunConfigLike, eval_every: int, metric: str) -> LoopSettings:
+    o = cfg.optim
+    return LoopSettings(
+        epochs=o.epochs,
+        batch_size=o.batch_size,
+        accumulate=o.accumulate,
+        lr=o.lr,
+        min_lr=o.min_lr,
+        warmup_epochs=o.warmup_epochs,
+        clip_grad_norm=o.clip_grad_norm,
+        log_every=cfg.run.log_every,
+        eval_every=eval_every,
+        metric=metric,
+    )
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional extra
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def train(task: Task[ConfigT, Any], cfg: ConfigT, max_steps: int | None = None) -> TrainResult:
+    """Train ``task`` as ``cfg`` says (see the module docstring); return where everything went.
+
+    ``max_steps`` stops after that many optimiser steps as if interrupted (tests simulate Ctrl-C).
+    """
+    configure_cpu_math()
+    ctx, dist_device = init_distributed(cfg.run.device)
+    try:
+        return _train(task, cfg, ctx, dist_device, max_steps)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(
+    task: Task[ConfigT, Any],
+    cfg: ConfigT,
+    ctx: DistContext,
+    dist_device: torch.device | None,
+    max_steps: int | None,
+) -> TrainResult:
+    r = cfg.run
+    run_dir = Path(r.run_dir)
+    if ctx.is_main:
+        prepare_run_dir(run_dir, r.exist_ok, r.resume)
+    ctx.barrier()
+    seed_everything(r.seed + ctx.rank, r.deterministic)
+    device = dist_device if dist_device is not None else select_device(r.device)
+    amp_dtype = autocast_dtype(r.amp, device)
+
+    run = task.build(cfg, ctx, device, amp_dtype)
+    net = wrap_ddp(run.model, device, ctx)
+    optimizer = make_optimizer(run.model, cfg.optim)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    progress = Progress()
+    if r.resume:  # before config.yaml: a run that cannot resume leaves its directory empty
+        progress = resume_state(r.resume, device, cfg, run, optimizer, scaler)
+        if ctx.is_main:
+            print(f"resumed from {r.resume} at epoch {progress.epoch + 1}, step {progress.step}")
+    config = config_to_dict(cfg)
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        extra = f" x {ctx.world_size} processes" if ctx.enabled else ""
+        print(f"{run.summary}; device {device}{extra}")
+
+    def payload(progress: Progress, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        state = state_payload(run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics)
+        return {**state, "clip": dataclasses.asdict(run.clip), **run.state_dict()}
+
+    settings = loop_settings(cfg, cfg.eval.every_epochs, run.metric)
+    tb = _tensorboard(run_dir) if ctx.is_main else None
+    return fit(run, net, optimizer, scaler, settings, progress, run_dir, ctx, payload, max_steps, tb)

@@ -1,0 +1,64 @@
+"""The runners: prepared models equal the trained ones; bf16 agrees with fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from thermact.inference.runners import load_action_model, load_detector, prepare_for_inference
+
+
+def test_runners_prepared_for_inference_equal_the_trained_models(
+    action_ckpt: Path, detector_ckpt: Path, real_data: Any
+) -> None:
+    """BatchNorm folding and channels-last weights (prepare_for_inference) change no result."""
+    import torch
+
+    from thermact.data.transforms import normalize
+    from thermact.tasks.action import restore_model
+    from thermact.tasks.person import restore_detector
+
+    rec = next(iter(real_data.recordings.values()))
+    raw = np.asarray(rec.frames[40:48], dtype=np.float32)  # 8 real frames, °C
+    trained = restore_model(action_ckpt)
+    runner = load_action_model(action_ckpt)
+    rois = np.array([[0, 10, 8, 24, 30], [0, 30, 5, 50, 20]], dtype=np.float32)
+    clip = torch.from_numpy(np.ascontiguousarray(normalize(raw, trained.norm)[None, None], dtype=np.float32))
+    with torch.no_grad():
+        ref = torch.softmax(trained.model.eval()(clip, torch.from_numpy(rois)), dim=1).numpy()
+    got = runner.scores(raw[None, -trained.config.model.num_frames :], rois)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+    det = restore_detector(detector_ckpt)
+    prepared = prepare_for_inference(det.model, torch.device("cpu"))
+    assert prepared is not det.model
+    x = torch.from_numpy(np.ascontiguousarray(normalize(raw[-3:], det.norm)[None, None], dtype=np.float32))
+    with torch.no_grad():
+        a, b = det.model.eval()(x), prepared(x)
+    torch.testing.assert_close(b.heatmap, a.heatmap, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(b.size, a.size, atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
+
+
+def test_bf16_runners_agree_with_fp32(action_ckpt: Path, detector_ckpt: Path, real_data: Any) -> None:
+    """precision="bf16" (bfloat16 autocast) changes the scores by at most a few hundredths and the
+    person boxes by less than a pixel on real clips; fp32 stays the default."""
+    rec = next(iter(real_data.recordings.values()))
+    clips = np.stack([np.asarray(rec.frames[i : i + 8], dtype=np.float32) for i in range(0, 64, 8)])
+    rois = np.array(
+        [[b, 8, 6, 22, 28] for b in range(8)] + [[b, 30, 5, 50, 20] for b in range(8)], np.float32
+    )
+    a32, a16 = load_action_model(action_ckpt), load_action_model(action_ckpt, precision="bf16")
+    s32, s16 = a32.scores(clips, rois), a16.scores(clips, rois)
+    assert s16.dtype == np.float32 and np.abs(s16 - s32).max() < 0.1  # 0.028 for the trained live model
+    assert (s16.argmax(1) == s32.argmax(1)).mean() >= 0.9
+    d32, d16 = load_detector(detector_ckpt), load_detector(detector_ckpt, precision="bf16")
+    for det32, det16 in zip(d32.detect(clips[:, -3:], 0.3), d16.detect(clips[:, -3:], 0.3), strict=True):
+        assert len(det32) == len(det16)
+        if len(det32):
+            assert float((det32.boxes - det16.boxes).abs().max()) < 1.0
+    with pytest.raises(ValueError, match="precision"):
+        load_action_model(action_ckpt, precision="fp16")  # type: ignore[arg-type]
