@@ -22,11 +22,11 @@ import torch
 from torch import Tensor
 
 from thermact.config import build_config
-from thermact.engine.config import RunConfig
 from thermact.errors import CheckpointError, ConfigError
 from thermact.models.factory import ModelConfig, build_model
 from thermact.models.pretrained import load_pretrained, open_checkpoint, read_layout
 from thermact.models.slowfast import SlowFast
+from thermact.tasks.action import ActionRunConfig
 
 REFERENCE = Path(__file__).parent / "reference"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -98,7 +98,7 @@ def _alphaction_as_a_user_loads_it(
     """The shipped config of that depth with ``model.pretrained=FILE``, nothing else set."""
     path = _alphaction_checkpoint(depth, tmp_path / f"alphaction_r{depth}.pth", weights_by_rule)
     config = CONFIGS / ("slowfast_r50_4x16.yaml" if depth == 50 else "slowfast_r101_8x8.yaml")
-    cfg = build_config(RunConfig, config, [f"model.pretrained={path}"])
+    cfg = build_config(ActionRunConfig, config, [f"model.pretrained={path}"])
     backbone = build_model(cfg.model, cfg.clip, verbose=False).backbone
     assert isinstance(backbone, SlowFast) and backbone.stem_pool_padding == 0
     return path, backbone
