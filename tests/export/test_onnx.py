@@ -213,7 +213,7 @@ def test_slowfast_with_resize_matches_torch_on_real_clips(
     with an O(1) classifier, where float32 rounding alone is ~1e-5.
     """
     torch.manual_seed(0)
-    backbone = SlowFast(depth=50, alpha=4, num_frames=8)
+    backbone = SlowFast(depth=50, alpha=4)
     head = RoIActionHead(backbone.out_channels, 1 / 16, num_classes=5, mlp_dim=16)
     model = ActionModel(backbone, head, input_size=(16, 32))
     make_informative(model, 2)

@@ -20,10 +20,13 @@ from torch import Tensor, nn
 
 from thermact.errors import CheckpointError
 from thermact.models.pretrained import (
+    SOURCE_FACTS,
     Remapped,
     adapt_input_channels,
+    architecture_mismatches,
     available_layouts,
     detect_source,
+    identify_architecture,
     load_pretrained,
     match_state_dict,
     pad_temporal_kernels,
@@ -54,18 +57,25 @@ def _initial_state(depth: int, alpha: int, fusion_style: FusionStyle, in_chans: 
 
 
 def _new_model(
-    depth: int = 50, alpha: int = 8, fusion_style: FusionStyle = "conv_bn_relu", in_chans: int = 1
+    depth: int = 50,
+    alpha: int = 8,
+    fusion_style: FusionStyle = "conv_bn_relu",
+    in_chans: int = 1,
+    stem_pool_padding: int = 1,
 ) -> SlowFast:
     """A freshly initialised model (initial weights computed once per configuration, then copied)."""
+    kwargs: dict[str, Any] = dict(depth=depth, alpha=alpha, fusion_style=fusion_style, in_chans=in_chans)
     with torch.device("meta"):
-        model = SlowFast(depth=depth, alpha=alpha, fusion_style=fusion_style, in_chans=in_chans)
+        model = SlowFast(**kwargs, stem_pool_padding=stem_pool_padding)
     model.to_empty(device="cpu")
-    model.load_state_dict(_initial_state(depth, alpha, fusion_style, in_chans))
+    model.load_state_dict(_initial_state(depth, alpha, fusion_style, in_chans))  # the padding has no tensor
     return model
 
 
 def _model_for(layout: dict[str, Any], in_chans: int = 1) -> SlowFast:
-    return _new_model(layout["depth"], layout["alpha"], layout["fusion_style"], in_chans)
+    """The model that computes the function of ``layout``'s source (its architecture facts)."""
+    padding = SOURCE_FACTS[layout["source"]].stem_pool_padding
+    return _new_model(layout["depth"], layout["alpha"], layout["fusion_style"], in_chans, padding)
 
 
 def _tensors(layout: dict[str, Any], seed: int = 0) -> dict[str, Tensor]:
@@ -154,6 +164,34 @@ def test_layout_maps_one_to_one_onto_our_state_dict(name: str) -> None:
     n_short_fusion = 4 if layout["fusion_kernel"] < 7 else 0
     n_short_res4 = 2 * 17 if name.endswith("50_50") else 0
     assert len(padded) == n_short_fusion + n_short_res4
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_LAYOUTS if "_ia_" not in n])
+def test_every_published_layout_is_identified_with_its_facts(name: str) -> None:
+    layout = read_layout(name)
+    arch = identify_architecture(_meta_state(layout), layout["source"])
+    assert arch.layouts == (name,)
+    facts = (arch.depth, arch.alpha, arch.res5_stride, arch.res5_dilation)
+    assert facts == (layout["depth"], layout["alpha"], layout["res5_stride"], layout["res5_dilation"])
+    assert arch.fusion_style == layout["fusion_style"]
+    assert arch.stem_pool_padding == (0 if layout["source"] == "alphaction" else 1)
+    assert name in arch.describe() and f"alpha {layout['alpha']}" in arch.describe()
+
+
+def test_architecture_facts_known_only_where_the_layouts_agree() -> None:
+    # PyTorchVideo's classifier and detector share every backbone shape: without head keys alpha
+    # (4 in both) is known, res5 (stride 2 vs dilated) is not.
+    layout = read_layout("pytorchvideo_slowfast_r50")
+    backbone_only = {k: v for k, v in _meta_state(layout).items() if k not in layout["head"]}
+    arch = identify_architecture(backbone_only, "pytorchvideo")
+    assert set(arch.layouts) == {"pytorchvideo_slowfast_r50", "pytorchvideo_slowfast_r50_detection"}
+    assert (arch.depth, arch.alpha, arch.res5_stride, arch.res5_dilation) == (50, 4, None, None)
+    # a file of no published layout: only the source's facts
+    partial = dict(list(backbone_only.items())[:-10])
+    arch = identify_architecture(partial, "pytorchvideo")
+    assert arch.layouts == () and arch.alpha is None and arch.stem_pool_padding == 1
+    assert architecture_mismatches(_new_model(alpha=8), arch) == []
+    assert "no published layout" in arch.describe()
 
 
 def test_layout_parameter_count_matches_model() -> None:
@@ -390,13 +428,23 @@ def test_missing_keys_named_in_error_and_model_unchanged(
     )
 
 
-def test_fusion_style_mismatch_is_refused_with_hint(
+def test_architecture_mismatch_is_refused_naming_what_to_set(
     r50_checkpoints: dict[str, tuple[Path, dict[str, Tensor]]],
 ) -> None:
     path, _ = r50_checkpoints["alphaction_slowfast_r50_4x16"]
-    with pytest.raises(CheckpointError, match="fusion_style='conv_bias'") as info:
-        load_pretrained(_new_model(fusion_style="conv_bn_relu"), path)
-    assert "s1_fuse.bn.weight" in str(info.value)
+    model = _new_model(fusion_style="conv_bn_relu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="would compute a different function") as info:
+        load_pretrained(model, path)
+    message = str(info.value)
+    assert "SlowFast(fusion_style='conv_bias')" in message and "model.fusion_style" in message
+    assert "SlowFast(stem_pool_padding=0)" in message and "model.stem_pool_padding" in message
+    assert "alpha" not in message.split("would compute")[1].split("\n", 1)[1]  # alpha 8 matches
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # PyTorchVideo's R50 is 8x8: alpha 4 (from its published layout), not the model's 8
+    det, _ = r50_checkpoints["pytorchvideo_slowfast_r50_detection"]
+    with pytest.raises(CheckpointError, match=r"alpha: model 8, checkpoint 4; build SlowFast\(alpha=4\)"):
+        load_pretrained(_new_model(alpha=8), det)
 
 
 def test_head_kept_counts_as_unexpected(r50_checkpoints: dict[str, tuple[Path, dict[str, Tensor]]]) -> None:
@@ -423,78 +471,3 @@ def test_unrelated_and_tiny_checkpoints_raise(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="garbage.pth"):
         load_pretrained(model, garbage)
-
-
-# --------------------------------------------------------------------------- AlphAction IA structure
-
-
-class _IAModel(nn.Module):
-    """The head side of an R101 ActionModel with an interaction head (no backbone: fast)."""
-
-    def __init__(self, window_s: float) -> None:
-        super().__init__()
-        from thermact.models.head import RoIActionHead
-        from thermact.models.interaction import InteractionHead
-
-        self.head = RoIActionHead((2048, 256), 1 / 16, num_classes=14, mlp_dim=1024)
-        self.interaction = InteractionHead(
-            2304, ["P", "M", "P", "M"], "dense_serial", dim_inner=1024, memory_window_s=window_s
-        )
-
-
-def test_alphaction_ia_checkpoint_loads_into_the_interaction_head(tmp_path: Path) -> None:
-    from thermact.models.pretrained import load_alphaction_interaction
-
-    layout = read_layout("alphaction_ia_dense_serial_r101_8x8")
-    assert layout["backbone"] == {} and layout["backbone_layout"] == "alphaction_slowfast_r101_8x8"
-    theirs = _tensors(layout)
-    backbone = {"backbone.slow.conv1.weight": torch.zeros(64, 3, 1, 7, 7)}  # ignored by this loader
-    path = tmp_path / "ia.pth"
-    torch.save({"model": {"module." + k: v for k, v in {**backbone, **theirs}.items()}, "iteration": 1}, path)
-    model = _IAModel(window_s=8.0)  # 17 temporal positions: the central 17 of AlphAction's 61
-    report = load_alphaction_interaction(model, path)
-    assert report.complete, str(report)
-    ours = model.state_dict()
-    expected_loaded = [k for k in ours if k.startswith(("interaction.", "head.mlp."))]
-    assert sorted(report.loaded) == sorted(expected_loaded) and len(expected_loaded) == 4 + 36 + 4 + 2 + 4
-    dropped = [k for k in layout["head"] if "O_block" in k or "object_dim" in k or "cls_score" in k]
-    assert sorted(report.dropped) == sorted("module." + k for k in dropped)
-    pre = "roi_heads.action.feature_extractor."
-    ia = pre + "ia_structure."
-    torch.testing.assert_close(
-        ours["interaction.blocks.M_block_2.shortcut.weight"],
-        theirs[ia + "M_block_2.shortcut.weight"].flatten(1),
-    )
-    assert ours["interaction.blocks.M_block_2.out.weight"].shape == (2304, 1024)
-    torch.testing.assert_close(
-        ours["interaction.blocks.M_block_1.temporal_position_k"],
-        theirs[ia + "M_block_1.temporal_position_k"].reshape(61, 1024)[22:39],
-    )
-    # our block 2 (P_block_2) mixes P_block_1, M_block_1 = rows 0 and 2 of AlphAction's dense_params.3
-    torch.testing.assert_close(
-        ours["interaction.dense_params.2"], theirs[ia + "dense_params.3"].flatten(1)[[0, 2]]
-    )
-    torch.testing.assert_close(
-        ours["interaction.dense_params.3"], theirs[ia + "dense_params.5"].flatten(1)[[0, 2, 3]]
-    )
-    torch.testing.assert_close(ours["head.mlp.3.weight"], theirs[pre + "fc2.weight"])
-    torch.testing.assert_close(
-        ours["interaction.person_key_dim_reduce.bias"], theirs[ia + "person_key_dim_reduce.bias"]
-    )
-
-
-def test_alphaction_ia_checkpoint_misfit_is_reported(tmp_path: Path) -> None:
-    from thermact.models.pretrained import load_alphaction_interaction
-
-    layout = read_layout("alphaction_ia_dense_serial_r101_8x8")
-    theirs = {k: v for k, v in _tensors(layout).items() if "M_block_2.shortcut" not in k}
-    path = tmp_path / "ia.pth"
-    torch.save({"model": theirs}, path)
-    model = _IAModel(window_s=30.0)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"missing.*M_block_2\.shortcut"):
-        load_alphaction_interaction(model, path)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    torch.save({"model": {"backbone.slow.conv1.weight": torch.zeros(1)}}, path)
-    with pytest.raises(CheckpointError, match="no AlphAction IA structure"):
-        load_alphaction_interaction(model, path)

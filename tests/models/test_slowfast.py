@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from thermact.models.slowfast import FrozenBatchNorm3d, SlowFast, slowfast_r50_4x16, slowfast_r101_8x8
+from thermact.models.slowfast import (
+    FrozenBatchNorm3d,
+    SlowFast,
+    slowfast_r50_4x16,
+    slowfast_r50_8x8,
+    slowfast_r101_8x8,
+)
 
 
 def _inputs(model: SlowFast, b: int = 2, t: int = 8, hw: int = 32, seed: int = 0) -> list[torch.Tensor]:
@@ -27,8 +33,8 @@ def r50() -> SlowFast:
 def test_r50_attributes_and_output_shapes(r50: SlowFast) -> None:
     assert r50.out_channels == (2048, 256)
     assert r50.spatial_stride == 16
-    assert r50.alpha == 8 and r50.pathway_strides == (8, 1)
-    assert r50.num_frames == 32 and r50.num_frames // r50.alpha == 4
+    assert r50.alpha == 8 and r50.pathway_strides == (8, 1) and r50.stem_pool_padding == 1
+    assert (r50.res5_stride, r50.res5_dilation) == (1, 2)
     with torch.no_grad():
         slow, fast = r50(_inputs(r50, b=1, t=16, hw=48))
     assert slow.shape == (1, 2048, 2, 3, 3)
@@ -39,7 +45,6 @@ def test_r101_attributes() -> None:
     model = slowfast_r101_8x8(frozen_bn=True)
     assert model.out_channels == (2048, 256)
     assert model.alpha == 4 and model.pathway_strides == (4, 1)
-    assert model.num_frames == 32 and model.num_frames // model.alpha == 8
     blocks = [name for name, _ in model.s4.named_children()]
     assert len(blocks) == 2 * 23
 
@@ -154,6 +159,41 @@ def test_classification_setting_stride_32() -> None:
     with torch.no_grad():
         slow, fast = model(_inputs(model, b=1, t=8, hw=64))
     assert slow.shape[-2:] == (2, 2) and fast.shape[-2:] == (2, 2)
+
+
+def test_r50_8x8_is_the_r50_with_alpha_4() -> None:
+    with torch.device("meta"):
+        r50_8x8, r50_4x16 = slowfast_r50_8x8(), slowfast_r50_4x16()
+    assert (
+        r50_8x8.alpha == 4 and r50_8x8.pathway_strides == (4, 1) and r50_8x8.s1_fuse.conv_f2s.stride[0] == 4
+    )
+    assert {k: v.shape for k, v in r50_8x8.state_dict().items()} == {
+        k: v.shape for k, v in r50_4x16.state_dict().items()
+    }
+
+
+def test_stem_pool_padding_changes_the_function_not_the_tensors(r50: SlowFast) -> None:
+    """AlphAction's stem max pool has no padding: 64 x 96 -> stem 15 x 23 instead of 16 x 24."""
+    unpadded = slowfast_r50_4x16(stem_pool_padding=0).eval()
+    unpadded.load_state_dict(r50.state_dict())  # same tensors
+    x = _inputs(r50, b=1, t=8, hw=64)
+    x = [v[..., :48] for v in x]  # 64 x 48
+    with torch.no_grad():
+        stem_padded = r50.s1(x)[0]
+        stem_unpadded = unpadded.s1(x)[0]
+        expected = nn.functional.max_pool3d(
+            r50.s1.pathway0_stem.relu(r50.s1.pathway0_stem.bn(r50.s1.pathway0_stem.conv(x[0]))),
+            (1, 3, 3),
+            (1, 2, 2),
+        )
+    assert stem_padded.shape[-2:] == (16, 12) and stem_unpadded.shape[-2:] == (15, 11)
+    torch.testing.assert_close(stem_unpadded, expected, rtol=0, atol=0)
+    with torch.no_grad():
+        a, b = r50(x)[0], unpadded(x)[0]
+    assert a.shape == b.shape  # the outputs keep their size (4 x 3) ...
+    assert (a - b).abs().max() > 0.05 * a.abs().max()  # ... but not their values
+    with pytest.raises(ValueError, match="stem_pool_padding"):
+        SlowFast(stem_pool_padding=2)
 
 
 def test_bad_inputs_raise(r50: SlowFast) -> None:

@@ -3,13 +3,14 @@
 ``ModelConfig`` is the ``model:`` section of a training config (see :mod:`thermact.config`)::
 
     model:
-      name: thermal_net_s          # thermal_net_t | thermal_net_s | thermal_net_m | slowfast_r50_4x16 | slowfast_r101_8x8
+      name: thermal_net_s          # thermal_net_t | thermal_net_s | thermal_net_m | slowfast_r50_4x16 | slowfast_r50_8x8 | slowfast_r101_8x8
       num_classes: 14
       num_frames: 16               # clip length T; SlowFast: a multiple of alpha (32 in the papers)
       input_size: null             # [H, W] to resize the clip to, e.g. [256, 384] for SlowFast
       backbone_dropout: 0.0        # ThermalNet only: dropout on the backbone output
       frozen_bn: false             # SlowFast only: FrozenBatchNorm3d
       fusion_style: auto           # SlowFast only: auto | conv_bn_relu | conv_bias (AlphAction)
+      stem_pool_padding: auto      # SlowFast only: auto | 1 (PySlowFast, PyTorchVideo) | 0 (AlphAction)
       pretrained: null             # path of backbone weights (SlowFast checkpoints)
       pretrained_source: auto      # auto | alphaction | pyslowfast | pyslowfast_caffe2 | pytorchvideo
       trust_checkpoint: false      # allow non-weights-only (pickle) checkpoints
@@ -36,14 +37,15 @@
                                    # checkpoint given as model.pretrained
 
 :func:`build_model` turns it into an :class:`~thermact.models.action.ActionModel` with a plain
-``match`` on the name.
+``match`` on the name. ``auto`` architecture keys take the values of the ``pretrained`` checkpoint's
+source (:func:`resolve_architecture`; without weights: ``conv_bn_relu`` and 1, PySlowFast's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 from torch import nn
 
@@ -52,8 +54,15 @@ from thermact.errors import ConfigError
 from thermact.models.action import ActionModel
 from thermact.models.base import Backbone
 from thermact.models.head import RoIActionHead
-from thermact.models.interaction import InteractionHead
-from thermact.models.slowfast import slowfast_r50_4x16, slowfast_r101_8x8
+from thermact.models.interaction import InteractionHead, parallel_layers
+from thermact.models.pretrained import (
+    SOURCE_FACTS,
+    OpenedCheckpoint,
+    load_alphaction_interaction,
+    load_pretrained,
+    open_checkpoint,
+)
+from thermact.models.slowfast import SlowFast, slowfast_r50_4x16, slowfast_r50_8x8, slowfast_r101_8x8
 from thermact.models.thermal_net import thermal_net_m, thermal_net_s, thermal_net_t
 
 __all__ = [
@@ -64,19 +73,26 @@ __all__ = [
     "build_backbone",
     "build_interaction",
     "build_model",
+    "resolve_architecture",
+    "resolve_model_config",
 ]
 
 PretrainedSource = Literal["auto", "alphaction", "pyslowfast", "pyslowfast_caffe2", "pytorchvideo"]
 ModelName = Literal[
-    "thermal_net_t", "thermal_net_s", "thermal_net_m", "slowfast_r50_4x16", "slowfast_r101_8x8"
-]
-MODEL_NAMES: tuple[ModelName, ...] = (
     "thermal_net_t",
     "thermal_net_s",
     "thermal_net_m",
     "slowfast_r50_4x16",
+    "slowfast_r50_8x8",
     "slowfast_r101_8x8",
-)
+]
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
+#: The SlowFast variants by (depth, alpha).
+SLOWFAST_VARIANTS: dict[tuple[int, int], ModelName] = {
+    (50, 8): "slowfast_r50_4x16",
+    (50, 4): "slowfast_r50_8x8",
+    (101, 4): "slowfast_r101_8x8",
+}
 
 
 @dataclass
@@ -118,8 +134,6 @@ class InteractionConfig:
                 "head.interaction: memory_window_s must be > 0, memory_slot_s >= 0 and memory_max >= 1"
             )
         if self.structure == "parallel":
-            from thermact.models.interaction import parallel_layers
-
             parallel_layers(self.blocks)  # raises ValueError on uneven layers
 
 
@@ -160,6 +174,7 @@ class ModelConfig:
     backbone_dropout: float = 0.0
     frozen_bn: bool = False
     fusion_style: Literal["auto", "conv_bn_relu", "conv_bias"] = "auto"
+    stem_pool_padding: Literal["auto", 0, 1] = "auto"
     pretrained: str | None = None
     pretrained_source: PretrainedSource = "auto"
     trust_checkpoint: bool = False
@@ -177,54 +192,107 @@ class ModelConfig:
             raise ValueError(f"backbone_dropout must be in [0, 1), got {self.backbone_dropout}")
 
 
-def _fusion_style(cfg: ModelConfig) -> Literal["conv_bn_relu", "conv_bias"]:
-    """Resolve ``fusion_style: auto``: AlphAction checkpoints use biased lateral convs without BN.
-
-    With ``pretrained_source: auto`` the checkpoint is read once to detect its format (a ``.pkl``
-    is always PySlowFast Caffe2, which is not read here because it is a plain pickle).
-    """
-    if cfg.fusion_style != "auto":
-        return cfg.fusion_style
+def _open_pretrained(cfg: ModelConfig) -> OpenedCheckpoint | None:
     if cfg.pretrained is None:
-        return "conv_bn_relu"
-    source: str = cfg.pretrained_source
-    if source == "auto" and Path(cfg.pretrained).suffix != ".pkl":
-        from thermact.models.pretrained import detect_source, read_checkpoint, unwrap_state_dict
+        return None
+    if not cfg.name.startswith("slowfast"):
+        raise ConfigError(f"config key 'model.pretrained': {cfg.name} has no pretrained weights to load")
+    return open_checkpoint(cfg.pretrained, cfg.pretrained_source, cfg.trust_checkpoint)
 
-        state = unwrap_state_dict(read_checkpoint(cfg.pretrained), cfg.pretrained)
-        source = detect_source(cfg.pretrained, state)
-    return "conv_bias" if source == "alphaction" else "conv_bn_relu"
+
+def resolve_architecture(cfg: ModelConfig, checkpoint: OpenedCheckpoint | None) -> ModelConfig:
+    """``cfg`` with ``fusion_style`` / ``stem_pool_padding: auto`` replaced by concrete values.
+
+    With a ``checkpoint`` they are its source's (AlphAction: ``conv_bias`` and 0; PySlowFast,
+    Caffe2, PyTorchVideo: ``conv_bn_relu`` and 1); without, PySlowFast's. Its weights would compute
+    something else in a model that differs, so :class:`ConfigError` names the one key to change
+    when an explicit value contradicts the source, or when the checkpoint matches published
+    layouts of one depth and alpha and ``model.name`` is not the variant with those
+    (:data:`SLOWFAST_VARIANTS`). ThermalNet configs are returned unchanged.
+    """
+    if not cfg.name.startswith("slowfast"):
+        return cfg
+    arch = checkpoint.architecture if checkpoint is not None else None
+    fusion = cfg.fusion_style
+    if fusion == "auto":
+        fusion = arch.fusion_style if arch is not None else "conv_bn_relu"
+    padding = cfg.stem_pool_padding
+    if padding == "auto":
+        padding = arch.stem_pool_padding if arch is not None else 1
+    if checkpoint is None or arch is None:
+        return dataclasses.replace(cfg, fusion_style=fusion, stem_pool_padding=padding)
+    for key, ours, theirs in (
+        ("fusion_style", fusion, arch.fusion_style),
+        ("stem_pool_padding", padding, arch.stem_pool_padding),
+    ):
+        if ours != theirs:
+            raise ConfigError(
+                f"config key 'model.{key}': {ours!r}, but checkpoint {checkpoint.path} comes from "
+                f"{SOURCE_FACTS[arch.source].name} ({SOURCE_FACTS[arch.source].evidence}); its weights "
+                f"compute something else with it: set model.{key}=auto (or {theirs!r})"
+            )
+    if arch.depth is not None and arch.alpha is not None:
+        variant = SLOWFAST_VARIANTS.get((arch.depth, arch.alpha))
+        if variant is not None and variant != cfg.name:
+            raise ConfigError(
+                f"config key 'model.name': checkpoint {checkpoint.path} is a SlowFast R{arch.depth} with "
+                f"alpha {arch.alpha} (layout {' / '.join(arch.layouts)}); its weights compute something else "
+                f"in {cfg.name}: set model.name={variant}"
+            )
+    return dataclasses.replace(cfg, fusion_style=fusion, stem_pool_padding=padding)
+
+
+def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
+    """:func:`resolve_architecture` with ``cfg.pretrained`` read. A trained model's saved config
+    should be this one: rebuilt later without the pretrained file, ``auto`` would fall back to the
+    defaults and give another network."""
+    return resolve_architecture(cfg, _open_pretrained(cfg))
+
+
+def _slowfast(cfg: ModelConfig) -> SlowFast:
+    if cfg.backbone_dropout:
+        raise ConfigError(f"config key 'model.backbone_dropout': not supported by {cfg.name}")
+    factory = {"slowfast_r50_4x16": slowfast_r50_4x16, "slowfast_r50_8x8": slowfast_r50_8x8}.get(
+        cfg.name, slowfast_r101_8x8
+    )
+    fusion = "conv_bn_relu" if cfg.fusion_style == "auto" else cfg.fusion_style
+    padding = 1 if cfg.stem_pool_padding == "auto" else cfg.stem_pool_padding
+    net = factory(in_chans=1, frozen_bn=cfg.frozen_bn, fusion_style=fusion, stem_pool_padding=padding)
+    if cfg.num_frames % net.alpha != 0:
+        raise ConfigError(
+            f"config key 'model.num_frames': {cfg.num_frames} is not a multiple of alpha={net.alpha} of {cfg.name}"
+        )
+    return net
 
 
 def build_backbone(cfg: ModelConfig) -> nn.Module:
-    """The backbone named by ``cfg.name`` (random init; see :func:`build_model` for weights)."""
-    backbone: nn.Module
+    """The backbone named by ``cfg.name`` (random init; see :func:`build_model` for weights).
+
+    ``auto`` architecture keys give PySlowFast's (``conv_bn_relu``, 1): resolve them first
+    (:func:`resolve_model_config`) to build the network of a checkpoint's source.
+    """
     match cfg.name:
         case "thermal_net_t" | "thermal_net_s" | "thermal_net_m":
-            if cfg.frozen_bn:
-                raise ConfigError(
-                    f"config key 'model.frozen_bn': not supported by {cfg.name} (it trains from scratch)"
-                )
+            for key, value in (
+                ("frozen_bn", cfg.frozen_bn),
+                ("fusion_style", cfg.fusion_style != "auto"),
+                ("stem_pool_padding", cfg.stem_pool_padding != "auto"),
+            ):
+                if value:
+                    raise ConfigError(
+                        f"config key 'model.{key}': not supported by {cfg.name} (a SlowFast setting; "
+                        "ThermalNet trains from scratch)"
+                    )
             factory = {"thermal_net_t": thermal_net_t, "thermal_net_s": thermal_net_s}.get(
                 cfg.name, thermal_net_m
             )
-            backbone = factory(in_chans=1, dropout=cfg.backbone_dropout)
-        case "slowfast_r50_4x16" | "slowfast_r101_8x8":
-            if cfg.backbone_dropout:
-                raise ConfigError(f"config key 'model.backbone_dropout': not supported by {cfg.name}")
-            sf = slowfast_r50_4x16 if cfg.name == "slowfast_r50_4x16" else slowfast_r101_8x8
-            net = sf(in_chans=1, frozen_bn=cfg.frozen_bn, fusion_style=_fusion_style(cfg))
-            alpha = net.alpha
-            backbone = net
-            if cfg.num_frames % alpha != 0:
-                raise ConfigError(
-                    f"config key 'model.num_frames': {cfg.num_frames} is not a multiple of alpha={alpha} of {cfg.name}"
-                )
+            return factory(in_chans=1, dropout=cfg.backbone_dropout)
+        case "slowfast_r50_4x16" | "slowfast_r50_8x8" | "slowfast_r101_8x8":
+            return _slowfast(cfg)
         case _:
             raise ConfigError(
                 f"config key 'model.name': unknown model {cfg.name!r}; use one of {', '.join(MODEL_NAMES)}"
             )
-    return backbone
 
 
 def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool = True) -> ActionModel:
@@ -233,18 +301,20 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     ``clip`` (default: ``cfg.num_frames`` frames, keyframe at the centre) must have
     ``cfg.num_frames`` frames; its keyframe position decides which frames the slow pathway takes.
 
-    The pretrained weights are loaded by :func:`thermact.models.pretrained.load_pretrained` into the
-    backbone only (strict: every backbone tensor must load; our head is always freshly initialised
-    since the action classes differ); its report is printed when ``verbose``. ThermalNet has no
-    published weights: ``pretrained`` with a ThermalNet name raises :class:`ConfigError`.
+    The checkpoint is read once: its source fixes the ``auto`` architecture keys
+    (:func:`resolve_architecture`), then :func:`thermact.models.pretrained.load_pretrained` loads
+    the backbone only (strict: every backbone tensor must load; our head is always freshly
+    initialised since the action classes differ); its report is printed when ``verbose``.
+    ThermalNet has no published weights: ``pretrained`` with a ThermalNet name raises
+    :class:`ConfigError`.
     """
-    if cfg.pretrained is not None and not cfg.name.startswith("slowfast"):
-        raise ConfigError(f"config key 'model.pretrained': {cfg.name} has no pretrained weights to load")
     clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
     if clip.num_frames != cfg.num_frames:
         raise ConfigError(
             f"config key 'model.num_frames': {cfg.num_frames}, but the clip has {clip.num_frames} frames"
         )
+    checkpoint = _open_pretrained(cfg)
+    cfg = resolve_architecture(cfg, checkpoint)
     backbone = build_backbone(cfg)
     spec = cast(Backbone, backbone)
     stride = int(spec.spatial_stride)
@@ -267,29 +337,17 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
         keyframe_position=clip.keyframe_position,
         interaction=interaction,
     )
-    if cfg.head.interaction.pretrained and (cfg.pretrained is None or interaction is None):
+    if cfg.head.interaction.pretrained and (checkpoint is None or interaction is None):
         raise ConfigError(
             "config key 'model.head.interaction.pretrained': needs an interaction structure and "
             "model.pretrained (an AlphAction IA checkpoint)"
         )
-    if cfg.pretrained is not None:
-        from thermact.models.pretrained import load_pretrained  # lazy: only needed with weights
-
-        report = load_pretrained(
-            model.backbone,
-            cfg.pretrained,
-            source=cfg.pretrained_source,
-            trust_checkpoint=cfg.trust_checkpoint,
-            no_head=cfg.no_head,
-        )
+    if checkpoint is not None:
+        report = load_pretrained(model.backbone, checkpoint, no_head=cfg.no_head)
         if verbose:
             print(report)
         if cfg.head.interaction.pretrained:
-            from thermact.models.pretrained import load_alphaction_interaction
-
-            ia_report = load_alphaction_interaction(
-                model, cfg.pretrained, trust_checkpoint=cfg.trust_checkpoint
-            )
+            ia_report = load_alphaction_interaction(model, checkpoint)
             if verbose:
                 print(ia_report)
     return model

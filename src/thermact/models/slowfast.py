@@ -4,7 +4,8 @@ Architecture (Feichtenhofer et al., "SlowFast Networks for Video Recognition", I
 detection setting used by AlphAction and PySlowFast's AVA configs: the last stage (res5) keeps
 spatial stride 1 and uses spatial dilation 2, so the total spatial stride is 16.
 
-Two pathways see the same clip of ``T`` frames (``T`` = :attr:`SlowFast.num_frames`):
+Two pathways see the same clip of ``T`` frames (``T`` is the data's clip length, a multiple of
+``alpha``; ``model.num_frames`` in the config):
 
 * slow (pathway 0): every ``alpha``-th frame, ``T / alpha`` frames, full width (64 stem channels);
 * fast (pathway 1): every frame, ``T`` frames, ``1 / beta_inv`` of the width (8 stem channels).
@@ -14,7 +15,8 @@ features to the slow time base with a temporal convolution (kernel ``fusion_kern
 stride ``alpha``, ``2 * C_fast`` output channels) and concatenates them to the slow features.
 Temporal kernel sizes of the bottlenecks' first (1x1x1 / 3x1x1) convolution: slow 1, 1, 3, 3 and
 fast 3, 3, 3, 3 for res2..res5; stem kernels 1x7x7 (slow) and 5x7x7 (fast), then a 1x3x3 max pool
-with stride 2. No temporal striding or pooling anywhere.
+with stride 2 and spatial padding ``stem_pool_padding`` (1 in PySlowFast and PyTorchVideo, 0 in
+AlphAction). No temporal striding or pooling anywhere.
 
 Shapes (``B`` batch, ``C_in`` = ``in_chans``, 1 for temperature frames)::
 
@@ -56,17 +58,17 @@ Lateral-connection styles (``fusion_style``): ``"conv_bn_relu"`` (PySlowFast, Py
 Caffe2: bias-free conv, BatchNorm, ReLU) and ``"conv_bias"`` (AlphAction: conv with bias, no
 normalisation or activation). A checkpoint only loads into a model of its own style.
 
-Clip geometry of the AlphAction configs the factories follow: 64 source frames per clip, slow
-pathway every ``TAU`` frames, fast every ``TAU / ALPHA`` = 2 frames; i.e. a 32-frame clip at
-sampling rate 2 with ``pathway_strides`` (alpha, 1): R50 4x16 (TAU 16, alpha 8: slow 4 frames) and
-R101 8x8 (TAU 8, alpha 4: slow 8 frames). AlphAction and PySlowFast 4x16 use 5-tap lateral convs,
-PySlowFast 8x8 and PyTorchVideo ``slowfast_r50`` 7-tap; the factories default to 7 taps, which
-loads every published checkpoint exactly (see below).
-
-Differences from the references, none of which changes parameter shapes: the stem max pool pads
-by 1 spatially (PySlowFast, PyTorchVideo; AlphAction does not pad), and every temporal kernel is
-padded by ``k // 2``, so a checkpoint with a shorter temporal kernel (AlphAction's 5-tap lateral
-convs, the 1-tap res4 blocks of "R101_50_50" models) is loaded exactly by zero-padding it.
+The factories (``pathway_strides`` (alpha, 1); slow frames of a 32-frame clip): R50 4x16
+(AlphAction ``resnet50_4x16f``, PySlowFast ``SLOWFAST_4x16_R50``: alpha 8, 4 frames), R50 8x8
+(PySlowFast ``SLOWFAST_8x8_R50``, PyTorchVideo ``slowfast_r50`` / ``slowfast_r50_detection``:
+alpha 4, 8 frames) and R101 8x8 (AlphAction ``resnet101_8x8f``, PyTorchVideo ``slowfast_r101``:
+alpha 4, 8 frames).
+AlphAction and PySlowFast 4x16 use 5-tap lateral convs, PySlowFast 8x8 and PyTorchVideo
+``slowfast_r50`` 7-tap; the factories default to 7 taps, which loads every published checkpoint
+exactly: every temporal kernel is padded by ``k // 2``, so a checkpoint with a shorter temporal
+kernel (5-tap lateral convs, the 1-tap res4 blocks of "R101_50_50" models) is loaded exactly by
+zero-padding it. What the tensors do not tell (stem pool padding, lateral style, alpha) is part of
+what :mod:`thermact.models.pretrained` knows about each source.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 FusionStyle = Literal["conv_bn_relu", "conv_bias"]
+StemPoolPadding = Literal[0, 1]
 
 _STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -118,12 +121,15 @@ def _norm(num_features: int, frozen: bool) -> nn.Module:
 
 
 class _Stem(nn.Module):
-    """Conv (t x 7 x 7, spatial stride 2) + BN + ReLU + 1x3x3 max pool (stride 2).
+    """Conv (t x 7 x 7, spatial stride 2) + BN + ReLU + 1x3x3 max pool (stride 2, padding ``pool_padding``).
 
-    ``[B, C_in, T, H, W] -> [B, C_out, T, ceil(H / 4), ceil(W / 4)]``.
+    ``[B, C_in, T, H, W] -> [B, C_out, T, H', W']`` with ``H' = ceil(H / 4)`` for ``pool_padding`` 1
+    and ``H' = floor((ceil(H / 2) - 3) / 2) + 1`` for 0 (64 -> 16 and 15).
     """
 
-    def __init__(self, in_chans: int, out_chans: int, temporal_kernel: int, frozen_bn: bool) -> None:
+    def __init__(
+        self, in_chans: int, out_chans: int, temporal_kernel: int, pool_padding: int, frozen_bn: bool
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv3d(
             in_chans,
@@ -135,7 +141,9 @@ class _Stem(nn.Module):
         )
         self.bn = _norm(out_chans, frozen_bn)
         self.relu = nn.ReLU(inplace=False)
-        self.pool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.pool = nn.MaxPool3d(
+            kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, pool_padding, pool_padding)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.pool(self.relu(self.bn(self.conv(x))))
@@ -145,10 +153,12 @@ class _Stem(nn.Module):
 class _StemPair(nn.Module):
     """Stems of both pathways: slow 1x7x7 conv, fast 5x7x7 conv (``pathway{p}_stem``)."""
 
-    def __init__(self, in_chans: int, slow_chans: int, fast_chans: int, frozen_bn: bool) -> None:
+    def __init__(
+        self, in_chans: int, slow_chans: int, fast_chans: int, pool_padding: int, frozen_bn: bool
+    ) -> None:
         super().__init__()
-        self.pathway0_stem = _Stem(in_chans, slow_chans, 1, frozen_bn)
-        self.pathway1_stem = _Stem(in_chans, fast_chans, 5, frozen_bn)
+        self.pathway0_stem = _Stem(in_chans, slow_chans, 1, pool_padding, frozen_bn)
+        self.pathway1_stem = _Stem(in_chans, fast_chans, 5, pool_padding, frozen_bn)
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
         return [self.pathway0_stem(xs[0]), self.pathway1_stem(xs[1])]
@@ -312,8 +322,9 @@ class SlowFast(nn.Module):
         frozen_bn: use :class:`FrozenBatchNorm3d` (buffers only) instead of BatchNorm3d.
         res5_stride: spatial stride of res5 (1 for detection, 2 for classification).
         res5_dilation: spatial dilation of res5's 3x3 convs (2 for detection).
-        num_frames: default clip length ``T`` (fast pathway frames) the model is meant for.
-        sampling_rate: default stride, in source frames, between the ``T`` clip frames.
+        stem_pool_padding: spatial padding of the stems' 1x3x3 max pool: 1 (PySlowFast,
+            PyTorchVideo) or 0 (AlphAction). The same weights compute different features with the
+            other value, so it must be the checkpoint source's.
 
     Attributes:
         out_channels: channels of the (slow, fast) outputs, (2048, 256) for beta_inv 8.
@@ -333,8 +344,7 @@ class SlowFast(nn.Module):
         frozen_bn: bool = False,
         res5_stride: int = 1,
         res5_dilation: int = 2,
-        num_frames: int = 32,
-        sampling_rate: int = 2,
+        stem_pool_padding: StemPoolPadding = 1,
     ) -> None:
         super().__init__()
         if depth not in _STAGE_DEPTHS:
@@ -343,23 +353,24 @@ class SlowFast(nn.Module):
             raise ValueError(f"fusion_kernel must be odd, got {fusion_kernel}")
         if fusion_style not in ("conv_bn_relu", "conv_bias"):
             raise ValueError(f"fusion_style must be 'conv_bn_relu' or 'conv_bias', got {fusion_style!r}")
-        if num_frames % alpha != 0:
-            raise ValueError(f"num_frames ({num_frames}) must be a multiple of alpha ({alpha})")
+        if stem_pool_padding not in (0, 1):
+            raise ValueError(f"stem_pool_padding must be 0 or 1, got {stem_pool_padding}")
         self.depth = depth
         self.alpha = alpha
         self.beta_inv = beta_inv
         self.in_chans = in_chans
         self.frozen_bn = frozen_bn
         self.fusion_style: FusionStyle = fusion_style
-        self.num_frames = num_frames
-        self.sampling_rate = sampling_rate
+        self.stem_pool_padding: StemPoolPadding = stem_pool_padding
+        self.res5_stride = res5_stride
+        self.res5_dilation = res5_dilation
         self.pathway_strides: tuple[int, int] = (alpha, 1)
         self.spatial_stride: int = 16 * res5_stride
 
         width = 64
         fast_width = width // beta_inv
         ratio = fusion_channel_ratio
-        self.s1 = _StemPair(in_chans, width, fast_width, frozen_bn)
+        self.s1 = _StemPair(in_chans, width, fast_width, stem_pool_padding, frozen_bn)
         self.s1_fuse = _FuseFastToSlow(fast_width, ratio, fusion_kernel, alpha, fusion_style, frozen_bn)
 
         slow_kernels = (1, 1, 3, 3)
@@ -432,19 +443,39 @@ def slowfast_r50_4x16(
     frozen_bn: bool = False,
     fusion_style: FusionStyle = "conv_bn_relu",
     fusion_kernel: int = 7,
+    stem_pool_padding: StemPoolPadding = 1,
 ) -> SlowFast:
-    """SlowFast R50 4x16 (AlphAction ``resnet50_4x16f``): clip of 32 frames at stride 2,
-    slow 4 frames (alpha 8), fast 32 frames. Detection setting: res5 stride 1, dilation 2."""
+    """SlowFast R50 4x16 (AlphAction ``resnet50_4x16f``, PySlowFast ``SLOWFAST_4x16_R50``): alpha 8,
+    a 32-frame clip gives the slow pathway 4 frames. Detection setting: res5 stride 1, dilation 2."""
     return SlowFast(
         depth=50,
         alpha=8,
-        beta_inv=8,
         fusion_kernel=fusion_kernel,
         fusion_style=fusion_style,
         in_chans=in_chans,
         frozen_bn=frozen_bn,
-        num_frames=32,
-        sampling_rate=2,
+        stem_pool_padding=stem_pool_padding,
+    )
+
+
+def slowfast_r50_8x8(
+    in_chans: int = 1,
+    frozen_bn: bool = False,
+    fusion_style: FusionStyle = "conv_bn_relu",
+    fusion_kernel: int = 7,
+    stem_pool_padding: StemPoolPadding = 1,
+) -> SlowFast:
+    """SlowFast R50 8x8 (PySlowFast ``SLOWFAST_8x8_R50``, PyTorchVideo ``slowfast_r50`` and
+    ``slowfast_r50_detection``): alpha 4, a 32-frame clip gives the slow pathway 8 frames.
+    Detection setting: res5 stride 1, dilation 2."""
+    return SlowFast(
+        depth=50,
+        alpha=4,
+        fusion_kernel=fusion_kernel,
+        fusion_style=fusion_style,
+        in_chans=in_chans,
+        frozen_bn=frozen_bn,
+        stem_pool_padding=stem_pool_padding,
     )
 
 
@@ -453,17 +484,16 @@ def slowfast_r101_8x8(
     frozen_bn: bool = False,
     fusion_style: FusionStyle = "conv_bn_relu",
     fusion_kernel: int = 7,
+    stem_pool_padding: StemPoolPadding = 1,
 ) -> SlowFast:
-    """SlowFast R101 8x8 (AlphAction ``resnet101_8x8f``): clip of 32 frames at stride 2,
-    slow 8 frames (alpha 4), fast 32 frames. Detection setting: res5 stride 1, dilation 2."""
+    """SlowFast R101 8x8 (AlphAction ``resnet101_8x8f``, PyTorchVideo ``slowfast_r101``): alpha 4,
+    a 32-frame clip gives the slow pathway 8 frames. Detection setting: res5 stride 1, dilation 2."""
     return SlowFast(
         depth=101,
         alpha=4,
-        beta_inv=8,
         fusion_kernel=fusion_kernel,
         fusion_style=fusion_style,
         in_chans=in_chans,
         frozen_bn=frozen_bn,
-        num_frames=32,
-        sampling_rate=2,
+        stem_pool_padding=stem_pool_padding,
     )
