@@ -268,7 +268,7 @@ def _train(cli: Cli, root: Path, run_dir: Path, *extra: str) -> CliResult:
 )
 def test_train_refuses(cli: Cli, case: Case, broken: Path, tmp_path: Path) -> None:
     case.mutate(broken)
-    cli.assert_clean_error(_train(cli, broken, tmp_path / "run"), case.names, empty_dirs=[tmp_path / "run"])
+    cli.assert_clean_error(_train(cli, broken, tmp_path / "run"), case.names, outputs=[tmp_path / "run"])
 
 
 def test_lenient_train_skips_an_unreadable_recording_its_split_file_lists(
@@ -278,7 +278,7 @@ def test_lenient_train_skips_an_unreadable_recording_its_split_file_lists(
     of the recording it skipped. Now they are dropped from the fold with a warning."""
     write_bytes("frames/SL18_R2.h5", lambda b: b[:5000])(broken)
     cli.assert_clean_error(
-        _train(cli, broken, tmp_path / "strict"), ["SL18_R2.h5"], empty_dirs=[tmp_path / "strict"]
+        _train(cli, broken, tmp_path / "strict"), ["SL18_R2.h5"], outputs=[tmp_path / "strict"]
     )
     result = _train(cli, broken, tmp_path / "run", "--lenient")
     assert result.rc == 0, result.stderr

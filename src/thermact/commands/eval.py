@@ -55,8 +55,16 @@ from thermact.data.ava import (
 )
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipDataset, collate_clips
-from thermact.data.source import ThermalData, resolve_dataset
-from thermact.data.splits import STANDARD_SPLITS, Fold, SplitDefinition, leakage, resolve_split
+from thermact.data.source import DatasetFingerprint, ThermalData, fingerprint_dataset, resolve_dataset
+from thermact.data.splits import (
+    STANDARD_SPLITS,
+    Fold,
+    SplitDefinition,
+    all_keyframes_fold,
+    build_split,
+    leakage,
+    resolve_split,
+)
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.restore import TrainedModel, checkpoint_task
 from thermact.engine.run import keyframes_by_id, select_device
@@ -256,17 +264,46 @@ class EvalTarget:
 
 
 def eval_target(opts: EvalOptions, trained: TrainedModel[Any, Any], lenient: bool) -> EvalTarget:
-    """The dataset, split fold and output directory of ``opts`` (defaults: the checkpoint's own)."""
+    """The dataset, split fold and output directory of ``opts``. Defaults: the checkpoint's own
+    split fold on its own dataset; **every keyframe** of a dataset the checkpoint was not trained on
+    (told apart by the content fingerprint it stores), and of its own dataset when it trained on
+    every keyframe (split ``all``: the numbers are then training numbers, and the report says so)."""
     cfg = trained.config
-    split_spec = opts.split if opts.split is not None else cfg.data.split
-    fold_index = opts.fold if opts.fold is not None else cfg.data.fold
-    out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, split_spec, fold_index)
-    check_out_dir(out, opts.exist_ok)
     data = load_with_progress(opts.dataset if opts.dataset is not None else cfg.data.root, lenient)
-    split = resolve_split(data, split_spec, trained.clip)
+    explicit = opts.split is not None or opts.fold is not None
+    why_all = None if explicit else _why_all_keyframes(trained, data)
+    if why_all is not None:
+        print(f"scoring every keyframe of {data.name} ({len(data.keyframes)}): {why_all}", file=sys.stderr)
+        all_split = build_split(data, "all", trained.clip)
+        split = dataclasses.replace(all_split, folds=[all_keyframes_fold(data)])
+        split_spec, fold_index = "all keyframes", 0
+    else:
+        split_spec = opts.split if opts.split is not None else cfg.data.split
+        fold_index = opts.fold if opts.fold is not None else cfg.data.fold
+        split = resolve_split(data, split_spec, trained.clip)
     fold = pick_fold(split, fold_index, "fold" if opts.fold is not None else "data.fold")
+    tag = "all" if why_all is not None else split_spec
+    out = Path(opts.out) if opts.out is not None else default_out_dir(trained.path, tag, fold_index)
+    check_out_dir(out, opts.exist_ok)
     keyframes = keyframes_by_id(data, fold.test, "test")
     return EvalTarget(out, data, split_spec, split, fold, fold_index, keyframes)
+
+
+def _why_all_keyframes(trained: TrainedModel[Any, Any], data: ThermalData) -> str | None:
+    """Why the default evaluation scores every keyframe of ``data`` (None: the checkpoint's fold)."""
+    stored = trained.checkpoint.get("dataset")
+    if isinstance(stored, dict):
+        seen = DatasetFingerprint.from_dict(stored, where=f"{trained.path}: dataset")
+        now = fingerprint_dataset(data)
+        if seen.digest != now.digest:
+            shared = seen.shared_recordings(now)
+            note = f"; {len(shared)} of its recordings were in the training data" if shared else ""
+            return f"the checkpoint was trained on another dataset ({seen.name}){note}"
+    elif resolve_dataset(trained.config.data.root).resolve() != Path(data.root).resolve():
+        return "the checkpoint was trained on another dataset directory"
+    if trained.config.data.split == "all":
+        return "the checkpoint was trained on every keyframe of this dataset: these are training numbers"
+    return None
 
 
 def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:

@@ -222,6 +222,12 @@ def run_stream(
             predictor.close_sensor(rec.recording_id)
         wall = time.perf_counter() - wall0
     stats = predictor.stats()
+    # frames the files repeated or held out of order were dropped / sorted on reading: count them too
+    counters = dataclasses.replace(stats.counters)
+    counters.frames_in += sum(r.timing.duplicates_removed for r in recordings)
+    counters.duplicates += sum(r.timing.duplicates_removed for r in recordings)
+    counters.out_of_order += sum(r.timing.out_of_order for r in recordings)
+    stats = dataclasses.replace(stats, counters=counters)
     summary = {
         **stats.to_dict(),
         "sensors": [r.recording_id for r in recordings],

@@ -51,7 +51,9 @@ def detection_clip(num_frames: int, window_s: float) -> ClipConfig:
 @dataclasses.dataclass(frozen=True)
 class DetectionSample:
     """One keyframe: frames ``[1, T, H, W]`` (normalised if the dataset has NormStats), boxes ``[N, 4]``
-    pixel XYXY, labels ``[N]`` (0 person, 1 non-person), persons first."""
+    pixel XYXY, labels ``[N]`` (0 person, 1 non-person), persons first. ``others_known`` is False when
+    nobody annotated the keyframe's hot objects and furniture (no raw annotations for its recording):
+    the absence of non-person boxes then says nothing, and the loss ignores that class there."""
 
     frames: torch.Tensor
     boxes: torch.Tensor
@@ -60,11 +62,13 @@ class DetectionSample:
     recording_id: str
     keyframe_ms: int
     frame_indices: torch.Tensor
+    others_known: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
 class DetectionBatch:
-    """Samples stacked: frames ``[B, 1, T, H, W]``; boxes / labels one tensor per image."""
+    """Samples stacked: frames ``[B, 1, T, H, W]``; boxes / labels one tensor per image;
+    ``others_known`` bool ``[B]`` (see :class:`DetectionSample`)."""
 
     frames: torch.Tensor
     boxes: list[torch.Tensor]
@@ -72,6 +76,7 @@ class DetectionBatch:
     keyframe_ids: list[str]
     recording_ids: list[str]
     keyframe_ms: list[int]
+    others_known: torch.Tensor = dataclasses.field(default_factory=lambda: torch.ones(0, dtype=torch.bool))
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -88,6 +93,7 @@ def collate_detection(samples: Sequence[DetectionSample]) -> DetectionBatch:
         keyframe_ids=[s.keyframe_id for s in samples],
         recording_ids=[s.recording_id for s in samples],
         keyframe_ms=[s.keyframe_ms for s in samples],
+        others_known=torch.tensor([s.others_known for s in samples], dtype=torch.bool),
     )
 
 
@@ -159,4 +165,5 @@ class DetectionClipDataset(torch.utils.data.Dataset[DetectionSample]):
             recording_id=kf.recording_id,
             keyframe_ms=int(kf.timestamp_ms),
             frame_indices=torch.from_numpy(idx.astype(np.int64)),
+            others_known=bool(kf.others_known) or not self.with_others,
         )

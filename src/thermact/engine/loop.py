@@ -325,7 +325,10 @@ def end_epoch(
     progress.batch_in_epoch = 0
     if not (progress.epoch % s.eval_every == 0 or progress.epoch == s.epochs):
         return progress, {}, False
-    metrics = run.evaluate(net) or {}
+    result = run.evaluate(net)
+    if not ctx.any(result is not None):  # no validation data (the ``all`` split): nothing to log
+        return progress, {}, False
+    metrics = result or {}
     log.validation(progress.step, epoch + 1, metrics)
     value = metrics.get(s.metric)
     improved = ctx.is_main and value is not None and float(value) > progress.best_metric

@@ -335,13 +335,19 @@ def _train(
             f"config key 'run_dir': a resumed run continues in its checkpoint's directory "
             f"{str(Path(r.resume).parent)!r}, not {str(run_dir)!r}"
         )
+    created = not run_dir.exists()
     if ctx.is_main:
         prepare_run_dir(run_dir, r.exist_ok, r.resume)
     ctx.barrier()
-    with DirectoryLock(run_dir) if ctx.is_main else contextlib.nullcontext():
-        if ctx.is_main:
-            remove_stale_temporaries(run_dir)
-        return _run(task, cfg, ctx, dist_device, max_steps, run_dir)
+    try:
+        with DirectoryLock(run_dir) if ctx.is_main else contextlib.nullcontext():
+            if ctx.is_main:
+                remove_stale_temporaries(run_dir)
+            return _run(task, cfg, ctx, dist_device, max_steps, run_dir)
+    except BaseException:
+        if created and ctx.is_main and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that could not start leaves no empty directory behind
+        raise
 
 
 def _run(
@@ -363,15 +369,15 @@ def _run(
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     progress, history = Progress(), History()
     if r.resume:  # before config.yaml: a run that cannot resume leaves its directory as it was
-        progress, history = resume_state(r.resume, device, cfg, run, optimizer, scaler)
-    config = config_to_dict(cfg)
+        progress, history = resume_state(r.resume, device, run.cfg, run, optimizer, scaler)
+    config = config_to_dict(run.cfg)
     if ctx.is_main:
         if r.resume:
             JsonlLog(run_dir / "metrics.jsonl").truncate_after(progress.step)
             print(f"resumed from {r.resume} at epoch {progress.epoch + 1}, step {progress.step}")
         else:
             clear_previous_run(run_dir)
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(run.cfg, run_dir / "config.yaml")
         extra = f" x {ctx.world_size} processes" if ctx.enabled else ""
         print(f"{run.summary}; device {device}{extra}")
 

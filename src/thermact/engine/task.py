@@ -34,6 +34,11 @@ class TaskRun(Protocol):
     """One training run of a task, ready for :func:`thermact.engine.loop.fit`."""
 
     @property
+    def cfg(self) -> Any:
+        """The run config as trained (what ``config.yaml`` and every checkpoint hold), with what the
+        task resolved from its inputs (e.g. the architecture a pretrained file implies)."""
+
+    @property
     def model(self) -> nn.Module:
         """The bare model (optimiser, gradient clipping, checkpoints)."""
 

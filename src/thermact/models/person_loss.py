@@ -25,8 +25,11 @@ from thermact.models.person_targets import DetectionTargets
 __all__ = ["CenterNetLoss", "focal_heatmap_loss", "masked_l1"]
 
 
-def focal_heatmap_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
-    """Penalty-reduced focal loss; ``logits`` and ``target`` ``[B, K, h, w]``, target 1 at centres."""
+def focal_heatmap_loss(
+    logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0, known: Tensor | None = None
+) -> Tensor:
+    """Penalty-reduced focal loss; ``logits`` and ``target`` ``[B, K, h, w]``, target 1 at centres.
+    ``known`` ``[B, K]`` (bool or 0/1): the heatmaps of classes not annotated in an image are left out."""
     if logits.shape != target.shape:
         raise ValueError(f"heatmap logits {list(logits.shape)} and target {list(target.shape)} differ")
     pos = target.eq(1.0).to(logits.dtype)
@@ -35,6 +38,9 @@ def focal_heatmap_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta:
     p = torch.sigmoid(logits)
     pos_loss = -((1.0 - p) ** alpha) * log_p * pos
     neg_loss = -((1.0 - target) ** beta) * (p**alpha) * log_1mp * (1.0 - pos)
+    if known is not None:
+        weight = known.to(logits.dtype)[:, :, None, None]
+        pos_loss, neg_loss = pos_loss * weight, neg_loss * weight
     num_pos = pos.sum().clamp(min=1.0)
     return (pos_loss.sum() + neg_loss.sum()) / num_pos
 
@@ -63,9 +69,12 @@ class CenterNetLoss(nn.Module):
         self.alpha = alpha
         self.beta = beta
 
-    def forward(self, out: DetectorOutput, targets: DetectionTargets) -> tuple[Tensor, dict[str, float]]:
-        """Total loss (a scalar with grad) and its parts as floats."""
-        heat = focal_heatmap_loss(out.heatmap.float(), targets.heatmap, self.alpha, self.beta)
+    def forward(
+        self, out: DetectorOutput, targets: DetectionTargets, known: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Total loss (a scalar with grad) and its parts as floats; ``known`` ``[B, K]``: which
+        classes are annotated in each image (default: all)."""
+        heat = focal_heatmap_loss(out.heatmap.float(), targets.heatmap, self.alpha, self.beta, known)
         size = masked_l1(out.size.float(), targets.size, targets.mask)
         offset = masked_l1(out.offset.float(), targets.offset, targets.mask)
         total = heat + self.size_weight * size + self.offset_weight * offset

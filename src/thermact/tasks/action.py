@@ -38,7 +38,7 @@ from thermact.config import check_number, embedded
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_clips
-from thermact.data.source import ThermalData, load_dataset
+from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import Augment, compute_norm_stats
 from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
@@ -49,7 +49,7 @@ from thermact.engine.samplers import EpochSampler
 from thermact.errors import CheckpointError, ConfigError
 from thermact.evaluation.evaluate import merge_predictions, predict, score_predictions
 from thermact.models.action import ActionModel
-from thermact.models.factory import ModelConfig, build_model
+from thermact.models.factory import ModelConfig, build_model, resolve_model_config
 from thermact.models.losses import ActionLoss, class_weights_from_counts
 from thermact.models.memory import FeatureBank
 
@@ -172,6 +172,8 @@ class ActionRun:
     def __init__(
         self, cfg: ActionRunConfig, ctx: DistContext, device: torch.device, amp_dtype: torch.dtype | None
     ) -> None:
+        # the saved config holds the architecture a pretrained file implies, not "auto"
+        cfg = dataclasses.replace(cfg, model=resolve_model_config(cfg.model))
         self.cfg, self.ctx, self.device, self.amp_dtype = cfg, ctx, device, amp_dtype
         self.clip = cfg.clip
         self.data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
@@ -181,9 +183,11 @@ class ActionRun:
                 f"{len(self.data.classes)} classes"
             )
         self.classes = list(self.data.classes.names)
+        self.fingerprint = fingerprint_dataset(self.data).to_dict()
+        """What the model is trained on (stored in checkpoints: eval tells another dataset apart)."""
         self.fold = select_fold(resolve_split(self.data, cfg.data.split, self.clip), cfg.data.fold)
         train_kfs = [k for k in keyframes_by_id(self.data, self.fold.train, "training") if k.persons]
-        val_kfs = keyframes_by_id(self.data, self.fold.test, "validation")
+        val_kfs = keyframes_by_id(self.data, self.fold.test, "validation") if self.fold.test else []
         self.counts = class_counts(train_kfs, len(self.classes))
         self._warn_unseen(self.counts, class_counts(val_kfs, len(self.classes)))
         self.norm = compute_norm_stats(self.data.recordings, train_kfs, self.clip, cfg.data.normalize)
@@ -208,7 +212,12 @@ class ActionRun:
         self.metric = cfg.eval.metric
         self.summary = (
             f"training {cfg.model.name} on {len(self.train_set)} keyframes ({sum(self.counts)} boxes), "
-            f"validating on {len(val_set)}; split {cfg.data.split} fold {self.fold.name}"
+            + (
+                f"validating on {len(val_set)}"
+                if len(val_set)
+                else "no validation (the split trains on every keyframe)"
+            )
+            + f"; split {cfg.data.split} fold {self.fold.name}"
         )
 
     def _warn_unseen(self, counts: Sequence[int], val_counts: Sequence[int]) -> None:
@@ -247,7 +256,10 @@ class ActionRun:
         return loss, {}
 
     def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
-        """Frame-mAP and classification metrics on rank 0, from the predictions of every rank."""
+        """Frame-mAP and classification metrics on rank 0, from the predictions of every rank
+        (None without validation keyframes: the ``all`` split)."""
+        if not self.fold.test:
+            return None
         preds = predict(
             net, self.val_loader, self.device, mode=self.cfg.model.head.mode, autocast_dtype=self.amp_dtype
         )
@@ -260,7 +272,8 @@ class ActionRun:
         return len(batch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"memory": self.bank.state_dict()} if self.bank is not None else {}
+        memory = {"memory": self.bank.state_dict()} if self.bank is not None else {}
+        return {"dataset": self.fingerprint, **memory}
 
     def load_state_dict(self, ckpt: dict[str, Any], path: str) -> None:
         if self.bank is None:

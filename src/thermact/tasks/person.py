@@ -24,8 +24,14 @@ from torch.utils.data import DataLoader
 
 from thermact.config import check_number, embedded
 from thermact.data.clips import ClipConfig
-from thermact.data.detection import DetectionBatch, DetectionClipDataset, collate_detection, detection_clip
-from thermact.data.source import ThermalData, load_dataset
+from thermact.data.detection import (
+    NON_PERSON,
+    DetectionBatch,
+    DetectionClipDataset,
+    collate_detection,
+    detection_clip,
+)
+from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import compute_norm_stats
 from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
@@ -186,9 +192,10 @@ class DetectorRun:
         self.clip = cfg.clip
         self.classes = list(DETECTOR_CLASSES)
         data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
+        self.fingerprint = fingerprint_dataset(data).to_dict()
         self.fold = select_fold(resolve_split(data, cfg.data.split, self.clip), cfg.data.fold)
         train_kfs = keyframes_by_id(data, self.fold.train, "training")
-        self.val_keyframes = keyframes_by_id(data, self.fold.test, "validation")
+        self.val_keyframes = keyframes_by_id(data, self.fold.test, "validation") if self.fold.test else []
         self.norm = compute_norm_stats(data.recordings, train_kfs, self.clip)
         with_others = cfg.loss.with_others
         self.train_set = DetectionClipDataset(
@@ -212,7 +219,9 @@ class DetectorRun:
         n_others = sum(len(k.others) for k in train_kfs) if with_others else 0
         self.summary = (
             f"training {cfg.model.name} on {len(self.train_set)} keyframes ({n_persons} persons, {n_others} "
-            f"non-person boxes), validating on {len(self.val_keyframes)}; split {cfg.data.split} fold "
+            f"non-person boxes), "
+            + (f"validating on {len(self.val_keyframes)}" if self.val_keyframes else "no validation")
+            + f"; split {cfg.data.split} fold "
             f"{self.fold.name}"
         )
 
@@ -229,11 +238,16 @@ class DetectorRun:
         targets = encode_batch(
             batch.boxes, batch.labels, self.cfg.model.num_classes, (h, w), self.model.stride
         )
-        loss, parts = self.loss_fn(out, targets.to(self.device))
+        known = torch.ones(frames.shape[0], self.cfg.model.num_classes, dtype=torch.bool)
+        known[:, NON_PERSON] = batch.others_known  # hot objects not annotated: no evidence either way
+        loss, parts = self.loss_fn(out, targets.to(self.device), known.to(self.device))
         return loss, parts
 
     def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
-        """Person AP etc. on rank 0 from the detections of every rank (None on the other ranks)."""
+        """Person AP etc. on rank 0 from the detections of every rank (None on the other ranks and
+        without validation keyframes: the ``all`` split)."""
+        if not self.val_keyframes:
+            return None
         e = self.cfg.eval
         dets = predict_detections(
             net,
@@ -257,7 +271,7 @@ class DetectorRun:
         return int(batch.frames.shape[0])
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {"dataset": self.fingerprint}
 
     def load_state_dict(self, ckpt: dict[str, Any], path: str) -> None:
         return None
