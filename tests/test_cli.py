@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from thermact.cli import main
 
@@ -133,3 +134,76 @@ def test_model_info_of_shipped_config(capsys: pytest.CaptureFixture[str]) -> Non
     assert "27 frames = 4.50 s at 6 fps" in out
     code, _, err = _run(["model", "info", str(config), "model.nam=x"], capsys)
     assert code == 2 and "did you mean 'name'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "keys"),
+    [
+        (["train"], ["optim.lr", "data.split", "model.name", "run_dir"]),
+        (["cv"], ["optim.epochs", "data.root"]),
+        (["cfg"], ["augment.p_hflip"]),
+        (["eval"], ["checkpoint", "time_unit", "detector"]),
+        (["export"], ["checkpoint", "out", "verify"]),
+        (["detect"], ["checkpoint", "cadence_s", "tracker.max_age_s"]),
+        (["stream"], ["speed", "tracker.min_hits"]),
+        (["data", "inspect"], ["window_s", "session_gap_s"]),
+        (["data", "split"], ["out"]),
+        (["model", "info"], ["model.name", "model.num_frames"]),
+    ],
+)
+def test_every_command_has_help(args: list[str], keys: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--help", "-h"):
+        code, out, err = _run([*args, flag], capsys)
+        assert code == 0 and err == ""
+        assert out.startswith(f"usage: thermact {' '.join(args)} ")
+        listed = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+        assert set(keys) <= listed, set(keys) - listed
+
+
+def test_training_help_shows_the_selected_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    def row(out: str, key: str) -> list[str]:
+        return next(line.split() for line in out.splitlines() if line.split()[:1] == [key])
+
+    _, default, _ = _run(["train", "--help"], capsys)
+    assert row(default, "data.keyframe_position")[2] == "center"  # thermal_net_s
+    _, live, _ = _run(["train", "config=thermal_net_live", "--help"], capsys)
+    assert row(live, "data.keyframe_position")[2] == "causal"
+    assert row(live, "model.name")[2] == "thermal_net_t"
+    _, det, _ = _run(["train", "task=detector", "--help"], capsys)
+    assert "person_detector_s" in det and "model.head.interaction.memory_window_s" not in det
+
+
+def test_cfg_prints_the_config_train_would_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thermact.commands._common import load_task_config
+
+    monkeypatch.chdir(tmp_path)  # presets are found by name from any directory
+    code, out, _ = _run(["cfg", "config=thermal_net_live", "optim.epochs=7", "seed=3"], capsys)
+    assert code == 0
+    tree = yaml.safe_load(out)
+    assert tree["task"] == "action" and tree["optim"]["epochs"] == 7 and tree["seed"] == 3
+    assert tree["model"]["name"] == "thermal_net_t" and tree["data"]["keyframe_position"] == "causal"
+    (tmp_path / "mine.yaml").write_text(out)
+    _, from_file = load_task_config(str(tmp_path / "mine.yaml"), [], False)
+    _, from_preset = load_task_config("thermal_net_live", ["optim.epochs=7", "seed=3"], False)
+    assert from_file == from_preset
+    code, _, err = _run(["cfg", "config=thermal_net_lve"], capsys)
+    assert code == 2 and "did you mean 'thermal_net_live'" in err
+    code, _, err = _run(["cfg", "optim.lr=-1"], capsys)
+    assert code == 2 and "optim.lr" in err
+
+
+def test_presets_ship_inside_the_package() -> None:
+    import tomllib
+
+    import thermact
+    from thermact.config import PRESETS_DIR, preset_names
+
+    assert PRESETS_DIR.parent == Path(thermact.__file__).parent
+    assert {"thermal_net_s", "thermal_net_live", "person_detector", "slowfast_r50_4x16"} <= set(
+        preset_names()
+    )
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["thermact"]
+    assert "configs/*.yaml" in package_data

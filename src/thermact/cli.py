@@ -2,9 +2,10 @@
 
 Usage::
 
-    thermact train [config=FILE] [key=value ...]
+    thermact train [config=PRESET|FILE] [key=value ...]
+    thermact cfg   [config=PRESET|FILE] [key=value ...]
     thermact eval  checkpoint=PATH [key=value ...]
-    thermact cv    [config=FILE] protocol=session|recording [key=value ...]
+    thermact cv    [config=PRESET|FILE] protocol=session|recording [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
     thermact detect RECORDING.h5|DIR checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]
     thermact stream [DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [speed=1.0|max] [key=value ...]
@@ -13,75 +14,136 @@ Usage::
     thermact model info   [CONFIG]  [key=value ...]
 
 Arguments of the form ``key=value`` are validated configuration overrides (dotted paths for
-nested keys); any other argument is the positional dataset / config path. Every user error
-(a missing file, a bad key, a corrupt record) prints one ``error:`` line naming the file, record
-or key, and exits with status 2; nothing is half-written.
+nested keys); any other argument is the positional dataset / config path. ``thermact CMD --help``
+lists every key of a command with its type, default and meaning. Every user error (a missing
+file, a bad key, a corrupt record) prints one ``error:`` line naming the file, record or key, and
+exits with status 2; nothing is half-written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from thermact import __version__
-from thermact.commands import cv, data, detect, export, model, stream, train
+from thermact.commands import cfg, cv, data, detect, export, model, stream, train
 from thermact.commands import eval as eval_
+from thermact.commands._common import help_text, training_help
+from thermact.config import describe_config
 from thermact.errors import ThermactError
 from thermact.runtime import configure_cpu_math
 
 Handler = Callable[[str | None, list[str], bool], int]
 
 
-TOP_LEVEL: dict[str, tuple[Handler, str]] = {
-    "train": (train.main, "[config=FILE] [key=value ...] train an action detector (resume=PATH continues)"),
-    "eval": (eval_.main, "checkpoint=PATH [split=..] [fold=..] frame-mAP, metrics, plots, AVA CSV"),
-    "export": (
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One command: what runs, its arguments and summary, and the keys its ``--help`` lists.
+
+    ``options`` is the dataclass of its ``key=value`` options; ``None`` means the command takes a
+    run config (its help lists the keys of the task and preset the command line selects).
+    """
+
+    run: Handler
+    args: str
+    summary: str
+    options: type[Any] | None = None
+
+
+TOP_LEVEL: dict[str, Command] = {
+    "train": Command(
+        train.main,
+        "[config=PRESET|FILE] [key=value ...]",
+        "train an action model (or, with task=detector, the person detector); resume=PATH continues",
+    ),
+    "cfg": Command(
+        cfg.main, "[config=PRESET|FILE] [key=value ...]", "print the resolved config train would run"
+    ),
+    "eval": Command(
+        eval_.main,
+        "checkpoint=PATH [split=..] [fold=..] [dataset=..]",
+        "frame-mAP, accuracy, per-class AP, plots and AVA CSVs of a checkpoint",
+        eval_.EvalOptions,
+    ),
+    "cv": Command(
+        cv.main,
+        "[config=PRESET|FILE] protocol=session|recording [key=value ...]",
+        "honest cross-validation: every fold trained and tested, last epoch, mean ± spread",
+    ),
+    "export": Command(
         export.main,
-        "checkpoint=PATH [out=FILE.onnx] [verify=true]  ONNX export checked with onnxruntime",
+        "checkpoint=PATH [out=FILE.onnx] [verify=true]",
+        "ONNX export of a checkpoint, checked against PyTorch with onnxruntime",
+        export.ExportOptions,
     ),
-    "detect": (
+    "detect": Command(
         detect.main,
-        "RECORDING.h5|DIR checkpoint=ACTION.pt detector=DET.pt  JSONL, AVA CSV, GIF per recording",
+        "RECORDING.h5|DIR checkpoint=ACTION.pt detector=DET.pt [key=value ...]",
+        "per-person boxes, tracks and actions of recordings: JSONL, AVA CSV, events, animation",
+        detect.DetectOptions,
     ),
-    "stream": (
+    "stream": Command(
         stream.main,
-        "[DIR] checkpoint=.. detector=.. [speed=1.0|max] [onnx=true]  live replay, events",
+        "[DIR] checkpoint=ACTION.pt detector=DET.pt [speed=1.0|max] [key=value ...]",
+        "replay recordings as live sensors: per-frame actions, events, latency summary",
+        stream.StreamOptions,
     ),
-    "cv": (cv.main, "[config=FILE] protocol=session|recording  honest cross-validation, mean ± spread"),
 }
 
-COMMANDS: dict[str, dict[str, tuple[Handler, str]]] = {
+COMMANDS: dict[str, dict[str, Command]] = {
     "data": {
-        "inspect": (
+        "inspect": Command(
             data.main_inspect,
-            "[DATASET] summary of recordings, classes, splits, leakage and problems",
+            "[DATASET] [key=value ...]",
+            "summary of recordings, sessions, classes, splits, leakage and problems",
+            data.InspectOptions,
         ),
-        "split": (
+        "split": Command(
             data.main_split,
-            "[DATASET] write the split definitions (given, session, leave-one-recording-out)",
+            "[DATASET] [key=value ...]",
+            "write the split definitions (given, session, leave-one-recording-out)",
+            data.SplitOptions,
         ),
     },
     "model": {
-        "info": (model.main_info, "[CONFIG] parameters, MACs, stage shapes and receptive field of a model"),
+        "info": Command(
+            model.main_info,
+            "[CONFIG] [key=value ...]",
+            "parameters, MACs, stage shapes and temporal receptive field of a configured model",
+            model.ModelSection,
+        ),
     },
 }
 
+HELP_FLAGS = ("-h", "--help")
+
 
 def usage() -> str:
+    """What ``thermact`` and ``thermact --help`` print."""
     lines = [f"thermact {__version__}: action detection on low-resolution thermal sensors", "", "usage:"]
-    for name, (_, text) in TOP_LEVEL.items():
-        lines.append(f"  thermact {name} {text}")
-    for group, cmds in COMMANDS.items():
-        for name, (_, text) in cmds.items():
-            lines.append(f"  thermact {group} {name} {text}")
+    for name, command in TOP_LEVEL.items():
+        lines.append(f"  thermact {name} {command.args}\n      {command.summary}")
+    for group, commands in COMMANDS.items():
+        for name, command in commands.items():
+            lines.append(f"  thermact {group} {name} {command.args}\n      {command.summary}")
     lines += [
         "",
-        "options:  key=value  validated config override (dotted keys, e.g. clip.window_s=2.5)",
+        "options:  key=value  validated config override (dotted keys, e.g. optim.lr=0.001)",
         "          --lenient  skip bad records with a warning each instead of failing on the first",
-        "          --help, --version",
+        "          -h/--help (also after a command: its keys, types and defaults), --version",
     ]
     return "\n".join(lines)
+
+
+def command_help(name: str, command: Command, target: str | None, overrides: Sequence[str]) -> str:
+    """What ``thermact NAME --help`` prints."""
+    usage_line = f"thermact {name} {command.args}"
+    if command.options is None:
+        return training_help(target, overrides, usage_line, command.summary)
+    return help_text(usage_line, command.summary, describe_config(command.options))
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -89,46 +151,51 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(choices)}"
 
 
-def parse(argv: Sequence[str]) -> tuple[Handler, str | None, list[str], bool]:
-    """Split argv into (handler, positional target, overrides, lenient); raise ThermactError."""
-    args = list(argv)
-    lenient = "--lenient" in args
-    args = [a for a in args if a != "--lenient"]
-    unknown_flags = [a for a in args if a.startswith("--")]
-    if unknown_flags:
-        raise ThermactError(
-            f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient"])
-        )
-    if not args:
-        raise ThermactError("missing command\n" + usage())
+def find_command(args: Sequence[str]) -> tuple[str, Command, list[str]]:
+    """The command named at the start of ``args``: (its name, the command, the rest of args)."""
     if args[0] in TOP_LEVEL:
-        handler, rest = TOP_LEVEL[args[0]][0], args[1:]
-    else:
-        if args[0] not in COMMANDS:
-            raise ThermactError(
-                f"unknown command {args[0]!r}" + _did_you_mean(args[0], [*TOP_LEVEL, *COMMANDS])
-            )
-        if len(args) < 2:
-            raise ThermactError(
-                f"missing sub-command of {args[0]!r}; choose from {', '.join(COMMANDS[args[0]])}"
-            )
-        group, name, rest = args[0], args[1], args[2:]
-        if name not in COMMANDS[group]:
-            raise ThermactError(
-                f"unknown command '{group} {name}'" + _did_you_mean(name, list(COMMANDS[group]))
-            )
-        handler = COMMANDS[group][name][0]
+        return args[0], TOP_LEVEL[args[0]], list(args[1:])
+    if args[0] not in COMMANDS:
+        raise ThermactError(f"unknown command {args[0]!r}" + _did_you_mean(args[0], [*TOP_LEVEL, *COMMANDS]))
+    group = COMMANDS[args[0]]
+    if len(args) < 2 or args[1] in HELP_FLAGS:
+        raise ThermactError(f"missing sub-command of {args[0]!r}; choose from {', '.join(group)}")
+    if args[1] not in group:
+        raise ThermactError(f"unknown command '{args[0]} {args[1]}'" + _did_you_mean(args[1], list(group)))
+    return f"{args[0]} {args[1]}", group[args[1]], list(args[2:])
+
+
+def split_arguments(rest: Sequence[str]) -> tuple[str | None, list[str]]:
+    """(the one positional argument or None, the ``key=value`` overrides)."""
     positionals = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     if len(positionals) > 1:
         raise ThermactError(f"expected at most one positional argument, got {positionals}")
-    return handler, (positionals[0] if positionals else None), overrides, lenient
+    return (positionals[0] if positionals else None), overrides
+
+
+def run(args: Sequence[str]) -> int:
+    """Parse ``args`` (without the program name) and run the command, or print its help."""
+    lenient = "--lenient" in args
+    wants_help = any(a in HELP_FLAGS for a in args)
+    args = [a for a in args if a != "--lenient" and a not in HELP_FLAGS]
+    unknown_flags = [a for a in args if a.startswith("--")]
+    if unknown_flags:
+        raise ThermactError(
+            f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient", "--help"])
+        )
+    name, command, rest = find_command(args)
+    target, overrides = split_arguments(rest)
+    if wants_help:
+        print(command_help(name, command, target, overrides))
+        return 0
+    return command.run(target, overrides, lenient)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``thermact`` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or args[0] in (*HELP_FLAGS, "help"):
         print(usage())
         return 0
     if args[0] == "--version":
@@ -136,8 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_cpu_math()
     try:
-        handler, target, overrides, lenient = parse(args)
-        return handler(target, overrides, lenient)
+        return run(args)
     except ThermactError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

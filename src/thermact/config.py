@@ -14,9 +14,13 @@ level (shared sections without inheritance).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import itertools
 import math
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -260,12 +264,36 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return " ".join(str(err).split())
 
 
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+"""The run configs shipped with the package (``config=NAME`` names one of them)."""
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets (``thermal_net_live``, ``person_detector``, ...)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def find_config(spec: str | Path) -> Path:
+    """The YAML file ``spec`` names: an existing file, else a shipped preset by name (``.yaml``
+    optional); a :class:`ConfigError` with a did-you-mean otherwise."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
+    if name in preset_names() and (str(spec) == name or str(spec) == path.name or not path.parent.exists()):
+        return PRESETS_DIR / f"{name}.yaml"
+    if path.exists():
+        raise ConfigError(f"config file {str(path)!r} is not a file")
+    hint = _suggest(name, preset_names()).replace("valid keys", "presets")
+    if path.parent != Path(".") and path.parent.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist{hint}")
+    raise ConfigError(f"config {str(spec)!r} is neither a file nor a shipped preset{hint}")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from ``path`` with errors that name the file (missing, unreadable, not
     UTF-8, not YAML, a key written twice, not a mapping)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+    p = find_config(path)
     try:
         data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as err:
@@ -306,6 +334,126 @@ def build_options(cls: type[T], key: str, target: str | None, overrides: Sequenc
             raise ConfigError(f"two values for {key!r} given: {target!r} and {key}={given!r}")
         tree[key] = target
     return _build(cls, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyHelp:
+    """One config key as ``--help`` lists it."""
+
+    key: str
+    type: str
+    default: str
+    doc: str
+
+
+def field_docs(cls: type[Any]) -> dict[str, str]:
+    """The documentation of each field of a dataclass, first sentence: its attribute docstring (the
+    string literal right after the field), else its entry in the class docstring's ``Attributes:``
+    section; empty when the source cannot be read."""
+    docs = _attributes_section(inspect.getdoc(cls) or "")
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return docs
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.strip().split("\n\n")[0].split())
+    return docs
+
+
+def _attributes_section(doc: str) -> dict[str, str]:
+    """``name: text`` entries of a Google-style ``Attributes:`` section (continuation lines joined)."""
+    out: dict[str, str] = {}
+    inside, current = False, ""
+    for line in doc.splitlines():
+        if line.strip() in ("Attributes:", "Args:"):
+            inside, current = True, ""
+            continue
+        if inside and line and not line.startswith(" "):
+            inside = False
+        if not inside or not line.strip():
+            continue
+        name, sep, text = line.strip().partition(": ")
+        if sep and line.startswith("    ") and not line.startswith("        ") and name.isidentifier():
+            current = name
+            out[name] = text.strip()
+        elif current:
+            out[current] += " " + line.strip()
+    return out
+
+
+def _help_type(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_help_type(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin in (tuple, list):
+        inner = [_help_type(a) for a in args if a is not Ellipsis]
+        return f"[{', '.join(inner)}{', ...' if Ellipsis in args else ''}]"
+    if origin is dict:
+        return "mapping"
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def _help_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_help_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def describe_config(cls: type[Any], defaults: Any | None = None, prefix: str = "") -> list[KeyHelp]:
+    """Every key of config dataclass ``cls`` (nested sections as dotted keys, embedded sections at
+    their parent's level) with its type, its default (the fields' defaults, or the values of
+    ``defaults``, e.g. a preset) and the first line of its attribute docstring: what
+    ``thermact CMD --help`` prints."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    out: list[KeyHelp] = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        value = getattr(defaults, f.name) if defaults is not None else _field_default(f)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            out += describe_config(tp, value, prefix if _is_embedded(f) else f"{prefix}{f.name}.")
+            continue
+        shown = "(required)" if value is dataclasses.MISSING or value == "" else _help_value(value)
+        out.append(KeyHelp(prefix + f.name, _help_type(tp), shown, docs.get(f.name, "")))
+    return out
+
+
+def format_keys(keys: Sequence[KeyHelp]) -> str:
+    """``keys`` as an aligned table: key, type, default, meaning (reST ````code```` marks dropped);
+    a cell wider than its column pushes the rest of its line to the right."""
+    kw = min(34, max((len(k.key) for k in keys), default=0))
+    tw = min(18, max((len(k.type) for k in keys), default=0))
+    dw = min(14, max((len(k.default) for k in keys), default=0))
+    lines = []
+    for k in keys:
+        doc = k.doc.replace("``", "")
+        lines.append(f"  {k.key:<{kw}}  {k.type:<{tw}}  {k.default:<{dw}}  {doc}".rstrip())
+    return "\n".join(lines)
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:

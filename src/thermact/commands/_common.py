@@ -9,7 +9,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from thermact.config import config_from_dict, merge_trees, parse_overrides
+from thermact.config import (
+    KeyHelp,
+    config_from_dict,
+    describe_config,
+    format_keys,
+    merge_trees,
+    parse_overrides,
+    preset_names,
+)
 from thermact.data.source import DatasetPaths, ThermalData, load_dataset, resolve_dataset
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.engine.config import config_task, load_config, split_config_arg
@@ -62,6 +70,44 @@ def task_of(name: str) -> Task[Any, Any]:
     if name not in TASKS:
         raise ConfigError(f"config key 'task': {name!r} is not one of {', '.join(TASKS)}")
     return TASKS[name]
+
+
+DEFAULT_PRESETS = {"action": "thermal_net_s", "detector": "person_detector"}
+"""The preset a command uses when no ``config=`` is given (the documented defaults)."""
+
+
+def help_text(usage: str, summary: str, keys: Sequence[KeyHelp], notes: Sequence[str] = ()) -> str:
+    """What ``thermact CMD --help`` prints: usage, what the command does, every key (type, default,
+    meaning), notes and the global flags."""
+    lines = [
+        f"usage: {usage}",
+        "",
+        summary,
+        "",
+        "keys (key=value; dotted for nested sections):",
+        format_keys(keys),
+    ]
+    if notes:
+        lines += ["", *notes]
+    lines += [
+        "",
+        "flags: --lenient (skip bad records with a warning each), -h/--help",
+    ]
+    return "\n".join(lines)
+
+
+def training_help(target: str | None, overrides: Sequence[str], usage: str, summary: str) -> str:
+    """``--help`` of the commands that take a run config (train, cv, cfg): the keys of the task the
+    command line selects, with the defaults of its config (the default preset without one)."""
+    path, rest = split_config_arg(target, overrides)
+    task = task_of(config_task(target, overrides))
+    preset = path or DEFAULT_PRESETS[task.name]
+    cfg = load_config(task.config_type, preset, [o for o in rest if o.startswith("task=")])
+    notes = [
+        f"defaults shown: config={preset}; presets: {', '.join(preset_names())}",
+        "task=detector (or a detector preset) lists the person detector's keys.",
+    ]
+    return help_text(usage, summary, describe_config(task.config_type, cfg), notes)
 
 
 RESUME_KEYS = frozenset(
@@ -123,7 +169,7 @@ def load_task_config(
         task, cfg = resume_config(str(resume), rest)
     else:
         task = task_of(config_task(target, overrides))
-        cfg = load_config(task.config_type, target, overrides)
+        cfg = load_config(task.config_type, path or DEFAULT_PRESETS[task.name], rest)
         explicit_dir = any(o.startswith("run_dir=") for o in rest)
         if cfg.run.resume and not explicit_dir:  # the config file's run_dir is another run's
             cfg = dataclasses.replace(

@@ -38,8 +38,11 @@ class InspectOptions:
     out: Path | None = None
     """JSON report path; default ``runs/inspect/<dataset name>.json``."""
     window_s: float = ClipConfig.window_s
+    """Clip window (seconds) of the leakage and invalid-pixel checks."""
     num_frames: int = ClipConfig.num_frames
+    """Frames per clip of those checks."""
     keyframe_position: KeyframePosition = "center"
+    """center or causal clips."""
     session_gap_s: float = SESSION_GAP_S
     """A pause longer than this between recordings of one device starts a new session."""
 
@@ -78,8 +81,11 @@ class SplitOptions:
     out: Path = Path("splits")
     """Directory the split files are written to."""
     window_s: float = ClipConfig.window_s
+    """Clip window (seconds) the purge is computed for."""
     num_frames: int = ClipConfig.num_frames
+    """Frames per clip the purge is computed for."""
     keyframe_position: KeyframePosition = "center"
+    """center or causal clips."""
     groups: Path | None = None
     """JSON/YAML mapping recording id → group, for a custom split written as ``custom.json``."""
     session_gap_s: float = SESSION_GAP_S

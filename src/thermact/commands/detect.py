@@ -19,9 +19,10 @@ Outputs in ``out`` (default ``runs/detect``), each written atomically:
   and ``persons`` (per tracked person: ``track_id``, ``box`` pixel XYXY, ``det_score``,
   ``top_class``, ``top_label``, ``top_score``, ``scores`` over the classes of ``summary.json``,
   ``fresh`` (classified at this frame) and ``classified_ms`` (the frame its scores come from));
-* ``detections.csv``: AVA-style detection rows (:mod:`thermact.data.ava`, 9 columns with the
-  track id before the score, timestamps in seconds) for every fresh classification, one row per
-  class, score = detection score × class score; ``label_map.pbtxt`` with the class ids;
+* ``detections.csv``: AVA detection rows as the official AVA evaluator and PySlowFast read them
+  (:mod:`thermact.data.ava`: 8 columns, score last, timestamps in integer Unix milliseconds) for
+  every fresh classification, one row per class, score = detection score × class score (the
+  track ids are in the ``.jsonl`` files); ``label_map.pbtxt`` with the class ids;
 * ``<recording>.gif`` (or ``.mp4`` when ``ffmpeg`` is installed): every ``every``-th frame,
   colour-mapped and upscaled ``scale`` times, with boxes, track ids and labels;
 * ``events.jsonl``: lying-with-risk events (``lying_min_s`` seconds, see
@@ -69,6 +70,7 @@ class DetectOptions:
     detector: str = ""
     """Person-detector checkpoint (``.pt``) or ``.onnx`` exported with its metadata (required)."""
     out: str = "runs/detect"
+    """Output directory."""
     exist_ok: bool = False
     """Write into an existing non-empty ``out`` (files of the same name are replaced)."""
     cadence_s: float = 1.0
@@ -76,6 +78,7 @@ class DetectOptions:
     score_threshold: float = 0.3
     """Lowest person-detection score tracked."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """auto (CUDA when present), cpu or cuda."""
     precision: Precision = "fp32"
     """PyTorch models: ``fp32`` or ``bf16`` (bfloat16 autocast)."""
     animation: Literal["auto", "gif", "mp4", "none"] = "auto"
@@ -83,7 +86,9 @@ class DetectOptions:
     every: int = 3
     """The animation shows every ``every``-th frame."""
     scale: int = 6
+    """Animation pixels per sensor pixel."""
     cmap: str = "inferno"
+    """Matplotlib colour map of the animation."""
     lying_min_s: float = 10.0
     """Seconds of 'lying with risk' before an event is raised (``events.jsonl``)."""
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
@@ -238,7 +243,7 @@ def run_detect(
         outcomes.append(outcome)
         rows.extend(rec_rows)
         events.extend(rec_events)
-    write_ava_csv(out / "detections.csv", rows, detection_person_ids=True)
+    write_ava_csv(out / "detections.csv", rows)
     write_label_map(out / "label_map.pbtxt", action.classes)
     with atomic_open(out / "events.jsonl", "w") as handle:
         for e in events:

@@ -3,7 +3,7 @@
 Usage::
 
     thermact eval [CHECKPOINT] [checkpoint=PATH] [split=NAME|FILE] [fold=N] [dataset=DIR]
-                  [out=DIR] [exist_ok=true] [batch_size=16] [device=auto|cpu|cuda] [time_unit=s|ms]
+                  [out=DIR] [exist_ok=true] [batch_size=16] [device=auto|cpu|cuda] [time_unit=ms|s]
                   [detector=PATH]
 
 A person-detector checkpoint (config ``task: detector``) is evaluated by
@@ -22,7 +22,8 @@ atomically:
 * ``pr_curves.png``, ``confusion_matrix.png`` and, when the run's ``metrics.jsonl`` lies next to
   the checkpoint, ``training_curves.png`` (:mod:`thermact.evaluation.plots`);
 * ``detections.csv`` (one row per box × class, score last), ``groundtruth.csv`` and
-  ``label_map.pbtxt``, AVA-style (:mod:`thermact.data.ava`).
+  ``label_map.pbtxt``, in the format of the official AVA evaluator (:mod:`thermact.data.ava`;
+  timestamps in integer Unix milliseconds).
 
 Honesty checks: the evaluated keyframes are compared in absolute time with the checkpoint's own
 training keyframes (resolved from its config's split on the same dataset); any overlap, and a
@@ -98,10 +99,14 @@ class EvalOptions:
     exist_ok: bool = False
     """Write into an existing non-empty ``out`` (files of the same name are replaced)."""
     batch_size: int = 16
+    """Clips per forward pass."""
     num_workers: int = 0
+    """DataLoader worker processes."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    time_unit: Literal["s", "ms"] = "s"
-    """Timestamps of the AVA CSVs: seconds with 3 decimals, or integer ms (official evaluator)."""
+    """auto (CUDA when present), cpu or cuda."""
+    time_unit: Literal["ms", "s"] = "ms"
+    """Timestamps of the AVA CSVs: integer Unix ms (read by the official AVA evaluator and
+    PySlowFast), or seconds with 3 decimals (thermact and spreadsheets only)."""
     detector: str | None = None
     """A person-detector checkpoint: also report the end-to-end frame-mAP on its boxes."""
 

@@ -37,7 +37,9 @@ class ExportOptions:
     dataset: str | None = None
     """Dataset of the verification clips; None: the checkpoint's ``data.root`` (else the bundled one)."""
     num_clips: int = 16
+    """Real clips the export is verified on."""
     batch_size: int = 4
+    """Clips per verification call."""
     tolerance: float = 1e-4
     """Largest acceptable max abs logit difference, times ``max(1, largest |logit|)``."""
     frame_size: tuple[int, int] = (40, 60)

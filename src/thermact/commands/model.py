@@ -15,8 +15,8 @@ __all__ = ["main_info"]
 
 
 @dataclass
-class _ModelSection:
-    """Wrapper so that configuration errors name keys as ``model.<key>``."""
+class ModelSection:
+    """The keys of ``model info``: the ``model:`` section (errors name keys ``model.<key>``)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -47,7 +47,7 @@ def main_info(config_path: str | None, overrides: list[str], lenient: bool = Fal
         raise ConfigError(f"config file {where!r}: section 'model' must be a mapping")
     model_over = tree.pop("model", {})
     merged = merge_trees(merge_trees(model_raw, tree), model_over if isinstance(model_over, dict) else {})
-    cfg = config_from_dict(_ModelSection, {"model": merged}).model
+    cfg = config_from_dict(ModelSection, {"model": merged}).model
     info = model_info(cfg, fps=float(fps_value))
     print(format_model_info(info))
     return 0

@@ -62,11 +62,17 @@ class StreamOptions:
     """Person detector; default: where ``thermact train config=configs/person_detector_live.yaml``
     writes it."""
     speed: float | Literal["max"] = 1.0
+    """Replay speed: 1.0 real time, 2.0 twice as fast, max as fast as the models allow."""
     onnx: bool = False
+    """Export both models to ONNX and run them with onnxruntime."""
     cadence_s: float = 1.0
+    """Seconds between two classifications of one person."""
     score_threshold: float = 0.3
+    """Lowest person-detection score tracked."""
     lying_min_s: float = 10.0
+    """Seconds of 'lying with risk' before an event is raised."""
     lying_clear_s: float = 2.0
+    """Seconds of another class before a raised event clears."""
     align: bool = True
     """Shift the recordings to start at the same time."""
     max_idle_s: float = 5.0

@@ -18,10 +18,12 @@ such files are for thermact only.
   AVA (our recordings are overlapping windows of one stream, so absolute time is the one
   unambiguous key, and a file can be read back without the recordings). Two units:
 
-  - ``"s"`` (default): seconds with exactly three decimals, ``1760482260.170``;
-  - ``"ms"``: integer milliseconds, ``1760482260170``. The official ActivityNet evaluator and
-    MMAction2's AVA metric build their keys with ``int(timestamp)``, which rejects a decimal
-    point: write ``time_unit="ms"`` for them.
+  - ``"ms"`` (default): integer milliseconds, ``1760482260170``. The official ActivityNet
+    evaluator and PySlowFast key a keyframe by ``(video_id, int(timestamp))`` and reject a decimal
+    point; integer milliseconds keep keyframes ~170 ms apart distinct (integer seconds would merge
+    them);
+  - ``"s"``: seconds with exactly three decimals, ``1760482260.170``, for thermact and
+    spreadsheets only (``int("1760482260.170")`` fails in the official readers).
 
   Both convert back to the exact integer millisecond.
 * ``x1, y1, x2, y2``: the box normalised by the frame width and height (0..1), top-left origin.
@@ -178,8 +180,8 @@ def ava_rows_to_keyframes(
 # CSV
 
 
-def format_timestamp(timestamp_ms: int, unit: TimeUnit = "s") -> str:
-    """``1760482260170`` → ``"1760482260.170"`` (``unit="s"``) or ``"1760482260170"`` (``"ms"``)."""
+def format_timestamp(timestamp_ms: int, unit: TimeUnit = "ms") -> str:
+    """``1760482260170`` → ``"1760482260170"`` (``unit="ms"``) or ``"1760482260.170"`` (``"s"``)."""
     if unit == "ms":
         return str(int(timestamp_ms))
     sign = "-" if timestamp_ms < 0 else ""
@@ -187,7 +189,7 @@ def format_timestamp(timestamp_ms: int, unit: TimeUnit = "s") -> str:
     return f"{sign}{q}.{r:03d}"
 
 
-def parse_timestamp(text: str, unit: TimeUnit = "s") -> int:
+def parse_timestamp(text: str, unit: TimeUnit = "ms") -> int:
     """Inverse of :func:`format_timestamp` (exact, via :class:`~decimal.Decimal`); ValueError if not."""
     try:
         value = Decimal(text.strip())
@@ -207,7 +209,7 @@ def parse_timestamp(text: str, unit: TimeUnit = "s") -> int:
 def write_ava_csv(
     path: str | Path,
     rows: Iterable[AvaRow],
-    time_unit: TimeUnit = "s",
+    time_unit: TimeUnit = "ms",
     detection_person_ids: bool = False,
     decimals: int | None = None,
 ) -> int:
@@ -271,7 +273,7 @@ def read_ava_csv(
     path: str | Path,
     kind: Literal["groundtruth", "detections"] = "groundtruth",
     num_classes: int | None = None,
-    time_unit: TimeUnit = "s",
+    time_unit: TimeUnit = "ms",
     recordings: Iterable[str] | None = None,
     problems: ProblemLog | None = None,
 ) -> list[AvaRow]:

@@ -56,13 +56,21 @@ class RunSection:
     config (embedded with :func:`thermact.config.embedded`, so written ``run_dir=...``)."""
 
     run_dir: str = "runs/train"
+    """Where checkpoints, logs, config.yaml and reports go."""
     exist_ok: bool = False
+    """Train into an existing non-empty run_dir (its old results are removed)."""
     resume: str | None = None
+    """A checkpoint to continue exactly (its own directory, its own config)."""
     seed: int = 0
+    """Seeds every generator (data order, augmentation, initialisation, dropout)."""
     deterministic: bool = False
+    """Also ask PyTorch for deterministic kernels (slower)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto (CUDA when present), cpu or cuda."""
     amp: Literal["none", "bf16", "fp16"] = "none"
+    """Autocast: bf16 (CPU or CUDA) or fp16 (CUDA, with a GradScaler)."""
     log_every: int = 10
+    """Optimiser steps between two training-loss records in metrics.jsonl."""
 
     def __post_init__(self) -> None:
         if self.log_every < 1:
@@ -74,13 +82,21 @@ class RunSection:
 @dataclasses.dataclass
 class DataSection:
     root: str | None = None
+    """Dataset: a name (thermal_v1, thermal_v2) or a directory; null: the bundled default."""
     split: str = "session"
+    """given (leaky), session, lorecording, all (no validation) or a split file."""
     fold: int = 0
+    """Fold index of the split (see thermact data split)."""
     window_s: float = 2.7
+    """Seconds of sensor time a clip covers."""
     keyframe_position: Literal["center", "causal"] = "center"
+    """center (offline) or causal (the clip ends at the keyframe: live use)."""
     normalize: Literal["dataset", "clip_median"] = "dataset"
+    """dataset (training mean/std) or clip_median (subtract each clip's background)."""
     num_workers: int = 0
+    """DataLoader worker processes (0: load in the training process)."""
     lenient: bool = False
+    """Skip bad records with a warning each (like --lenient)."""
 
     def __post_init__(self) -> None:
         check_number("window_s", self.window_s, low=0.0, low_open=True)
@@ -93,12 +109,19 @@ class DataSection:
 @dataclasses.dataclass
 class AugmentSection:
     enabled: bool = True
+    """Augment the training clips."""
     p_hflip: float = 0.5
+    """Probability of a left-right flip."""
     p_vflip: float = 0.5
+    """Probability of an up-down flip."""
     p_rot180: float = 0.0
+    """Probability of a 180-degree rotation."""
     offset_c: tuple[float, float] = (-1.0, 1.0)
+    """Range of a temperature offset added to the clip (degrees C)."""
     gain: tuple[float, float] = (0.9, 1.1)
+    """Range of a temperature gain around the clip's median."""
     box_jitter: float = 0.05
+    """Box jitter, as a fraction of the box size."""
 
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_rot180"):
@@ -115,16 +138,27 @@ class AugmentSection:
 @dataclasses.dataclass
 class OptimSection:
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """adamw or sgd (Nesterov)."""
     lr: float = 0.002
+    """Peak learning rate (linear warm-up, then cosine to min_lr)."""
     weight_decay: float = 0.05
+    """Weight decay (not on biases and normalisation parameters)."""
     momentum: float = 0.9
+    """SGD momentum."""
     epochs: int = 30
+    """Epochs to train."""
     batch_size: int = 8
+    """Clips per batch."""
     accumulate: int = 1
+    """Batches whose gradients are summed before an optimiser step."""
     warmup_epochs: float = 1.0
+    """Epochs of linear LR warm-up."""
     min_lr: float = 0.0
+    """Final learning rate of the cosine schedule."""
     clip_grad_norm: float | None = 5.0
+    """Gradient norm clipping (null: none)."""
     freeze_stages: int = 0
+    """Backbone stages kept frozen (transfer from pretrained weights)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "accumulate"):

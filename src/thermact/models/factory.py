@@ -104,16 +104,27 @@ class InteractionConfig:
     """
 
     structure: Literal["none", "parallel", "serial", "dense_serial"] = "none"
+    """AlphAction's IA structure: none, parallel, serial or dense_serial."""
     blocks: tuple[Literal["P", "M"], ...] = ("P", "M", "P", "M")
+    """P: the other persons of the clip, M: the memory of neighbouring keyframes."""
     dim_inner: int = 512
+    """Attention width."""
     num_heads: int = 1
+    """Attention heads."""
     dropout: float = 0.2
+    """Dropout in the interaction units."""
     layer_norm: bool = True
+    """LayerNorm in the interaction units."""
     memory_window_s: float = 8.0
+    """Memory: keyframes within this many seconds of the same recording."""
     memory_slot_s: float = 1.0
+    """Width of the learned temporal-position slots (0: none)."""
     memory_max: int = 32
+    """Memory entries per person (the nearest in time)."""
     memory_same_track: bool = False
+    """Memory of the person's own track only."""
     pretrained: bool = False
+    """Also load the IA weights of an AlphAction IA checkpoint given as model.pretrained."""
 
     @property
     def enabled(self) -> bool:
@@ -147,11 +158,17 @@ class HeadConfig:
     """
 
     mode: Literal["softmax", "sigmoid"] = "softmax"
+    """softmax (single-label) or sigmoid (multi-label): loss family and score function."""
     mlp_dim: int = 1024
+    """Width of the head's MLP."""
     dropout: float = 0.2
+    """Dropout before the classifier."""
     roi_size: int = 7
+    """RoIAlign output bins per side."""
     temporal_pool: Literal["avg", "max"] = "avg"
+    """Pooling over time before RoIAlign."""
     spatial_pool: Literal["max", "avg"] = "max"
+    """Pooling of the RoIAlign bins."""
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
@@ -168,17 +185,29 @@ class ModelConfig:
     """The ``model:`` config section (see the module docstring for a YAML example)."""
 
     name: ModelName = "thermal_net_s"
+    """The network (see thermact model info)."""
     num_classes: int = 14
+    """Action classes (the dataset's)."""
     num_frames: int = 16
+    """Frames per clip (SlowFast: a multiple of its alpha)."""
     input_size: tuple[int, int] | None = None
+    """[H, W] the clip is resized to (null: the sensor's 40x60)."""
     backbone_dropout: float = 0.0
+    """ThermalNet: dropout on the backbone output."""
     frozen_bn: bool = False
+    """SlowFast: frozen BatchNorm (transfer)."""
     fusion_style: Literal["auto", "conv_bn_relu", "conv_bias"] = "auto"
+    """SlowFast lateral connections: auto (from model.pretrained), conv_bn_relu or conv_bias."""
     stem_pool_padding: Literal["auto", 0, 1] = "auto"
+    """SlowFast stem max-pool padding: auto (from model.pretrained), 0 (AlphAction) or 1."""
     pretrained: str | None = None
+    """Backbone weights to start from (AlphAction, PySlowFast, PyTorchVideo files)."""
     pretrained_source: PretrainedSource = "auto"
+    """Format of model.pretrained (auto: detected)."""
     trust_checkpoint: bool = False
+    """Allow pickled pretrained files (Caffe2 .pkl): only for files you trust."""
     no_head: bool = True
+    """Drop the pretrained file's classifier tensors."""
     head: HeadConfig = field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:

@@ -190,8 +190,11 @@ class DetectorModelConfig:
     """Which detector to build (see :func:`build_detector`)."""
 
     name: Literal["person_detector_s", "person_detector_t"] = "person_detector_s"
+    """person_detector_s or person_detector_t (the live one)."""
     num_frames: int = 3
+    """Causal frames per clip."""
     num_classes: int = 2
+    """Heatmap classes: person and warm non-person (2)."""
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:

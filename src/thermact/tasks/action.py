@@ -73,10 +73,15 @@ __all__ = [
 @dataclasses.dataclass
 class LossSection:
     kind: Literal["ce", "focal", "bce", "sigmoid_focal"] = "ce"
+    """ce (softmax cross-entropy), focal, bce or sigmoid_focal."""
     class_weights: Literal["none", "inverse", "sqrt_inverse", "effective"] = "sqrt_inverse"
+    """Per-class loss weights from the training counts."""
     label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy."""
     gamma: float = 2.0
+    """Focusing exponent of the focal losses."""
     sampler: Literal["none", "balanced"] = "none"
+    """none or balanced (class-balanced keyframe sampling)."""
 
     def __post_init__(self) -> None:
         check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
@@ -86,7 +91,9 @@ class LossSection:
 @dataclasses.dataclass
 class EvalSection:
     every_epochs: int = 1
+    """Validate every this many epochs (and after the last)."""
     metric: Literal["balanced_accuracy", "macro_f1", "accuracy", "frame_map"] = "balanced_accuracy"
+    """The validation metric that picks best.pt."""
 
     def __post_init__(self) -> None:
         if self.every_epochs < 1:
@@ -100,6 +107,7 @@ class ActionRunConfig:
     action model's own, ``model`` being :class:`~thermact.models.factory.ModelConfig`)."""
 
     task: Literal["action"] = "action"
+    """action (this config) or detector (the person detector's)."""
     run: RunSection = embedded(RunSection)
     data: DataSection = dataclasses.field(default_factory=DataSection)
     augment: AugmentSection = dataclasses.field(default_factory=AugmentSection)

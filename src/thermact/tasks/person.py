@@ -74,7 +74,9 @@ DETECTOR_CLASSES = ("person", "non-person warm object")
 @dataclasses.dataclass
 class DetectorLossSection:
     size_weight: float = 1.0
+    """Weight of the L1 loss on log box sizes."""
     offset_weight: float = 1.0
+    """Weight of the L1 loss on centre offsets."""
     with_others: bool = True
     """Train the non-person heatmap class on the hot objects and furniture of the raw annotations."""
 
@@ -86,10 +88,13 @@ class DetectorLossSection:
 @dataclasses.dataclass
 class DetectorEvalSection:
     every_epochs: int = 1
+    """Validate every this many epochs (and after the last)."""
     score_threshold: float = 0.3
     """Operating point of the recall / precision / hot-object false-positive numbers (AP uses all)."""
     top_k: int = 20
+    """Most detections decoded per frame."""
     nms_iou: float = 0.5
+    """IoU above which non-maximum suppression drops a box."""
     min_score: float = 0.01
     """Lowest detection score kept for the AP computation."""
 
@@ -121,6 +126,7 @@ class DetectorRunConfig:
     causal 3-frame clips over 0.5 s, 180° rotations, no box jitter, ``lr: 0.004``, batch 16."""
 
     task: Literal["detector"] = "detector"
+    """detector (this config) or action."""
     run: RunSection = embedded(lambda: RunSection(run_dir="runs/person_detector"))
     data: DataSection = dataclasses.field(
         default_factory=lambda: DataSection(window_s=0.5, keyframe_position="causal")
