@@ -95,3 +95,28 @@ def test_thermact_export_of_a_detector_checkpoint(
     assert out.is_file()
     with pytest.raises(CheckpointError, match="not an action model"):
         restore_model(detector_ckpt)
+
+
+def test_weights_format_drops_the_training_state(detector_ckpt: Path, tmp_path: Path) -> None:
+    import torch
+
+    from thermact.engine.checkpoint import TRAINING_STATE_KEYS, load_checkpoint
+    from thermact.tasks.person import restore_detector
+
+    full = load_checkpoint(detector_ckpt)
+    assert TRAINING_STATE_KEYS <= set(full)  # a trainer's checkpoint
+    out = tmp_path / "det.weights.pt"
+    outcome = run_export(load_export_options(str(detector_ckpt), ["format=weights", f"out={out}"]))
+    assert outcome.path == out and outcome.report is None and outcome.kind == "person_detector"
+    slim = load_checkpoint(out)
+    assert not TRAINING_STATE_KEYS & set(slim)
+    assert set(full) - set(slim) == TRAINING_STATE_KEYS
+    assert out.stat().st_size < 0.6 * detector_ckpt.stat().st_size  # AdamW's two moments are gone
+    a, b = restore_detector(detector_ckpt, "cpu"), restore_detector(out, "cpu")
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key])
+    assert (a.norm, a.clip, a.classes) == (b.norm, b.clip, b.classes)
+    with pytest.raises(ConfigError, match=r"must end in \.pt"):
+        run_export(load_export_options(str(detector_ckpt), ["format=weights", f"out={tmp_path / 'x.onnx'}"]))
+    with pytest.raises(ConfigError, match="is the checkpoint itself"):
+        run_export(load_export_options(str(out), ["format=weights", f"out={out}"]))

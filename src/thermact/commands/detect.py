@@ -56,6 +56,7 @@ from thermact.inference.runners import Precision, load_action_model, load_detect
 from thermact.inference.sensor import raw_frames
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import atomic_open, write_json_atomic
+from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tracking.tracker import TrackerConfig
 
 __all__ = ["DetectOptions", "RecordingOutcome", "load_detect_options", "main", "run_detect"]
@@ -65,10 +66,10 @@ __all__ = ["DetectOptions", "RecordingOutcome", "load_detect_options", "main", "
 class DetectOptions:
     """Options of ``thermact detect`` (``key=value`` on the command line)."""
 
-    checkpoint: str = ""
-    """Action-model checkpoint (``.pt``) or exported ``.onnx`` (required)."""
-    detector: str = ""
-    """Person-detector checkpoint (``.pt``) or ``.onnx`` exported with its metadata (required)."""
+    checkpoint: str = DEFAULT_ACTION_MODEL
+    """Action model: a checkpoint (.pt), an exported .onnx or a shipped model's name."""
+    detector: str = DEFAULT_DETECTOR
+    """Person detector: a checkpoint (.pt), an .onnx exported with its metadata or a shipped name."""
     out: str = "runs/detect"
     """Output directory."""
     exist_ok: bool = False
@@ -94,10 +95,8 @@ class DetectOptions:
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
-        if not self.checkpoint:
-            raise ConfigError("config key 'checkpoint' is required: pass checkpoint=ACTION.pt")
-        if not self.detector:
-            raise ConfigError("config key 'detector' is required: pass detector=DETECTOR.pt")
+        if not self.checkpoint or not self.detector:
+            raise ConfigError("config keys 'checkpoint', 'detector': must not be empty")
         if not self.cadence_s > 0:
             raise ConfigError(f"config key 'cadence_s': must be > 0, got {self.cadence_s}")
         if not 0.0 <= self.score_threshold <= 1.0:

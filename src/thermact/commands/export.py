@@ -1,6 +1,7 @@
 """``thermact export [CHECKPOINT] [out=PATH.onnx] [verify=true] [key=value ...]``: ONNX export of an
 action model or a person detector (:mod:`thermact.export.onnx`), checked against PyTorch on real
-clips with onnxruntime."""
+clips with onnxruntime; ``format=weights`` writes an inference checkpoint instead (weights, config,
+classes, normalisation; no optimiser or RNG state: the form of the shipped models)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import Tensor
 from thermact.commands._common import TASKS
 from thermact.config import build_options
 from thermact.data.source import load_dataset
-from thermact.engine.checkpoint import load_checkpoint
+from thermact.engine.checkpoint import inference_state, load_checkpoint, save_checkpoint
 from thermact.engine.restore import checkpoint_task
 from thermact.errors import ConfigError, DataError
 from thermact.export.onnx import DEFAULT_OPSET, check_out_path, export_action_onnx, export_detector_onnx
@@ -30,8 +31,10 @@ class ExportOptions:
 
     checkpoint: str = ""
     """The checkpoint to export (required; also accepted as the positional argument)."""
+    format: Literal["onnx", "weights"] = "onnx"
+    """onnx, or weights: an inference checkpoint (.pt) without the training state."""
     out: str | None = None
-    """Output ``.onnx`` file; None: the checkpoint path with the suffix ``.onnx``."""
+    """Output file; None: the checkpoint path with the suffix .onnx (format=weights: .weights.pt)."""
     verify: bool = True
     """Compare onnxruntime with torch on real clips of the dataset."""
     dataset: str | None = None
@@ -96,6 +99,8 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
         ConfigError: bad options or output path.
         DataError: the verification dataset cannot be loaded or has other frame sizes.
     """
+    if opts.format == "weights":
+        return export_weights(opts)
     out = check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
     task = TASKS[checkpoint_task(load_checkpoint(opts.checkpoint))]
     trained = task.restore(opts.checkpoint, "cpu")
@@ -119,6 +124,26 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
     return ExportOutcome(path, report, kind)
 
 
+def export_weights(opts: ExportOptions) -> ExportOutcome:
+    """Write ``opts.checkpoint`` as an inference checkpoint (:func:`inference_state`), after
+    checking that it rebuilds its model; the written file is rebuilt too.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be restored.
+        ConfigError: the output path is not a writable ``.pt`` file or is the checkpoint itself.
+    """
+    default = Path(opts.checkpoint).with_suffix(".weights.pt")
+    out = check_out_path(opts.out if opts.out is not None else default, ".pt")
+    ckpt = load_checkpoint(opts.checkpoint)
+    task = TASKS[checkpoint_task(ckpt)]
+    task.restore(opts.checkpoint, "cpu")
+    if out.exists() and out.resolve() == Path(opts.checkpoint).resolve():
+        raise ConfigError(f"output path {str(out)!r} is the checkpoint itself")
+    save_checkpoint(out, inference_state(ckpt))
+    task.restore(out, "cpu")
+    return ExportOutcome(out, None, EXPORTERS[task.name][1])
+
+
 def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     """``thermact export [CHECKPOINT] [out=PATH.onnx] [verify=true] [key=value ...]``.
 
@@ -130,6 +155,9 @@ def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     outcome = run_export(opts, lenient)
     size_mb = outcome.path.stat().st_size / 1e6
     inputs = "clip [B,1,T,H,W], rois [K,5]" if outcome.kind == "action_model" else "clip [B,1,T,H,W]"
+    if opts.format == "weights":
+        print(f"wrote {outcome.path} ({size_mb:.2f} MB, {outcome.kind}, inference checkpoint)")
+        return 0
     print(f"wrote {outcome.path} ({size_mb:.2f} MB, {outcome.kind}, opset {opts.opset}, inputs {inputs})")
     if outcome.report is None:
         return 0

@@ -44,6 +44,7 @@ from thermact.inference.runners import (
 )
 from thermact.inference.streaming import StreamingPredictor, StreamStats, interleave
 from thermact.io import check_writable, write_json_atomic
+from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
 from thermact.tracking.tracker import TrackerConfig
@@ -55,12 +56,10 @@ __all__ = ["StreamOptions", "load_stream_options", "main", "run_stream"]
 class StreamOptions:
     """Options of ``thermact stream``."""
 
-    checkpoint: str = "runs/thermal_net_live/last.pt"
-    """Action model (``.pt`` or ``.onnx``); default: where ``thermact train
-    config=configs/thermal_net_live.yaml`` writes it."""
-    detector: str = "runs/person_detector_live/last.pt"
-    """Person detector; default: where ``thermact train config=configs/person_detector_live.yaml``
-    writes it."""
+    checkpoint: str = DEFAULT_ACTION_MODEL
+    """Action model: a checkpoint (.pt), an exported .onnx or a shipped model's name."""
+    detector: str = DEFAULT_DETECTOR
+    """Person detector: a checkpoint (.pt), an .onnx exported with its metadata or a shipped name."""
     speed: float | Literal["max"] = 1.0
     """Replay speed: 1.0 real time, 2.0 twice as fast, max as fast as the models allow."""
     onnx: bool = False

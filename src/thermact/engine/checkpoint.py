@@ -14,6 +14,10 @@ A checkpoint is a plain dict of tensors and plain Python types (loadable with
     classes         list of class names, in id order
     norm            temperature normalisation statistics {mean_c, std_c}
     metrics         the validation metrics at save time (optional)
+    progress, history  the loop's counters and loss/metric history (resume)
+
+An *inference checkpoint* (:func:`inference_state`, ``thermact export format=weights``) drops the
+training state (optimizer, scaler, rng, progress, history): what a deployed model needs.
 
 Writing is atomic: the bytes go to a temporary file in the same directory, which is then renamed.
 """
@@ -23,7 +27,6 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,7 @@ import torch
 
 from thermact.errors import CheckpointError
 from thermact.io import atomic_open
+from thermact.shipped import resolve_checkpoint
 
 FORMAT = "thermact-checkpoint"
 VERSION = 1
@@ -106,10 +110,9 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a thermact checkpoint safely (``weights_only=True``) and check its format."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint not found")
+    """Read a thermact checkpoint safely (``weights_only=True``) and check its format; ``path`` may
+    also name a shipped model (:func:`thermact.shipped.resolve_checkpoint`)."""
+    p = resolve_checkpoint(path)
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p}: empty file (0 bytes), not a checkpoint")
     try:
@@ -128,3 +131,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         if key not in data:
             raise CheckpointError(f"{p}: checkpoint lacks the {key!r} entry")
     return data
+
+
+TRAINING_STATE_KEYS = frozenset({"optimizer", "scaler", "rng", "progress", "history"})
+"""Checkpoint entries that only resuming a training run needs."""
+
+
+def inference_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` without its :data:`TRAINING_STATE_KEYS` (and without format tags, which
+    :func:`save_checkpoint` writes): what an inference checkpoint holds."""
+    return {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS | {"format", "version"}}

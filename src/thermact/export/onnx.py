@@ -92,10 +92,12 @@ def restore_modes(modes: Sequence[tuple[nn.Module, bool]]) -> None:
         m.training = flag
 
 
-def check_out_path(path: str | os.PathLike[str]) -> Path:
+def check_out_path(path: str | os.PathLike[str], suffix: str = ".onnx") -> Path:
+    """``path`` as an output file: it ends in ``suffix``, is not a directory and its first existing
+    parent is a writable directory (raises :class:`ConfigError` otherwise)."""
     out = Path(path)
-    if out.suffix != ".onnx":
-        raise ConfigError(f"output path {str(out)!r} must end in .onnx")
+    if out.suffix != suffix:
+        raise ConfigError(f"output path {str(out)!r} must end in {suffix}")
     if out.exists() and out.is_dir():
         raise ConfigError(f"output path {str(out)!r} is a directory")
     for parent in out.parents:

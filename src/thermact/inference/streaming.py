@@ -45,6 +45,7 @@ from thermact.inference.events import Event, EventRule
 from thermact.inference.pipeline import FrameInput, FrameResult, InferencePipeline, PersonResult, StageTimes
 from thermact.inference.runners import Precision, as_action_model, as_detector
 from thermact.inference.sensor import SensorCounters
+from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tracking.tracker import TrackerConfig
 
 __all__ = ["StreamStats", "StreamingPredictor", "interleave"]
@@ -93,10 +94,12 @@ class StreamingPredictor:
     """Frames in, per-person classifications and events out, for many sensors.
 
     Args:
-        action: action model: a checkpoint or ``.onnx`` path, a restored model
+        action: action model: a checkpoint or ``.onnx`` path, a shipped model's name
+            (:mod:`thermact.shipped`; the default is the shipped live model), a restored model
             (:func:`~thermact.tasks.action.restore_model`), an ``OnnxActionModel`` or any
             :class:`~thermact.inference.runners.ActionModelLike`.
-        detector: person detector: a checkpoint or ``.onnx`` path, a restored detector
+        detector: person detector: a checkpoint or ``.onnx`` path, a shipped model's name (the
+            default is the shipped live detector), a restored detector
             (:func:`~thermact.tasks.person.restore_detector`), an ``OnnxPersonDetector``
             (exported with :func:`~thermact.export.onnx.export_detector_onnx`) or any
             :class:`~thermact.inference.runners.DetectorLike`.
@@ -119,8 +122,8 @@ class StreamingPredictor:
 
     def __init__(
         self,
-        action: Any,
-        detector: Any,
+        action: Any = DEFAULT_ACTION_MODEL,
+        detector: Any = DEFAULT_DETECTOR,
         tracker_config: TrackerConfig | None = None,
         cadence_s: float = 1.0,
         events: Sequence[EventRule] = (),

@@ -1,0 +1,73 @@
+"""The Python API (thermact.api and the lazy top-level names): same validation and outputs as the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import thermact
+from thermact.api import as_overrides
+from thermact.commands.detect import main as main_detect
+from thermact.config import parse_overrides
+from thermact.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_import_is_light_and_names_are_lazy() -> None:
+    code = "import sys, thermact; print('torch' in sys.modules, thermact.StreamingPredictor.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "StreamingPredictor"]
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        thermact.trian  # noqa: B018
+    assert set(thermact.__all__) >= {"train", "evaluate", "detect", "StreamingPredictor", "load_dataset"}
+
+
+def test_options_are_written_as_the_command_line_reads_them() -> None:
+    options = {"optim.epochs": 3, "augment.gain": [0.9, 1.1], "model.input_size": None, "data.root": "thermal_v2"}
+    args = as_overrides(options, seed=2, exist_ok=True, run_dir=Path("runs/x"))
+    assert parse_overrides(args) == {
+        "optim": {"epochs": 3},
+        "augment": {"gain": [0.9, 1.1]},
+        "model": {"input_size": None},
+        "data": {"root": "thermal_v2"},
+        "seed": 2,
+        "exist_ok": True,
+        "run_dir": "runs/x",
+    }
+
+
+def test_train_validates_like_the_command_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="optim.lr"):
+        thermact.train("thermal_net_live", {"optim.lr": -1.0}, run_dir=tmp_path / "r")
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        thermact.train("thermal_net_live", {"optim.epoch": 3}, run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_detect_writes_what_the_command_writes(
+    action_ckpt: Path, detector_ckpt: Path, short_recordings: Path, tmp_path: Path
+) -> None:
+    args = {"checkpoint": action_ckpt, "detector": detector_ckpt, "animation": "none"}
+    outcomes, events = thermact.detect(short_recordings, args, out=tmp_path / "api")
+    cli = [f"{k}={v}" for k, v in args.items()]
+    assert main_detect(str(short_recordings), [*cli, f"out={tmp_path / 'cli'}"], False) == 0
+    assert [o.recording_id for o in outcomes] == sorted(p.stem for p in short_recordings.glob("*.h5"))
+    for outcome in outcomes:
+        api_lines = (tmp_path / "api" / f"{outcome.recording_id}.jsonl").read_text().splitlines()
+        cli_lines = (tmp_path / "cli" / f"{outcome.recording_id}.jsonl").read_text().splitlines()
+        assert len(api_lines) == outcome.frames > 0
+        assert [json.loads(x)["persons"] for x in api_lines] == [json.loads(x)["persons"] for x in cli_lines]
+    assert isinstance(events, list)
+
+
+def test_evaluate_returns_the_report_it_writes(action_ckpt: Path, tmp_path: Path) -> None:
+    outcome = thermact.evaluate(action_ckpt, out=tmp_path / "ev", split="session", fold=1)
+    written = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert written["summary"] == outcome.result.summary()
+    assert written["num_keyframes"] == outcome.result.num_keyframes == 216  # SL18, fold 1 of V1
+    assert 0.0 < outcome.result.frame_map.map < 1.0

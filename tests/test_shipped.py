@@ -1,0 +1,43 @@
+"""thermact.shipped: checkpoints by name (shipped models) or path, with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from thermact.engine.checkpoint import load_checkpoint
+from thermact.errors import CheckpointError
+from thermact.shipped import SHIPPED_MODELS, WEIGHTS_DIR, resolve_checkpoint
+
+
+def test_a_file_wins_over_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thermal_net_live").write_bytes(b"x")
+    assert resolve_checkpoint("thermal_net_live") == Path("thermal_net_live")
+
+
+def test_names_and_paths_that_do_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="did you mean 'thermal_net_live'"):
+        resolve_checkpoint("thermal_net_liv")
+    with pytest.raises(CheckpointError, match="neither a file nor a shipped model; shipped models: "):
+        resolve_checkpoint("resnet")
+    with pytest.raises(CheckpointError, match=r"nothing\.pt: checkpoint not found"):
+        resolve_checkpoint(tmp_path / "nothing.pt")
+    with pytest.raises(CheckpointError, match="did you mean 'person_detector_live'"):
+        load_checkpoint("person_detektor_live")
+
+
+def test_a_missing_shipped_file_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import thermact.shipped as shipped
+
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="'thermal_net_live' is not installed .*make models"):
+        resolve_checkpoint("thermal_net_live")
+
+
+def test_the_table_names_files_inside_the_package() -> None:
+    assert WEIGHTS_DIR.parent == Path(__file__).resolve().parents[1] / "src" / "thermact"
+    assert {m.task for m in SHIPPED_MODELS.values()} == {"action", "detector"}
+    for name, model in SHIPPED_MODELS.items():
+        assert model.name == name and model.path.parent == WEIGHTS_DIR and model.path.suffix == ".pt"
