@@ -28,7 +28,12 @@ def test_import_is_light_and_names_are_lazy() -> None:
 
 
 def test_options_are_written_as_the_command_line_reads_them() -> None:
-    options = {"optim.epochs": 3, "augment.gain": [0.9, 1.1], "model.input_size": None, "data.root": "thermal_v2"}
+    options = {
+        "optim.epochs": 3,
+        "augment.gain": [0.9, 1.1],
+        "model.input_size": None,
+        "data.root": "thermal_v2",
+    }
     args = as_overrides(options, seed=2, exist_ok=True, run_dir=Path("runs/x"))
     assert parse_overrides(args) == {
         "optim": {"epochs": 3},

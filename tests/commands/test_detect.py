@@ -133,7 +133,9 @@ def test_bad_inputs_raise_errors_naming_the_file(
     with pytest.raises(ConfigError, match="'detector': must not be empty"):
         main_detect(str(short_recordings), [f"checkpoint={action_ckpt}", "detector="], False)
     with pytest.raises(CheckpointError, match="did you mean 'person_detector_live'"):
-        main_detect(str(short_recordings), [f"checkpoint={action_ckpt}", "detector=person_detector_liv"], False)
+        main_detect(
+            str(short_recordings), [f"checkpoint={action_ckpt}", "detector=person_detector_liv"], False
+        )
     with pytest.raises(ConfigError, match="cadence_s"):
         main_detect(str(short_recordings), [*ok, "cadence_s=0"], False)
     assert not (tmp_path / "o").exists()  # nothing written by a failed run

@@ -24,6 +24,7 @@ from thermact.engine.run import train
 from thermact.evaluation.detection import detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import predict, score_predictions
+from thermact.evaluation.falls import lying_episodes
 from thermact.inference.runners import DetectorRunner
 from thermact.models.postprocess import Detections
 from thermact.tasks.action import ActionRunConfig, restore_model
@@ -132,7 +133,9 @@ def test_end_to_end_on_perfect_boxes_equals_gt_box_frame_map(
     assert none.num_person_detections == 0 and none.frame_map.map == 0.0
 
 
-def test_action_eval_with_detector_option(setup: tuple[Path, Path, Path, list[str]], tmp_path: Path) -> None:
+def test_action_eval_with_detector_option(
+    setup: tuple[Path, Path, Path, list[str]], real_data: ThermalData, tmp_path: Path
+) -> None:
     det_ckpt, action_ckpt, _, _ = setup
     outcome = run_evaluation(
         load_options(str(action_ckpt), [f"out={tmp_path / 'e'}", f"detector={det_ckpt}"])
@@ -141,5 +144,16 @@ def test_action_eval_with_detector_option(setup: tuple[Path, Path, Path, list[st
     e2e = outcome.report["end_to_end"]
     assert 0.0 <= e2e["frame_map"] <= 1.0 and e2e["detector"] == str(det_ckpt)
     assert "End to end" in (tmp_path / "e" / "report.md").read_text()
+    # fall alerts: the episodes of the evaluated keyframes, one report per rule
+    evaluated = set(outcome.predictions.keyframe_ids)
+    episodes = lying_episodes(k for k in real_data.keyframes if k.keyframe_id in evaluated)
+    falls = e2e["fall_alerts"]
+    assert [r["min_duration_s"] for r in falls] == [0.0, 2.0, 5.0, 10.0]
+    assert {r["episodes"] for r in falls} == {len(episodes)} and len(episodes) >= 5
+    assert 0.03 < falls[0]["sensor_hours"] < 0.2
+    alerts = [r["alerts"] for r in falls]
+    assert alerts == sorted(alerts, reverse=True)  # a longer rule raises no more alerts
+    assert all(r["alerted_in_time"] + len(r["missed"]) == len(episodes) for r in falls)
+    assert "Fall alerts" in (tmp_path / "e" / "report.md").read_text()
     plain = run_evaluation(load_options(str(action_ckpt), [f"out={tmp_path / 'p'}"]))
     assert plain.end_to_end is None and "end_to_end" not in plain.report

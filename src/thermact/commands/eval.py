@@ -74,8 +74,10 @@ from thermact.evaluation import plots
 from thermact.evaluation.detection import DetectionMetrics, detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
+from thermact.evaluation.falls import fall_alert_reports, fall_alerts_markdown
 from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
-from thermact.inference.runners import DetectorRunner
+from thermact.inference.runners import ActionRunner, DetectorRunner
+from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic, write_text_atomic
 from thermact.models.postprocess import Detections
 from thermact.tasks.action import TrainedActionModel, class_counts, restore_model
@@ -419,12 +421,14 @@ def run_end_to_end(
     dets = detect_keyframes(detector, data, test_kfs, ecfg.min_score, batch_size)
     e2e = end_to_end_frame_map(trained, dets, data, test_kfs, device, batch_size)
     det_metrics = detection_metrics(dets, test_kfs, ecfg.score_threshold)
+    live = StreamingPredictor(ActionRunner.from_trained(trained, device), detector, max_sensors=1)
     return {
         "detector": str(detector_path),
         "frame_map": e2e.frame_map.map,
         "per_class_ap": {trained.classes[c.label]: c.ap for c in e2e.frame_map.per_class},
         "num_person_detections": e2e.num_person_detections,
         "detector_metrics": det_metrics.summary(),
+        "fall_alerts": fall_alert_reports(live, data, test_kfs),
     }
 
 
@@ -438,6 +442,7 @@ def end_to_end_markdown(e2e: Mapping[str, Any], gt_frame_map: float | None) -> s
         f"{e2e['num_person_detections']} person detections scored (detector score x class probability).\n\n"
         "| boxes | frame-mAP@0.5 |\n| --- | --- |\n"
         f"| ground truth | {f(gt_frame_map)} |\n| detector | {f(e2e['frame_map'])} |\n"
+        + fall_alerts_markdown(e2e.get("fall_alerts") or [])
     )
 
 

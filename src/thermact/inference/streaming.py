@@ -176,6 +176,22 @@ class StreamingPredictor:
         """One frame ``[H, W]`` raw °C of one sensor; returns the fresh classifications it produced."""
         return self.push_many([FrameInput(sensor_id, int(timestamp_ms), frame, arrival_s)])
 
+    def replay(
+        self,
+        sensor_id: str,
+        timestamps: Sequence[int] | npt.NDArray[np.int64],
+        frames: npt.NDArray[np.floating[Any]],
+    ) -> list[PersonResult]:
+        """Push a whole recording ``frames [T, H, W]`` (raw °C, NaN where invalid) of one sensor
+        frame by frame, as it would arrive live, then close the sensor; returns every fresh
+        classification in time order."""
+        fresh: list[PersonResult] = []
+        for ts, frame in zip(timestamps, frames, strict=True):
+            fresh += self.push(sensor_id, int(ts), frame)
+        if len(timestamps):
+            self.close_sensor(sensor_id, int(timestamps[-1]), reason="recording_ended")
+        return fresh
+
     def push_many(self, frames: Iterable[FrameLike]) -> list[PersonResult]:
         """Frames of many sensors (``FrameInput`` or ``(sensor_id, timestamp_ms, frame)``), each
         sensor's in time order; one detector and one action call per round (see the module
