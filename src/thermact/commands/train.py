@@ -18,8 +18,10 @@ def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     result = train(task, cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run directory: {result.run_dir}")
-        summary = format_metrics(result.best_metrics) or "no validation"
-        print(f"  best checkpoint: {result.best_checkpoint}  ({summary})")
+        if result.best_checkpoint.is_file():
+            print(f"  best checkpoint: {result.best_checkpoint}  ({format_metrics(result.best_metrics)})")
+        else:
+            print("  best checkpoint: none (no validation: the last checkpoint is the model)")
         print(f"  last checkpoint: {result.last_checkpoint}")
         print(f"  metrics log: {result.run_dir / 'metrics.jsonl'}, config: {result.run_dir / 'config.yaml'}")
     return 130 if result.interrupted else 0
