@@ -254,19 +254,42 @@ def load_coco(
         or not isinstance(data.get("annotations"), list)
     ):
         raise DataError(f"{p}: expected a JSON object with lists 'images' and 'annotations'")
-    categories = data.get("categories")
-    if isinstance(categories, list):
-        for cat in categories:
-            if not isinstance(cat, dict):
-                continue
-            cid, cname = cat.get("id"), cat.get("name")
-            if not isinstance(cid, int) or not 0 <= cid < len(classes) or classes.names[cid] != cname:
-                problems.report(f"{p}: category {cat!r} is not in the class list")
+    _check_categories(data.get("categories"), classes, p, problems)
+    images, key_of = _coco_images(data["images"], p, problems)
+    persons = _coco_persons(data["annotations"], key_of, classes, p, problems)
+    return [
+        Keyframe(
+            keyframe_id=key,
+            recording_id=str(img["sensor_id"]),
+            timestamp_ms=int(img["timestamp"]),
+            frame_index=int(img["frame_idx"]) if isinstance(img.get("frame_idx"), int) else None,
+            persons=tuple(sorted(persons.get(key, []), key=lambda b: b.track_id)),
+            given_split=split_name,
+        )
+        for key, img in images.items()
+    ]
 
+
+def _check_categories(categories: Any, classes: ClassList, p: Path, problems: ProblemLog) -> None:
+    """Every listed category must be the class of its id."""
+    if not isinstance(categories, list):
+        return
+    for cat in categories:
+        if not isinstance(cat, dict):
+            continue
+        cid, cname = cat.get("id"), cat.get("name")
+        if not isinstance(cid, int) or not 0 <= cid < len(classes) or classes.names[cid] != cname:
+            problems.report(f"{p}: category {cat!r} is not in the class list")
+
+
+def _coco_images(
+    entries: list[Any], p: Path, problems: ProblemLog
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The valid ``images`` by keyframe id, and str(image id) → keyframe id (the id itself for
+    string ids, ``<sensor_id>_<timestamp>`` for integers)."""
     images: dict[str, dict[str, Any]] = {}
     key_of: dict[str, str] = {}
-    """str(image id) → keyframe id (the id itself for string ids, ``<sensor_id>_<timestamp>`` for integers)."""
-    for i, img in enumerate(data["images"]):
+    for i, img in enumerate(entries):
         where = f"{p}: images[{i}]"
         if not isinstance(img, dict) or not all(k in img for k in ("id", "sensor_id", "timestamp")):
             problems.report(f"{where}: an image needs 'id', 'sensor_id' and 'timestamp'")
@@ -290,10 +313,16 @@ def load_coco(
                 problems.report(f"{where} (id {image_id!r}): {name} {img[name]!r} != {expected}")
         key_of[str(image_id)] = key
         images[key] = img
+    return images, key_of
 
-    persons: dict[str, list[Box]] = {k: [] for k in images}
+
+def _coco_persons(
+    entries: list[Any], key_of: dict[str, str], classes: ClassList, p: Path, problems: ProblemLog
+) -> dict[str, list[Box]]:
+    """The valid person boxes of ``annotations``, by keyframe id."""
+    persons: dict[str, list[Box]] = {k: [] for k in key_of.values()}
     seen_ids: set[Any] = set()
-    for i, ann in enumerate(data["annotations"]):
+    for i, ann in enumerate(entries):
         where = f"{p}: annotations[{i}]"
         if not isinstance(ann, dict):
             problems.report(f"{where}: not an object")
@@ -322,28 +351,9 @@ def load_coco(
         if any(b.track_id == track for b in persons[image]):
             problems.report(f"{where}: duplicate object_id {track} in the same keyframe")
             continue
-        persons[image].append(
-            Box(
-                xyxy,
-                "person",
-                label,
-                classes.names[label],
-                track,
-                _parse_obscured(ann.get("attribute_obscured")),
-            )
-        )
-
-    return [
-        Keyframe(
-            keyframe_id=key,
-            recording_id=str(img["sensor_id"]),
-            timestamp_ms=int(img["timestamp"]),
-            frame_index=int(img["frame_idx"]) if isinstance(img.get("frame_idx"), int) else None,
-            persons=tuple(sorted(persons[key], key=lambda b: b.track_id)),
-            given_split=split_name,
-        )
-        for key, img in images.items()
-    ]
+        obscured = _parse_obscured(ann.get("attribute_obscured"))
+        persons[image].append(Box(xyxy, "person", label, classes.names[label], track, obscured))
+    return persons
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,38 +397,7 @@ def load_raw(path: str | Path, classes: ClassList, problems: ProblemLog | None =
         if not isinstance(anns, list):
             problems.report(f"{where}: 'annotations' must be a list")
             continue
-        persons: list[Box] = []
-        others: list[Box] = []
-        for j, ann in enumerate(anns):
-            awhere = f"{where} annotations[{j}]"
-            if not isinstance(ann, dict):
-                problems.report(f"{awhere}: not an object")
-                continue
-            kind = ann.get("category")
-            if kind not in ("person", "object", "furniture"):
-                problems.report(f"{awhere}: unknown category {kind!r} (expected person, object or furniture)")
-                continue
-            sub = ann.get("subcategory")
-            label: int | None = None
-            if kind == "person":
-                if sub not in classes.names:
-                    problems.report(f"{awhere}: unknown action class {sub!r}")
-                    continue
-                label = classes.id_of(str(sub))
-            xyxy = convert_box(ann.get("bbox"), awhere, problems)
-            if xyxy is None:
-                continue
-            track = ann.get("object_id")
-            if not isinstance(track, int) or isinstance(track, bool):
-                problems.report(f"{awhere}: object_id must be an integer, got {track!r}")
-                continue
-            group = persons if kind == "person" else others
-            if any(b.track_id == track for b in persons + others):
-                problems.report(f"{awhere}: duplicate object_id {track} in the same frame")
-                continue
-            group.append(
-                Box(xyxy, kind, label, str(sub), track, _parse_obscured(ann.get("attribute_obscured")))
-            )
+        persons, others = _raw_boxes(anns, where, classes, problems)
         keyframes.append(
             Keyframe(
                 keyframe_id=f"{rec['data_id']}_{rec['data_time']}",
@@ -431,6 +410,43 @@ def load_raw(path: str | Path, classes: ClassList, problems: ProblemLog | None =
             )
         )
     return keyframes
+
+
+def _raw_boxes(
+    anns: list[Any], where: str, classes: ClassList, problems: ProblemLog
+) -> tuple[list[Box], list[Box]]:
+    """The valid person and other (hot object, furniture) boxes of one raw record."""
+    persons: list[Box] = []
+    others: list[Box] = []
+    for j, ann in enumerate(anns):
+        awhere = f"{where} annotations[{j}]"
+        if not isinstance(ann, dict):
+            problems.report(f"{awhere}: not an object")
+            continue
+        kind = ann.get("category")
+        if kind not in ("person", "object", "furniture"):
+            problems.report(f"{awhere}: unknown category {kind!r} (expected person, object or furniture)")
+            continue
+        sub = ann.get("subcategory")
+        label: int | None = None
+        if kind == "person":
+            if sub not in classes.names:
+                problems.report(f"{awhere}: unknown action class {sub!r}")
+                continue
+            label = classes.id_of(str(sub))
+        xyxy = convert_box(ann.get("bbox"), awhere, problems)
+        if xyxy is None:
+            continue
+        track = ann.get("object_id")
+        if not isinstance(track, int) or isinstance(track, bool):
+            problems.report(f"{awhere}: object_id must be an integer, got {track!r}")
+            continue
+        group = persons if kind == "person" else others
+        if any(b.track_id == track for b in persons + others):
+            problems.report(f"{awhere}: duplicate object_id {track} in the same frame")
+            continue
+        group.append(Box(xyxy, kind, label, str(sub), track, _parse_obscured(ann.get("attribute_obscured"))))
+    return persons, others
 
 
 def merge_raw_into(

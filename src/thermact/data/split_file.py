@@ -20,8 +20,8 @@ from thermact.data.source import ThermalData
 from thermact.errors import DataError
 from thermact.io import write_json_atomic
 
-Protocol = Literal["given", "group", "leave_one_recording_out", "all"]
-PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+SplitProtocol = Literal["given", "group", "leave_one_recording_out", "all"]
+PROTOCOLS: tuple[str, ...] = get_args(SplitProtocol)
 SPLIT_FORMAT = "thermact-split"
 SPLIT_VERSION = 1
 
@@ -91,7 +91,7 @@ class SplitDefinition:
     """
 
     name: str
-    protocol: Protocol
+    protocol: SplitProtocol
     leaky: bool
     clip: ClipConfig
     folds: list[Fold]
