@@ -299,3 +299,34 @@ def test_interaction_models_are_refused_with_a_clear_error(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="interaction head"):
         export_action_model(model, tmp_path / "ia.onnx", num_frames=8)
     assert not (tmp_path / "ia.onnx").exists()
+
+
+def test_box_cue_model_onnx_matches_torch_on_real_clips(
+    batches: tuple[list[Tensor], list[Tensor]],
+    make_informative: Callable[[nn.Module, int], None],
+    tmp_path: Path,
+) -> None:
+    """The box cues (masks, room background as a median, motion) export: onnxruntime equals torch on
+    real clips with their real person boxes and boxes at the frame border, batch sizes 3 and 1."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32, box_cues=True, box_cue_dim=16))
+    model = build_model(cfg, CLIP, verbose=False)
+    make_informative(model, 2)
+    assert model.cues is not None
+    with torch.no_grad():  # cue statistics of real clips, so that the embedding is not near zero
+        model.cues.train()
+        model.box_cues(
+            torch.cat(batches[0]), torch.cat([batches[1][0], batches[1][1] + torch.tensor([3.0, 0, 0, 0, 0])])
+        )
+    model.eval()
+    path = export_action_model(model, tmp_path / "cues.onnx", T, (H, W))
+    runner = OnnxActionModel(path)
+    for clips, rois in zip(*batches, strict=True):
+        rois = torch.cat([rois, _border_rois(clips.shape[0], 4)])
+        with torch.no_grad():
+            ref = model(clips, rois).numpy()
+            cues = model.box_cues(clips, rois)
+        assert cues is not None and float(cues.abs().max()) > 0.5
+        got = runner(clips.numpy(), rois.numpy())
+        assert got.shape == ref.shape and np.abs(ref).max() > 0.5
+        assert np.abs(got - ref).max() < 1e-4

@@ -69,3 +69,22 @@ def test_bf16_runners_agree_with_fp32(action_ckpt: Path, detector_ckpt: Path, re
     assert len(shifts) >= 10 and float(np.median(shifts)) < 1.0  # typically well under a pixel
     with pytest.raises(ValueError, match="precision"):
         load_action_model(action_ckpt, precision="fp16")  # type: ignore[arg-type]
+
+
+def test_box_cue_models_prepared_for_inference_are_unchanged(real_data: Any) -> None:
+    """The box-cue encoder's BatchNorm1d (no convolution before it) survives BN folding as it is."""
+    import torch
+
+    from thermact.data.clips import ClipConfig
+    from thermact.models.factory import HeadConfig, ModelConfig, build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(mlp_dim=32, box_cues=True))
+    model = build_model(cfg, ClipConfig(2.7, 8, "causal"), verbose=False).eval()
+    rec = next(iter(real_data.recordings.values()))
+    clip = torch.from_numpy((np.asarray(rec.frames[40:48], dtype=np.float32)[None, None] - 20.0) / 3.0)
+    rois = torch.tensor([[0, 10, 8, 24, 30], [0, 30, 5, 50, 20]], dtype=torch.float32)
+    prepared = prepare_for_inference(model, torch.device("cpu"))
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(clip, rois), model(clip, rois), atol=1e-5, rtol=1e-5)
+    assert isinstance(prepared.cues.norm, torch.nn.BatchNorm1d)

@@ -69,3 +69,14 @@ def test_receptive_field_probe_sees_zero_initialised_branches() -> None:
             return [xs[0] + self.bn(self.conv(xs[0])).sum(1, keepdim=True)]
 
     assert temporal_receptive_field(Toy(), (1,), frame_size=(2, 2), start_frames=8) == 9
+
+
+def test_model_info_counts_the_box_cues() -> None:
+    cfg = ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(mlp_dim=64, box_cues=True))
+    info = model_info(cfg)
+    plain = model_info(ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(mlp_dim=64)))
+    cues = 2 * 12 + 12 * 32 + 32  # BatchNorm1d(12) + Linear(12, 32)
+    assert info.cue_params == cues and plain.cue_params == 0
+    assert info.head_params == plain.head_params + 32 * 64  # the MLP's first layer takes 32 more inputs
+    assert info.total_params == info.backbone_params + info.head_params + cues
+    assert f"box cues {cues:,}" in format_model_info(info) and "box cues" not in format_model_info(plain)

@@ -128,14 +128,14 @@ def format_cv_markdown(report: dict[str, Any]) -> str:
         "",
         f"Headline: {report['headline']}. Mean ± standard deviation over {len(report['folds'])} folds.",
         "",
-        "| metric | last epoch | best epoch (optimistic) |",
-        "| --- | --- | --- |",
     ]
     metrics = report["metrics"]
+    best = report["best_epoch_optimistic"]  # None: a fitted baseline, no epochs
+    header = "| metric | last epoch | best epoch (optimistic) |" if best else "| metric | mean ± std |"
+    lines += [header, "| --- | --- | --- |" if best else "| --- | --- |"]
     for metric in metrics:
-        lines.append(
-            f"| {metric} | {_pm(report['last_epoch'][metric])} | {_pm(report['best_epoch_optimistic'][metric])} |"
-        )
+        row = f"| {metric} | {_pm(report['last_epoch'][metric])} |"
+        lines.append(row + (f" {_pm(best[metric])} |" if best else ""))
     lines += [
         "",
         "| fold | test | " + " | ".join(metrics) + " | minutes |",

@@ -17,6 +17,12 @@ structure), classification runs in two halves that callers may run apart:
 ``forward(clip, rois, memory=None)`` chains both; without memory the memory blocks pass their
 residual. Without an interaction head ``forward`` is the plain head, exactly as before.
 
+With box cues (:class:`~thermact.models.box_cues.BoxCueEncoder`), an embedding of each box's
+size and heat, read from the clip as given (before any resize), is appended to the pooled RoI
+features before the MLP in every path (``forward``, :meth:`ActionModel.features`, and
+:meth:`ActionModel.classify` through its ``cues`` argument, see :meth:`ActionModel.box_cues`).
+RoIAlign resamples every box to the same grid, so without them the head cannot see a box's size.
+
 Shapes and box format:
     clip: ``[B, 1, T, H, W]`` float.
     rois: ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` in pixel coordinates of the *given*
@@ -33,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thermact.models.base import Backbone, make_pathways
+from thermact.models.box_cues import BoxCueEncoder
 from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead
 from thermact.models.memory import FeatureBank, MemoryContext
@@ -53,6 +60,8 @@ class ActionModel(nn.Module):
             takes (see :func:`thermact.models.base.make_pathways`).
         interaction: optional interaction head over the pooled features; its ``dim_person`` and
             ``dim_out`` must equal ``head.dim_in``.
+        cues: optional box-cue encoder whose embedding is appended to the pooled features
+            (``head.extra_dim`` must equal ``cues.dim``); not combined with ``interaction``.
     """
 
     def __init__(
@@ -62,6 +71,7 @@ class ActionModel(nn.Module):
         input_size: tuple[int, int] | None = None,
         keyframe_position: Literal["center", "causal"] = "center",
         interaction: InteractionHead | None = None,
+        cues: BoxCueEncoder | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
@@ -94,6 +104,12 @@ class ActionModel(nn.Module):
                 f"the RoI head pools {head.dim_in}"
             )
         self.interaction = interaction
+        cue_dim = 0 if cues is None else cues.dim
+        if head.extra_dim != cue_dim:
+            raise ValueError(f"box cues of size {cue_dim} for a head taking {head.extra_dim} extra features")
+        if cues is not None and interaction is not None:
+            raise ValueError("box cues are not combined with an interaction head")
+        self.cues = cues
 
     def _check(self, clip: Tensor, rois: Tensor) -> None:
         if clip.dim() != 5:
@@ -120,19 +136,31 @@ class ActionModel(nn.Module):
         feats = self.backbone(make_pathways(clip, self.pathway_strides, self.keyframe_position))
         return cast(list[Tensor], feats)
 
+    def box_cues(self, clip: Tensor, rois: Tensor) -> Tensor | None:
+        """The box-cue embedding ``[K, cues.dim]`` of a clip as given (None without box cues)."""
+        return None if self.cues is None else self.cues(clip, rois)
+
     def features(self, clip: Tensor, rois: Tensor) -> Tensor:
         """Per-person MLP features ``[K, mlp_dim]`` (without interaction)."""
         self._check(clip, rois)
+        cues = self.box_cues(clip, rois)
         clip, rois = self.resize(clip, rois)
-        return self.head.features(self.backbone_features(clip), rois)
+        return self.head.features(self.backbone_features(clip), rois, cues)
 
     def person_features(self, clip: Tensor, rois: Tensor) -> Tensor:
-        """Pooled per-person RoI features ``[K, head.dim_in]`` (before interaction and MLP)."""
+        """Pooled per-person RoI features ``[K, head.dim_in]`` (before interaction and MLP; without
+        the box cues, which :meth:`classify` takes apart)."""
         self._check(clip, rois)
         clip, rois = self.resize(clip, rois)
         return self.head.pooled(self.backbone_features(clip), rois)
 
-    def classify(self, pooled: Tensor, batch_index: Tensor, memory: MemoryContext | None = None) -> Tensor:
+    def classify(
+        self,
+        pooled: Tensor,
+        batch_index: Tensor,
+        memory: MemoryContext | None = None,
+        cues: Tensor | None = None,
+    ) -> Tensor:
         """Logits ``[K, num_classes]`` of pooled features ``[K, D]``.
 
         Args:
@@ -141,10 +169,11 @@ class ActionModel(nn.Module):
                 interact; ``rois[:, 0]``).
             memory: ``[K, M, D]`` memory of each person (ignored without an interaction head;
                 None: no memory).
+            cues: :meth:`box_cues` of the ``K`` persons (required by a model with box cues).
         """
         if self.interaction is not None:
             pooled = pooled + self.interaction(pooled, batch_index.to(torch.int64), memory)
-        return self.head.classify_pooled(pooled)
+        return self.head.classify_pooled(pooled, cues)
 
     def new_memory_bank(self, capacity: int = 20_000) -> FeatureBank:
         """An empty bank with the memory settings of the interaction head (which must exist)."""
@@ -159,11 +188,12 @@ class ActionModel(nn.Module):
         """Logits ``[K, num_classes]``; with ``return_pooled`` also the pooled features ``[K, D]``
         (what a memory bank stores). ``memory``: see :meth:`classify`."""
         self._check(clip, rois)
+        cues = self.box_cues(clip, rois)
         clip, rois = self.resize(clip, rois)
         feats = self.backbone_features(clip)
         if self.interaction is None and not return_pooled:
-            logits: Tensor = self.head(feats, rois)
+            logits: Tensor = self.head(feats, rois, cues)
             return logits
         pooled = self.head.pooled(feats, rois)
-        logits = self.classify(pooled, rois[:, 0].to(torch.int64), memory)
+        logits = self.classify(pooled, rois[:, 0].to(torch.int64), memory, cues)
         return (logits, pooled) if return_pooled else logits

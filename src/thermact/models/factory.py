@@ -22,6 +22,8 @@
         roi_size: 7
         temporal_pool: avg         # avg | max
         spatial_pool: max          # max | avg
+        box_cues: false            # append an embedding of each box's size and heat (models.box_cues)
+        box_cue_dim: 32
         interaction:               # AlphAction's IA structure (thermact.models.interaction)
           structure: none          # none | parallel | serial | dense_serial
           blocks: [P, M, P, M]     # P: other persons of the clip, M: memory of neighbouring keyframes
@@ -53,6 +55,7 @@ from thermact.data.clips import ClipConfig
 from thermact.errors import ConfigError
 from thermact.models.action import ActionModel
 from thermact.models.base import Backbone
+from thermact.models.box_cues import BoxCueEncoder
 from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead, parallel_layers
 from thermact.models.pretrained import (
@@ -169,6 +172,10 @@ class HeadConfig:
     """Pooling over time before RoIAlign."""
     spatial_pool: Literal["max", "avg"] = "max"
     """Pooling of the RoIAlign bins."""
+    box_cues: bool = False
+    """Append an embedding of each box's size, heat and motion to its pooled features (models.box_cues)."""
+    box_cue_dim: int = 32
+    """Size of that embedding (with box_cues)."""
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
@@ -178,6 +185,10 @@ class HeadConfig:
             raise ValueError(f"head.roi_size must be >= 1, got {self.roi_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"head.dropout must be in [0, 1), got {self.dropout}")
+        if self.box_cue_dim < 1:
+            raise ValueError(f"head.box_cue_dim must be >= 1, got {self.box_cue_dim}")
+        if self.box_cues and self.interaction.enabled:
+            raise ValueError("head.box_cues is not combined with an interaction structure (head.interaction)")
 
 
 @dataclass
@@ -357,14 +368,17 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
         dropout=cfg.head.dropout,
         temporal_pool=cfg.head.temporal_pool,
         spatial_pool=cfg.head.spatial_pool,
+        extra_dim=cfg.head.box_cue_dim if cfg.head.box_cues else 0,
     )
     interaction = build_interaction(cfg.head.interaction, head.dim_in)
+    cues = BoxCueEncoder(cfg.head.box_cue_dim, clip.keyframe_position) if cfg.head.box_cues else None
     model = ActionModel(
         backbone,
         head,
         input_size=cfg.input_size,
         keyframe_position=clip.keyframe_position,
         interaction=interaction,
+        cues=cues,
     )
     if cfg.head.interaction.pretrained and (checkpoint is None or interaction is None):
         raise ConfigError(

@@ -41,13 +41,17 @@ class RoIActionHead(nn.Module):
         spatial_pool: ``"max"`` (as AlphAction) or ``"avg"`` pooling over the RoI grid.
         sampling_ratio: RoIAlign sampling points per bin and axis (``<= 0``: adaptive).
         aligned: RoIAlign half-pixel alignment (``True``: pixel ``i`` is centred at ``i + 0.5``).
+        extra_dim: size of extra per-person features (e.g. the box cues of
+            :class:`~thermact.models.box_cues.BoxCueEncoder`) appended to the pooled RoI features
+            before the MLP (0: none).
 
     Shapes:
         features: list of ``[B, C_i, T_i, H', W']`` (same ``B``, ``H'``, ``W'`` for all ``i``).
         boxes: ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` in input-pixel coordinates.
+        extra: ``[K, extra_dim]`` (required when ``extra_dim > 0``, else None).
         output of :meth:`forward`: logits ``[K, num_classes]``.
         output of :meth:`features`: ``[K, mlp_dim]``.
-        output of :meth:`pooled`: ``[K, sum(C_i)]`` (the input of the MLP).
+        output of :meth:`pooled`: ``[K, sum(C_i)]`` (with ``extra``, the input of the MLP).
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class RoIActionHead(nn.Module):
         spatial_pool: Literal["max", "avg"] = "max",
         sampling_ratio: int = -1,
         aligned: bool = True,
+        extra_dim: int = 0,
     ) -> None:
         super().__init__()
         if temporal_pool not in ("avg", "max"):
@@ -70,6 +75,8 @@ class RoIActionHead(nn.Module):
             raise ValueError(f"spatial_pool must be 'avg' or 'max', got {spatial_pool!r}")
         if len(in_channels) == 0:
             raise ValueError("in_channels is empty")
+        if extra_dim < 0:
+            raise ValueError(f"extra_dim must be >= 0, got {extra_dim}")
         if num_classes < 1 or roi_size < 1 or mlp_dim < 1:
             raise ValueError(
                 f"num_classes, roi_size and mlp_dim must be positive, got {num_classes}, {roi_size}, {mlp_dim}"
@@ -83,9 +90,9 @@ class RoIActionHead(nn.Module):
         self.spatial_pool = spatial_pool
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
-        dim_in = sum(self.in_channels)
+        self.extra_dim = int(extra_dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim_in, mlp_dim),
+            nn.Linear(sum(self.in_channels) + self.extra_dim, mlp_dim),
             nn.ReLU(inplace=False),
             nn.Dropout(dropout, inplace=False),
             nn.Linear(mlp_dim, mlp_dim),
@@ -144,23 +151,31 @@ class RoIActionHead(nn.Module):
         x: Tensor = rois.amax(dim=(2, 3)) if self.spatial_pool == "max" else rois.mean(dim=(2, 3))
         return x
 
-    def features(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
+    def _with_extra(self, pooled: Tensor, extra: Tensor | None) -> Tensor:
+        """The MLP input: ``pooled [K, sum(C_i)]`` followed by ``extra [K, extra_dim]``."""
+        if (extra is None) != (self.extra_dim == 0):
+            given = "none" if extra is None else str(int(extra.shape[-1]))
+            raise ValueError(f"this head takes {self.extra_dim} extra features per person, got {given}")
+        return pooled if extra is None else torch.cat([pooled, extra.to(pooled.dtype)], dim=1)
+
+    def features(self, features: Sequence[Tensor], boxes: Tensor, extra: Tensor | None = None) -> Tensor:
         """Per-person MLP features ``[K, mlp_dim]`` (after the second ReLU and dropout)."""
-        out: Tensor = self.mlp(self.pooled(features, boxes))
+        out: Tensor = self.mlp(self._with_extra(self.pooled(features, boxes), extra))
         return out
 
-    def classify_pooled(self, pooled: Tensor) -> Tensor:
+    def classify_pooled(self, pooled: Tensor, extra: Tensor | None = None) -> Tensor:
         """Logits ``[K, num_classes]`` of pooled features ``[K, sum(C_i)]`` (MLP + classifier)."""
-        logits: Tensor = self.classifier(self.mlp(pooled))
+        logits: Tensor = self.classifier(self.mlp(self._with_extra(pooled, extra)))
         return logits
 
-    def forward(self, features: Sequence[Tensor], boxes: Tensor) -> Tensor:
+    def forward(self, features: Sequence[Tensor], boxes: Tensor, extra: Tensor | None = None) -> Tensor:
         """Logits ``[K, num_classes]`` for the ``K`` person boxes."""
-        logits: Tensor = self.classifier(self.features(features, boxes))
+        logits: Tensor = self.classifier(self.features(features, boxes, extra))
         return logits
 
     def extra_repr(self) -> str:
         return (
             f"spatial_scale={self.spatial_scale}, roi_size={self.roi_size}, temporal_pool={self.temporal_pool!r}, "
             f"spatial_pool={self.spatial_pool!r}"
+            + (f", extra_dim={self.extra_dim}" if self.extra_dim else "")
         )

@@ -1,6 +1,6 @@
 """Size, cost and shape summary of a configured model (printed by ``thermact model info CONFIG``).
 
-* parameters: total and trainable, and split into backbone / head;
+* parameters: total and trainable, and split into backbone / head (/ box cues);
 * MACs of one forward pass for the configured input, counted with
   :class:`torch.utils.flop_counter.FlopCounterMode` (which counts the FLOPs of convolutions and
   matrix products, including RoIAlign's two interpolation matmuls; MACs = FLOPs / 2; BN, ReLU,
@@ -53,6 +53,8 @@ class ModelInfo:
     receptive_field_frames: int
     receptive_field_s: float
     fps: float
+    cue_params: int = 0
+    """Parameters of the box-cue encoder (0 without box cues)."""
 
     @property
     def macs_per_clip(self) -> float:
@@ -137,6 +139,7 @@ def model_info(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     backbone_params = sum(p.numel() for p in model.backbone.parameters())
     head_params = sum(p.numel() for p in model.head.parameters())
+    cue_params = 0 if model.cues is None else sum(p.numel() for p in model.cues.parameters())
 
     H, W = frame_size
     clip = torch.randn(batch_size, 1, cfg.num_frames, H, W, generator=torch.Generator().manual_seed(0))
@@ -187,6 +190,7 @@ def model_info(
         receptive_field_frames=rf,
         receptive_field_s=rf / fps,
         fps=fps,
+        cue_params=cue_params,
     )
 
 
@@ -204,7 +208,8 @@ def format_model_info(info: ModelInfo) -> str:
         f"input            {list(info.input_shape)}  ({info.num_rois} boxes)",
         f"backbone input   {list(info.backbone_input_shape)}  pathway strides {list(info.pathway_strides)}",
         f"parameters       {info.total_params:,} total, {info.trainable_params:,} trainable "
-        f"(backbone {info.backbone_params:,}, head {info.head_params:,})",
+        f"(backbone {info.backbone_params:,}, head {info.head_params:,}"
+        + (f", box cues {info.cue_params:,})" if info.cue_params else ")"),
         f"MACs             {_human(info.macs)} per batch, {_human(info.macs_per_clip)} per clip",
         f"spatial stride   {info.spatial_stride}",
         f"temporal RF      {info.receptive_field_frames} frames = {info.receptive_field_s:.2f} s at {info.fps:g} fps",

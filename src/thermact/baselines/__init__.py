@@ -1,0 +1,1 @@
+"""Simple baselines of every results table (:mod:`thermact.baselines.classifier`)."""

@@ -1,0 +1,153 @@
+"""Tests for thermact.models.box_cues: pixel masks, the cues on real clips, the encoder in every path
+of the action model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from thermact.baselines.classifier import feature_table
+from thermact.data.clips import ClipConfig, clip_indices
+from thermact.data.source import ThermalData
+from thermact.data.transforms import hflip, rotate180
+from thermact.errors import ConfigError
+from thermact.models.box_cues import CUE_NAMES, NETWORK_CUES, BoxCueEncoder, box_cues, box_pixel_masks
+from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
+
+CLIP = ClipConfig(2.7, 8, "causal")
+
+
+def _cues_model(seed: int = 0, mlp_dim: int = 32, cue_dim: int = 8) -> nn.Module:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        name="thermal_net_t",
+        num_frames=8,
+        head=HeadConfig(mlp_dim=mlp_dim, box_cues=True, box_cue_dim=cue_dim),
+    )
+    return build_model(cfg, CLIP, verbose=False)
+
+
+def _real_clips(data: ThermalData, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` real causal clips (°C, ``[B, T, H, W]``) of keyframes with two persons, and their boxes."""
+    kfs = [k for k in data.keyframes if len(k.persons) == 2][:count]
+    clips, rows = [], []
+    for b, kf in enumerate(kfs):
+        rec = data.recordings[kf.recording_id]
+        clips.append(
+            torch.from_numpy(np.asarray(rec.frames[clip_indices(rec.timestamps, kf.timestamp_ms, CLIP)]))
+        )
+        rows += [[float(b), *p.xyxy] for p in kf.persons]
+    return torch.stack(clips).double(), torch.tensor(rows, dtype=torch.float64)
+
+
+def test_box_pixel_masks_take_pixel_centres() -> None:
+    boxes = torch.tensor([[1.0, 2.0, 3.0, 5.0], [10.2, 0.0, 10.4, 0.3], [0.0, 0.0, 60.0, 40.0]])
+    masks = box_pixel_masks(boxes, (40, 60))
+    rows, cols = np.nonzero(masks[0].numpy())
+    assert sorted(set(cols.tolist())) == [1, 2] and sorted(set(rows.tolist())) == [2, 3, 4]
+    assert masks[1].sum() == 1 and bool(masks[1, 0, 10])  # too thin: the pixel nearest its centre
+    assert masks[2].all()
+
+
+def test_background_is_the_median_outside_every_box_of_the_clip(real_data: ThermalData) -> None:
+    frames, rois = _real_clips(real_data, 3)
+    cues = box_cues(frames, rois, 7)
+    masks = box_pixel_masks(rois[:, 1:], (40, 60)).numpy()
+    col = CUE_NAMES.index("mean_above_bg")
+    for k in range(len(rois)):
+        b = int(rois[k, 0])
+        key = frames[b, 7].numpy()
+        free = ~masks[rois[:, 0].numpy() == b].any(axis=0)
+        background = np.median(key[free])
+        assert cues[k, col].item() == pytest.approx(key[masks[k]].mean() - background, abs=1e-9)
+    assert cues[:, col].min() > 0.5  # every person is warmer than the room
+
+
+def test_cues_of_real_boxes_separate_lying_from_standing(real_data: ThermalData) -> None:
+    table = feature_table(real_data.recordings, real_data.keyframes, CLIP)
+    col = {n: i for i, n in enumerate(CUE_NAMES)}
+    names = real_data.classes.names
+    lying = table.features[table.labels == names.index("lying down-lying with risk")]
+    standing = table.features[table.labels == names.index("standing")]
+    walking = table.features[table.labels == names.index("walking")]
+    assert len(table) == 500 and len(lying) == 272 and len(standing) == 148
+    # from above a lying person covers more than twice the area of a standing one, and is longer
+    assert np.median(lying[:, col["area_px"]]) > 2 * np.median(standing[:, col["area_px"]])
+    assert np.median(lying[:, col["elongation"]]) > np.median(standing[:, col["elongation"]]) + 0.2
+    # walking moves: more motion energy than lying still
+    assert np.median(walking[:, col["motion_energy"]]) > 2 * np.median(lying[:, col["motion_energy"]])
+    assert table.features[:, col["mean_above_bg"]].min() > 0.5
+    assert (table.features[:, col["hot_fraction"]] <= 1.0).all()
+    assert (table.features[:, col["hot_area_px"]] > 0).all()
+
+
+def test_cues_do_not_depend_on_the_view_orientation(real_data: ThermalData) -> None:
+    frames, rois = _real_clips(real_data, 1)
+    base = box_cues(frames, rois, 7)
+    keep = [CUE_NAMES.index(n) for n in NETWORK_CUES if n not in ("width_px", "height_px")]
+    for op in (hflip, rotate180):
+        f, _, b = op(frames[0], torch.ones_like(frames[0], dtype=torch.bool), rois[:, 1:])
+        turned = box_cues(f[None], torch.cat([rois[:, :1], b], 1), 7)
+        torch.testing.assert_close(turned[:, keep], base[:, keep], rtol=1e-9, atol=1e-9)
+
+
+def test_model_with_box_cues_sees_the_box_size() -> None:
+    model = _cues_model().eval()
+    assert isinstance(model.cues, BoxCueEncoder) and model.head.extra_dim == 8
+    assert model.head.mlp[0].in_features == model.head.dim_in + 8
+    clip = torch.zeros(1, 1, 8, 40, 60)
+    clip[..., 10:20, 10:30] = 3.0  # a warm blob
+    small = torch.tensor([[0.0, 12.0, 12.0, 16.0, 16.0]])
+    large = torch.tensor([[0.0, 10.0, 10.0, 30.0, 20.0]])
+    with torch.no_grad():
+        cues = model.box_cues(clip, torch.cat([small, large]))
+    assert cues is not None and not torch.allclose(cues[0], cues[1])
+    assert not torch.allclose(model(clip, small), model(clip, large))
+    model.train()
+    rois = torch.tensor([[0.0, 12, 12, 16, 16], [1.0, 10, 10, 30, 20]])
+    model(clip.repeat(2, 1, 1, 1, 1), rois).sum().backward()
+    assert model.cues.proj.weight.grad is not None and model.cues.proj.weight.grad.abs().sum() > 0
+
+
+def test_every_path_of_the_model_appends_the_cues(real_data: ThermalData) -> None:
+    model = _cues_model(1).eval()
+    frames, rois = _real_clips(real_data, 2)
+    clip, rois = ((frames - 20.0) / 3.0).float()[:, None], rois.float()
+    with torch.no_grad():
+        logits = model(clip, rois)
+        cues = model.box_cues(clip, rois)
+        pooled = model.person_features(clip, rois)
+        via_classify = model.classify(pooled, rois[:, 0].long(), cues=cues)
+        via_features = model.head.classifier(model.features(clip, rois))
+        with_pooled, pooled_again = model(clip, rois, return_pooled=True)
+    assert cues is not None and cues.shape == (len(rois), 8) and cues.abs().sum() > 0
+    torch.testing.assert_close(via_classify, logits, rtol=0, atol=0)
+    torch.testing.assert_close(via_features, logits, rtol=0, atol=0)
+    torch.testing.assert_close(with_pooled, logits, rtol=0, atol=0)
+    torch.testing.assert_close(pooled_again, pooled, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="takes 8 extra features per person, got none"):
+        model.classify(pooled, rois[:, 0].long())
+
+
+def test_without_box_cues_the_model_is_unchanged() -> None:
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(mlp_dim=32)), CLIP)
+    with_cues = _cues_model(0)
+    assert plain.cues is None and plain.box_cues(torch.zeros(1, 1, 8, 40, 60), torch.zeros(0, 5)) is None
+    assert plain.head.mlp[0].in_features == plain.head.dim_in
+    extra = {k for k in with_cues.state_dict() if k not in plain.state_dict()}
+    assert extra == {f"cues.{k}" for k in with_cues.cues.state_dict()}  # type: ignore[union-attr]
+    # the backbone is built first and draws the same random numbers with or without cues
+    for key, value in plain.backbone.state_dict().items():
+        assert value.equal(with_cues.backbone.state_dict()[key]), key
+
+
+def test_box_cues_are_not_combined_with_an_interaction_head() -> None:
+    with pytest.raises(ConfigError, match="box_cues is not combined with an interaction"):
+        from thermact.config import config_from_dict
+
+        config_from_dict(ModelConfig, {"head": {"box_cues": True, "interaction": {"structure": "parallel"}}})
+    with pytest.raises(ValueError, match="box_cue_dim must be >= 1"):
+        HeadConfig(box_cues=True, box_cue_dim=0, interaction=InteractionConfig())
