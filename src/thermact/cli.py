@@ -6,6 +6,7 @@ Usage::
     thermact cfg   [config=PRESET|FILE] [key=value ...]
     thermact eval  checkpoint=PATH [key=value ...]
     thermact cv    [config=PRESET|FILE] protocol=session|recording [key=value ...]
+    thermact pretrain [config=PRESET|FILE] [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
     thermact detect RECORDING.h5|DIR checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]
     thermact stream [DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [speed=1.0|max] [key=value ...]
@@ -29,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from thermact import __version__
-from thermact.commands import cfg, cv, data, detect, export, model, stream, train
+from thermact.commands import cfg, cv, data, detect, export, model, pretrain, stream, train
 from thermact.commands import eval as eval_
 from thermact.commands._common import help_text, training_help
 from thermact.config import describe_config
@@ -72,6 +73,12 @@ TOP_LEVEL: dict[str, Command] = {
         cv.main,
         "[config=PRESET|FILE] protocol=session|recording [key=value ...]",
         "honest cross-validation: every fold trained and tested, last epoch, mean ± spread",
+    ),
+    "pretrain": Command(
+        pretrain.main,
+        "[config=PRESET|FILE] [key=value ...]",
+        "self-supervised masked-clip pretraining of a ThermalNet backbone on unlabelled frames",
+        pretrain.PretrainRunConfig,
     ),
     "export": Command(
         export.main,
