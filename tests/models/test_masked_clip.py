@@ -24,6 +24,7 @@ def test_tube_mask_hides_the_asked_share() -> None:
 
 def test_decoder_puts_each_output_at_its_pixel_and_frame() -> None:
     model = MaskedClipModel(thermal_net_t(), num_frames=8, temporal_stride=2)
+    assert model.decoder.bias is not None
     with torch.no_grad():
         model.decoder.weight.zero_()
         model.decoder.bias.copy_(torch.arange(32.0))  # channel = s * 16 + py * 4 + px
