@@ -273,7 +273,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         return self.recordings[self.keyframes[0].recording_id].frame_size
 
     def indices(self, index: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """Frame indices ``[T]`` of item ``index``'s clip in its recording."""
+        """Frame indices ``[T]`` of item ``index``'s clip on the plain time grid (before any sensor jitter:
+        an item's own ``frame_indices`` are those it was built from)."""
         kf = self.keyframes[index]
         return clip_indices(self.recordings[kf.recording_id].timestamps, kf.timestamp_ms, self.clip)
 
