@@ -7,6 +7,7 @@ Usage::
     thermact eval  checkpoint=PATH [key=value ...]
     thermact cv    [config=PRESET|FILE] protocol=session|recording [key=value ...]
     thermact baseline [kind=box_gbm|prior] [protocol=session|recording] [key=value ...]
+    thermact pretrain [config=PRESET|FILE] [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
     thermact detect RECORDING.h5|DIR checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]
     thermact stream [DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [speed=1.0|max] [key=value ...]
@@ -30,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from thermact import __version__
-from thermact.commands import baseline, cfg, cv, data, detect, export, model, stream, train
+from thermact.commands import baseline, cfg, cv, data, detect, export, model, pretrain, stream, train
 from thermact.commands import eval as eval_
 from thermact.commands._common import help_text, training_help
 from thermact.config import describe_config
@@ -79,6 +80,12 @@ TOP_LEVEL: dict[str, Command] = {
         "[kind=box_gbm|prior] [protocol=session|recording] [key=value ...]",
         "the simple baselines (class prior, gradient boosting on box cues), reported as cv reports",
         baseline.BaselineOptions,
+    ),
+    "pretrain": Command(
+        pretrain.main,
+        "[config=PRESET|FILE] [key=value ...]",
+        "self-supervised masked-clip pretraining of a ThermalNet backbone on unlabelled frames",
+        pretrain.PretrainRunConfig,
     ),
     "export": Command(
         export.main,

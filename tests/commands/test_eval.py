@@ -23,6 +23,7 @@ from thermact.engine.checkpoint import load_checkpoint, save_checkpoint
 from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.evaluation.evaluate import predict, score_predictions
+from thermact.evaluation.smoothing import smooth_track_scores
 from thermact.tasks.action import ACTION, ActionRunConfig, class_counts, restore_model
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "thermal_net_s.yaml"
@@ -293,3 +294,24 @@ def test_checkpoint_of_another_model(tiny_run: Run, tmp_path: Path) -> None:
     path = _edited(tiny_run, tmp_path, "unknown.pt", {"config": config})
     with pytest.raises(CheckpointError, match="unknown.pt: the config stored in the checkpoint is invalid"):
         main_eval(str(path), [f"out={tmp_path / 'o'}"], False)
+
+
+def test_smoothed_scores_are_those_of_the_smoothing_function(
+    evaluated: EvalOutcome, tiny_run: Run, tmp_path: Path
+) -> None:
+    out = tmp_path / "smoothed"
+    opts = load_options(
+        str(tiny_run.checkpoint), [f"out={out}", "device=cpu", "smooth_s=3", "smooth=offline"]
+    )
+    smoothed = run_evaluation(opts)
+    expected = smooth_track_scores(evaluated.predictions, 3.0, "offline")
+    np.testing.assert_allclose(smoothed.predictions.scores, expected.scores, rtol=0, atol=2e-6)
+    # this 1-epoch model's scores are nearly uniform, so smoothing moves them by ~1e-4 only
+    assert np.abs(smoothed.predictions.scores - evaluated.predictions.scores).max() > 2e-5
+    report = json.loads((out / "report.json").read_text())
+    assert report["smoothing"] == {"mode": "offline", "tau_s": 3.0}
+    assert report["summary"]["frame_map"] == pytest.approx(smoothed.result.frame_map.map, abs=1e-9)
+    with pytest.raises(ConfigError, match="smooth_s"):
+        load_options("a.pt", ["smooth_s=-1"])
+    with pytest.raises(ConfigError, match="smooth"):
+        load_options("a.pt", ["smooth=both"])

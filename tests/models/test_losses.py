@@ -7,10 +7,13 @@ import math
 import pytest
 import torch
 
+from thermact.data.source import load_dataset
 from thermact.models.losses import (
     ActionLoss,
+    class_groups,
     class_weights_from_counts,
     cross_entropy_loss,
+    group_nll_loss,
     sigmoid_bce_loss,
     sigmoid_focal_loss,
     softmax_focal_loss,
@@ -153,3 +156,34 @@ def test_loss_validation() -> None:
         ActionLoss("bce", label_smoothing=0.1)
     with pytest.raises(ValueError, match="unknown loss kind"):
         ActionLoss("mse")  # type: ignore[arg-type]
+
+
+def test_group_nll_hand_values() -> None:
+    groups = class_groups(["sitting", "lying down-a", "lying down-b", "lower-x", "lower-y"])
+    assert groups == [0, 1, 1, 2, 2]
+    logits = torch.log(torch.tensor([[0.1, 0.3, 0.2, 0.2, 0.2], [0.5, 0.1, 0.1, 0.1, 0.2]]))
+    targets = torch.tensor([2, 4])
+    loss = group_nll_loss(logits, targets, torch.tensor(groups))
+    expected = -(math.log(0.5) + math.log(0.3)) / 2  # lying group 0.3 + 0.2, lower group 0.1 + 0.2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    weighted = group_nll_loss(logits, targets, torch.tensor(groups), torch.tensor([1.0, 1, 3, 1, 1]))
+    assert weighted.item() == pytest.approx(-(3 * math.log(0.5) + math.log(0.3)) / 4, rel=1e-6)
+    full = ActionLoss("ce", groups=groups, group_weight=0.5)
+    plain = ActionLoss("ce")
+    assert full(logits, targets).item() == pytest.approx(
+        plain(logits, targets).item() + 0.5 * expected, rel=1e-6
+    )
+    with pytest.raises(ValueError, match="group_weight"):
+        ActionLoss("bce", groups=groups, group_weight=0.5)
+
+
+def test_group_nll_ignores_ignored_targets_and_the_real_class_names() -> None:
+    names = load_dataset(with_raw=False).classes.names
+    groups = class_groups(names)
+    # lying down, transition and lower position are the three groups of more than one class
+    sizes = sorted(groups.count(g) for g in set(groups))
+    assert sizes[-3:] == [2, 3, 4] and len(set(groups)) == 8
+    logits = torch.randn(3, len(names), generator=torch.Generator().manual_seed(0))
+    kept = group_nll_loss(logits[:2], torch.tensor([3, 10]), torch.tensor(groups))
+    with_ignored = group_nll_loss(logits, torch.tensor([3, 10, -100]), torch.tensor(groups))
+    assert with_ignored.item() == pytest.approx(kept.item(), rel=1e-6)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,11 @@ def check_out_dir(out: Path, exist_ok: bool, key: str = "out") -> None:
         )
 
 
-def task_of(name: str) -> Task[Any, Any]:
-    """The task named by a config's ``task`` key (a :class:`ConfigError` for an unknown one)."""
-    if name not in TASKS:
-        raise ConfigError(f"config key 'task': {name!r} is not one of {', '.join(TASKS)}")
-    return TASKS[name]
+def task_of(name: str, tasks: Mapping[str, Task[Any, Any]] = TASKS) -> Task[Any, Any]:
+    """The task named by a config's ``task`` key among ``tasks`` (a :class:`ConfigError` for another)."""
+    if name not in tasks:
+        raise ConfigError(f"config key 'task': {name!r} is not one of {', '.join(tasks)}")
+    return tasks[name]
 
 
 DEFAULT_PRESETS = {"action": "thermal_net_s", "detector": "person_detector"}
@@ -135,11 +135,13 @@ def _flat_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def resume_config(resume: str, overrides: Sequence[str]) -> tuple[Task[Any, Any], Any]:
-    """The task and run config of ``resume=CHECKPOINT`` alone: the checkpoint's own config, its
-    directory as ``run_dir``, and only :data:`RESUME_KEYS` changed by ``overrides``."""
+def resume_config(
+    resume: str, overrides: Sequence[str], tasks: Mapping[str, Task[Any, Any]] = TASKS
+) -> tuple[Task[Any, Any], Any]:
+    """The task (one of ``tasks``) and run config of ``resume=CHECKPOINT`` alone: the checkpoint's
+    own config, its directory as ``run_dir``, and only :data:`RESUME_KEYS` changed by ``overrides``."""
     ckpt = load_checkpoint(resume)
-    task = task_of(checkpoint_task(ckpt))
+    task = task_of(checkpoint_task(ckpt), tasks)
     tree = parse_overrides(overrides)
     for key in _flat_keys(tree):
         if key not in RESUME_KEYS:

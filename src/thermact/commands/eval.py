@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 
 from thermact import __version__
 from thermact.commands._common import check_out_dir, load_with_progress, task_of
-from thermact.config import build_options
+from thermact.config import build_options, check_number
 from thermact.data.annotations import Keyframe
 from thermact.data.ava import (
     AvaRow,
@@ -76,6 +76,7 @@ from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_ma
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
 from thermact.evaluation.falls import fall_alert_reports, fall_alerts_markdown
 from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
+from thermact.evaluation.smoothing import SmoothingMode, smooth_track_scores
 from thermact.inference.runners import ActionRunner, DetectorRunner
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic, write_text_atomic
@@ -111,10 +112,16 @@ class EvalOptions:
     PySlowFast), or seconds with 3 decimals (thermact and spreadsheets only)."""
     detector: str | None = None
     """A person-detector checkpoint: also report the end-to-end frame-mAP on its boxes."""
+    smooth_s: float = 0.0
+    """Smooth each track's class scores over time with this time constant in seconds (0: off;
+    thermact.evaluation.smoothing). Ground-truth boxes only (the end-to-end numbers are raw)."""
+    smooth: SmoothingMode = "causal"
+    """causal (past keyframes of the track only, as live) or offline (past and future)."""
 
     def __post_init__(self) -> None:
         if not self.checkpoint:
             raise ConfigError("config key 'checkpoint' is required: pass checkpoint=PATH")
+        check_number("smooth_s", self.smooth_s, low=0.0)
         if self.batch_size < 1:
             raise ConfigError(f"config key 'batch_size': must be >= 1, got {self.batch_size}")
         if self.num_workers < 0:
@@ -334,6 +341,7 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
         num_workers=opts.num_workers,
     )
     preds = predict(trained.model, loader, device, mode=trained.config.model.head.mode)
+    preds = smooth_track_scores(preds, opts.smooth_s, opts.smooth)
     if len(preds) == 0:
         raise DataError(
             f"split {target.split.name!r} fold {target.fold.name!r}: the test keyframes have no person box to evaluate"
@@ -364,6 +372,9 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     )
     report = report_dict(result, meta)
     markdown = report_markdown(result, meta)
+    if opts.smooth_s > 0:
+        report["smoothing"] = {"mode": opts.smooth, "tau_s": opts.smooth_s}
+        markdown += f"\nScores smoothed along each track ({opts.smooth}, time constant {opts.smooth_s} s).\n"
     if end_to_end is not None:
         report["end_to_end"] = end_to_end
         markdown += end_to_end_markdown(end_to_end, result.frame_map.map)

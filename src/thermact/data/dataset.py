@@ -7,6 +7,10 @@ outside the recording is never produced), its person boxes, their action labels 
 Pipeline of :meth:`ClipDataset.__getitem__`, in this order:
 
 1. frames (°C, dead pixels repaired) and validity mask of the clip, person boxes (pixel XYXY);
+   with a :class:`~thermact.data.sensor_augment.SensorAugment` the clip's frame timing is jittered
+   and the frames get packet loss and dead pixels (its own generator, seeded from
+   ``(seed + SENSOR_SEED, epoch, index)``, so the other draws stay those of a run without it);
+   with ``"background"`` normalisation the recording's background is subtracted;
 2. augmentation (if given) at the sensor resolution, with a generator seeded from
    ``(seed, epoch, index)`` so a sample does not depend on the worker that loads it;
 3. normalisation (if given);
@@ -35,6 +39,7 @@ import torch
 from thermact.data.annotations import ClassList, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig, clip_indices
 from thermact.data.recording import Recording
+from thermact.data.sensor_augment import SensorAugment
 from thermact.data.source import ThermalData
 from thermact.data.transforms import Augment, NormStats, normalize, resize
 from thermact.errors import DataError
@@ -154,6 +159,10 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
     )
 
 
+SENSOR_SEED = 7_919
+"""Offset of the base seed of the :class:`SensorAugment` generators (a stream of their own)."""
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit seed for the augmentation of item ``index`` in ``epoch`` (independent of workers)."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
@@ -172,6 +181,7 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         augment: random augmentation (training only); None for evaluation.
         input_size: ``(h, w)`` to resize the frames (and boxes) to; None keeps the sensor size.
         seed: base seed of the per-item augmentation generators.
+        sensor: random sensor behaviour (training only); None (or all neutral) for evaluation.
 
     Raises:
         DataError: a keyframe names an unknown recording, lies outside its recording's time span or
@@ -188,6 +198,7 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         augment: Augment | None = None,
         input_size: tuple[int, int] | None = None,
         seed: int = 0,
+        sensor: SensorAugment | None = None,
     ) -> None:
         if input_size is not None and (len(input_size) != 2 or min(input_size) < 1):
             raise ValueError(f"input_size must be (h, w) with positive entries, got {input_size}")
@@ -199,6 +210,7 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         self.augment = augment
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
         self.seed = int(seed)
+        self.sensor = sensor if sensor is not None and sensor.enabled else None
         self.epoch = 0
         self._check_keyframes()
 
@@ -212,6 +224,7 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         augment: Augment | None = None,
         input_size: tuple[int, int] | None = None,
         seed: int = 0,
+        sensor: SensorAugment | None = None,
     ) -> ClipDataset:
         """A dataset over ``keyframes`` (None: all keyframes) of a loaded :class:`ThermalData`."""
         return cls(
@@ -223,6 +236,7 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
             augment=augment,
             input_size=input_size,
             seed=seed,
+            sensor=sensor,
         )
 
     def _check_keyframes(self) -> None:
@@ -259,7 +273,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         return self.recordings[self.keyframes[0].recording_id].frame_size
 
     def indices(self, index: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """Frame indices ``[T]`` of item ``index``'s clip in its recording."""
+        """Frame indices ``[T]`` of item ``index``'s clip on the plain time grid (before any sensor jitter:
+        an item's own ``frame_indices`` are those it was built from)."""
         kf = self.keyframes[index]
         return clip_indices(self.recordings[kf.recording_id].timestamps, kf.timestamp_ms, self.clip)
 
@@ -269,12 +284,23 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         index = index % len(self)
         kf = self.keyframes[index]
         rec = self.recordings[kf.recording_id]
-        idx = clip_indices(rec.timestamps, kf.timestamp_ms, self.clip)
+        sensor_gen = None
+        if self.sensor is not None:
+            sensor_gen = torch.Generator().manual_seed(
+                sample_seed(self.seed + SENSOR_SEED, self.epoch, index)
+            )
+            idx = self.sensor.indices(rec.timestamps, kf.timestamp_ms, self.clip, sensor_gen)
+        else:
+            idx = clip_indices(rec.timestamps, kf.timestamp_ms, self.clip)
         # Per-sample work runs in NumPy (single-threaded): tiny torch ops would each pay for
         # intra-op thread synchronisation in the main process.
         frames_np: npt.NDArray[np.float32] = rec.frames[idx]
         valid_np: npt.NDArray[np.bool_] = rec.valid[idx]
         boxes_np = boxes_array(kf.persons)
+        if self.sensor is not None and sensor_gen is not None:
+            frames_np, valid_np = self.sensor.corrupt(frames_np, valid_np, sensor_gen)
+        if self.norm is not None and self.norm.reference == "background":
+            frames_np = frames_np - rec.background
         if self.augment is not None:
             gen = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
             frames_np, valid_np, boxes_np = self.augment.apply(frames_np, valid_np, boxes_np, gen)

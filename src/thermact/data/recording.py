@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from thermact.data.background import background_image
 from thermact.data.clips import nearest_indices
 from thermact.errors import DataError, ProblemLog
 
@@ -430,6 +431,7 @@ class Recording:
         self.temporal_radius = temporal_radius
         self.expected_size = expected_size
         self._data: RecordingData | None = None
+        self._background: npt.NDArray[np.float32] | None = None
 
     def __repr__(self) -> str:
         return f"Recording({self.recording_id!r}, path={str(self.path)!r})"
@@ -470,6 +472,13 @@ class Recording:
     @property
     def timing(self) -> TimingStats:
         return self.load().timing
+
+    @property
+    def background(self) -> npt.NDArray[np.float32]:
+        """[H, W] °C: the room without its people (:func:`~thermact.data.background.background_image`, cached)."""
+        if self._background is None:
+            self._background = background_image(self.frames, self.valid)
+        return self._background
 
     @property
     def num_frames(self) -> int:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 ArrayOrTensor = TypeVar("ArrayOrTensor", npt.NDArray[np.floating[Any]], torch.Tensor)
 Arr = TypeVar("Arr", npt.NDArray[Any], torch.Tensor)
 
+Reference = Literal["dataset", "clip_median", "background"]
+REFERENCES: tuple[str, ...] = ("dataset", "clip_median", "background")
+
 MIN_STD_C = 1e-3
 """Smallest standard deviation accepted in :class:`NormStats` (°C); a constant input is an error."""
 
@@ -66,13 +69,17 @@ class NormStats:
         reference: what is subtracted before dividing by ``std_c``: ``"dataset"`` subtracts
             ``mean_c``; ``"clip_median"`` subtracts the median temperature of each clip (its
             background), which removes the ambient-temperature offset between rooms, days and
-            sessions and keeps only the contrast of people against their surroundings.
+            sessions and keeps only the contrast of people against their surroundings;
+            ``"background"`` expects frames from which their recording's per-pixel background
+            (:attr:`Recording.background <thermact.data.recording.Recording.background>`) was
+            already subtracted (by :class:`~thermact.data.dataset.ClipDataset`) and then
+            subtracts ``mean_c`` as ``"dataset"``.
     """
 
     mean_c: float
     std_c: float
     num_pixels: int = 0
-    reference: Literal["dataset", "clip_median"] = "dataset"
+    reference: Reference = "dataset"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.mean_c) or not math.isfinite(self.std_c) or self.std_c < MIN_STD_C:
@@ -80,10 +87,8 @@ class NormStats:
                 f"NormStats needs a finite mean and a std >= {MIN_STD_C}, got mean_c={self.mean_c}, "
                 f"std_c={self.std_c}"
             )
-        if self.reference not in ("dataset", "clip_median"):
-            raise ValueError(
-                f"NormStats.reference must be 'dataset' or 'clip_median', got {self.reference!r}"
-            )
+        if self.reference not in REFERENCES:
+            raise ValueError(f"NormStats.reference must be one of {REFERENCES}, got {self.reference!r}")
 
     def to_dict(self) -> dict[str, float | int | str]:
         """Plain JSON/checkpoint-safe types."""
@@ -109,10 +114,8 @@ class NormStats:
         if not isinstance(num, int) or isinstance(num, bool):
             raise CheckpointError(f"{where}: key 'num_pixels' must be an integer, got {num!r}")
         reference = data.get("reference", "dataset")
-        if reference not in ("dataset", "clip_median"):
-            raise CheckpointError(
-                f"{where}: key 'reference' must be 'dataset' or 'clip_median', got {reference!r}"
-            )
+        if reference not in REFERENCES:
+            raise CheckpointError(f"{where}: key 'reference' must be one of {REFERENCES}, got {reference!r}")
         try:
             return cls(values["mean_c"], values["std_c"], num, reference)
         except ValueError as err:
@@ -161,7 +164,7 @@ def compute_norm_stats(
     recordings: Mapping[str, Recording],
     keyframes: Sequence[Keyframe],
     clip: ClipConfig,
-    reference: Literal["dataset", "clip_median"] = "dataset",
+    reference: Reference = "dataset",
 ) -> NormStats:
     """Normalisation statistics from the training keyframes only.
 
@@ -175,15 +178,19 @@ def compute_norm_stats(
         recordings: recording id → :class:`Recording`.
         keyframes: the training keyframes.
         clip: the clip sampling the model is trained with.
-        reference: ``"dataset"`` (subtract the training mean) or ``"clip_median"`` (subtract each
+        reference: ``"dataset"`` (subtract the training mean), ``"clip_median"`` (subtract each
             clip's median; the scale is then the spread of the valid training pixels around
-            their frame's median).
+            their frame's median) or ``"background"`` (mean and spread of the valid training
+            pixels above their recording's background).
     """
     if not keyframes:
         raise DataError("cannot compute normalisation statistics: no training keyframes given")
     union = clip_frame_union(recordings, keyframes, clip)
     frames = [recordings[rid].frames[idx] for rid, idx in union.items()]
     valid = [recordings[rid].valid[idx] for rid, idx in union.items()]
+    if reference == "background":
+        above = [recordings[rid].frames[idx] - recordings[rid].background for rid, idx in union.items()]
+        return dataclasses.replace(norm_stats_from_arrays(above, valid), reference="background")
     stats = norm_stats_from_arrays(frames, valid)
     if reference == "dataset":
         return stats
@@ -199,7 +206,8 @@ def compute_norm_stats(
 def normalize(frames: ArrayOrTensor, stats: NormStats) -> ArrayOrTensor:
     """``(frames - ref) / std_c`` for the frames of ONE clip, NumPy or torch, any shape (new object).
 
-    ``ref`` is ``mean_c``, or the median of ``frames`` when ``stats.reference == "clip_median"``.
+    ``ref`` is ``mean_c``, or the median of ``frames`` when ``stats.reference == "clip_median"``
+    (``"background"``: ``frames`` must already be above their recording's background).
     """
     if stats.reference == "clip_median":
         values = frames if isinstance(frames, np.ndarray) else frames.detach().cpu().numpy()

@@ -19,10 +19,12 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
       fold: 0                    # fold index
       window_s: 2.7
       keyframe_position: center  # center | causal
-      normalize: dataset         # dataset (training mean/std) | clip_median (subtract each clip's background)
+      normalize: dataset         # dataset (training mean/std) | clip_median (subtract each clip's median)
+                                 # | background (subtract the recording's per-pixel room)
       num_workers: 0
       lenient: false
-    augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05}
+    augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05,
+              time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0}  # sensor_augment
     optim:
       optimizer: adamw           # adamw | sgd
       lr: 0.002
@@ -91,8 +93,9 @@ class DataSection:
     """Seconds of sensor time a clip covers."""
     keyframe_position: Literal["center", "causal"] = "center"
     """center (offline) or causal (the clip ends at the keyframe: live use)."""
-    normalize: Literal["dataset", "clip_median"] = "dataset"
-    """dataset (training mean/std) or clip_median (subtract each clip's background)."""
+    normalize: Literal["dataset", "clip_median", "background"] = "dataset"
+    """dataset (training mean/std), clip_median (subtract each clip's median) or background
+    (subtract the recording's per-pixel room temperature, thermact.data.background; offline only)."""
     num_workers: int = 0
     """DataLoader worker processes (0: load in the training process)."""
     lenient: bool = False
@@ -122,6 +125,14 @@ class AugmentSection:
     """Range of a temperature gain around the clip's median."""
     box_jitter: float = 0.05
     """Box jitter, as a fraction of the box size."""
+    time_stretch: tuple[float, float] = (1.0, 1.0)
+    """Range of a factor on the clip's time window (sensor behaviour, thermact.data.sensor_augment)."""
+    frame_drop: float = 0.0
+    """Largest fraction of frames dropped before a clip's frames are picked (frame-rate jitter), < 1."""
+    p_stale_rows: float = 0.0
+    """Probability per frame of packet loss (its bottom rows from the previous frame)."""
+    dead_pixels: float = 0.0
+    """Largest fraction of pixels dead for a whole clip (repaired as the reader repairs), <= 0.5."""
 
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_rot180"):
@@ -133,6 +144,12 @@ class AugmentSection:
             if b < a:
                 raise ValueError(f"{name}: must be a range [low, high] with low <= high, got [{a}, {b}]")
         check_number("box_jitter", self.box_jitter, low=0.0, high=1.0)
+        lo, hi = self.time_stretch
+        check_number("time_stretch", lo, low=0.0, low_open=True)
+        check_number("time_stretch", hi, low=lo)
+        check_number("frame_drop", self.frame_drop, low=0.0, high=1.0, high_open=True)
+        check_number("p_stale_rows", self.p_stale_rows, low=0.0, high=1.0)
+        check_number("dead_pixels", self.dead_pixels, low=0.0, high=0.5)
 
 
 @dataclasses.dataclass

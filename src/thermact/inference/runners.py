@@ -31,7 +31,7 @@ from thermact.data.clips import ClipConfig
 from thermact.data.transforms import NormStats, normalize
 from thermact.engine.restore import TrainedModel
 from thermact.engine.run import autocast_dtype
-from thermact.errors import CheckpointError
+from thermact.errors import CheckpointError, ConfigError
 from thermact.export.onnx import META_DET_CLIP, META_DET_DECODE, META_DET_NORM
 from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.models.action import ActionModel
@@ -198,6 +198,12 @@ class ActionRunner:
     ) -> None:
         if score_mode not in ("softmax", "sigmoid"):
             raise ValueError(f"score_mode must be 'softmax' or 'sigmoid', got {score_mode!r}")
+        if norm.reference == "background":
+            raise ConfigError(
+                f"{name}: trained with data.normalize=background, whose per-pixel room background is "
+                "estimated from a whole recording; the live pipeline has no such estimate yet (train "
+                "with normalize=dataset or clip_median to run it live)"
+            )
         self.score_mode: ScoreMode = "sigmoid" if score_mode == "sigmoid" else "softmax"
         self.net = net
         self._memory = net.memory if isinstance(net, _TorchAction) else None

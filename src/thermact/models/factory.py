@@ -11,7 +11,7 @@
       frozen_bn: false             # SlowFast only: FrozenBatchNorm3d
       fusion_style: auto           # SlowFast only: auto | conv_bn_relu | conv_bias (AlphAction)
       stem_pool_padding: auto      # SlowFast only: auto | 1 (PySlowFast, PyTorchVideo) | 0 (AlphAction)
-      pretrained: null             # path of backbone weights (SlowFast checkpoints)
+      pretrained: null             # backbone weights: SlowFast checkpoints; ThermalNet: thermact pretrain's last.pt
       pretrained_source: auto      # auto | alphaction | pyslowfast | pyslowfast_caffe2 | pytorchvideo
       trust_checkpoint: false      # allow non-weights-only (pickle) checkpoints
       no_head: true                # drop the checkpoint's head tensors (else they fail a strict load)
@@ -58,6 +58,7 @@ from thermact.models.base import Backbone
 from thermact.models.box_cues import BoxCueEncoder
 from thermact.models.head import RoIActionHead
 from thermact.models.interaction import InteractionHead, parallel_layers
+from thermact.models.masked_clip import load_pretrained_backbone
 from thermact.models.pretrained import (
     SOURCE_FACTS,
     OpenedCheckpoint,
@@ -212,7 +213,8 @@ class ModelConfig:
     stem_pool_padding: Literal["auto", 0, 1] = "auto"
     """SlowFast stem max-pool padding: auto (from model.pretrained), 0 (AlphAction) or 1."""
     pretrained: str | None = None
-    """Backbone weights to start from (AlphAction, PySlowFast, PyTorchVideo files)."""
+    """Backbone weights to start from: AlphAction, PySlowFast, PyTorchVideo files (SlowFast) or a
+    thermact pretrain checkpoint (ThermalNet)."""
     pretrained_source: PretrainedSource = "auto"
     """Format of model.pretrained (auto: detected)."""
     trust_checkpoint: bool = False
@@ -233,10 +235,9 @@ class ModelConfig:
 
 
 def _open_pretrained(cfg: ModelConfig) -> OpenedCheckpoint | None:
-    if cfg.pretrained is None:
+    """The published SlowFast weights of ``cfg.pretrained`` (None for ThermalNet: see :func:`build_model`)."""
+    if cfg.pretrained is None or not cfg.name.startswith("slowfast"):
         return None
-    if not cfg.name.startswith("slowfast"):
-        raise ConfigError(f"config key 'model.pretrained': {cfg.name} has no pretrained weights to load")
     return open_checkpoint(cfg.pretrained, cfg.pretrained_source, cfg.trust_checkpoint)
 
 
@@ -345,8 +346,8 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     (:func:`resolve_architecture`), then :func:`thermact.models.pretrained.load_pretrained` loads
     the backbone only (strict: every backbone tensor must load; our head is always freshly
     initialised since the action classes differ); its report is printed when ``verbose``.
-    ThermalNet has no published weights: ``pretrained`` with a ThermalNet name raises
-    :class:`ConfigError`.
+    ThermalNet has no published weights: its ``pretrained`` is a ``thermact pretrain`` checkpoint,
+    whose backbone loads strictly (:func:`thermact.models.masked_clip.load_pretrained_backbone`).
     """
     clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
     if clip.num_frames != cfg.num_frames:
@@ -385,6 +386,10 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
             "config key 'model.head.interaction.pretrained': needs an interaction structure and "
             "model.pretrained (an AlphAction IA checkpoint)"
         )
+    if cfg.pretrained is not None and checkpoint is None:  # ThermalNet
+        thermal_report = load_pretrained_backbone(model.backbone, cfg.pretrained, cfg.name)
+        if verbose:
+            print(thermal_report)
     if checkpoint is not None:
         report = load_pretrained(model.backbone, checkpoint, no_head=cfg.no_head)
         if verbose:

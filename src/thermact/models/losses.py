@@ -25,8 +25,10 @@ from torch import Tensor, nn
 
 __all__ = [
     "ActionLoss",
+    "class_groups",
     "class_weights_from_counts",
     "cross_entropy_loss",
+    "group_nll_loss",
     "sigmoid_bce_loss",
     "sigmoid_focal_loss",
     "softmax_focal_loss",
@@ -183,6 +185,39 @@ def sigmoid_focal_loss(
     return loss.sum() if reduction == "sum" else loss.mean()
 
 
+def group_nll_loss(
+    logits: Tensor, targets: Tensor, groups: Tensor, weight: Tensor | None = None, ignore_index: int = -100
+) -> Tensor:
+    """Negative log-likelihood of the target's *group* under the softmax over classes (scalar).
+
+    ``logits`` ``[K, C]``, ``targets`` ``[K]`` class indices, ``groups`` ``[C]`` the group of each
+    class (e.g. ``lower position-kneeling`` and ``lower position-bending`` in ``lower position``:
+    :func:`class_groups`). A group's probability is the sum of its classes' softmax probabilities,
+    so a rare class gets credit for the mass on its siblings. Weighted by ``weight[target]`` and
+    normalised by the summed weights, as the cross-entropy; targets equal to ``ignore_index`` count
+    for nothing.
+    """
+    _check_single(logits, targets)
+    _check_weight(weight, logits.shape[1])
+    keep = targets != ignore_index
+    logits, targets = logits[keep], targets[keep]
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    log_p = F.log_softmax(logits.float(), dim=1)
+    member = F.one_hot(groups.long(), int(groups.max()) + 1).to(log_p.dtype)  # [C, G]
+    group_log_p = torch.logsumexp(log_p[:, :, None] + member.log()[None], dim=1)  # [K, G]
+    nll = -group_log_p.gather(1, groups[targets.long()].long()[:, None])[:, 0]
+    w = torch.ones_like(nll) if weight is None else weight.to(nll.dtype)[targets.long()]
+    return (nll * w).sum() / w.sum()
+
+
+def class_groups(names: Sequence[str], separator: str = "-") -> list[int]:
+    """Group index of each class name: the part before ``separator`` (``"lying down-lying with risk"``
+    → ``"lying down"``); groups are numbered in order of first appearance."""
+    order: dict[str, int] = {}
+    return [order.setdefault(n.split(separator, 1)[0], len(order)) for n in names]
+
+
 def class_weights_from_counts(
     counts: Sequence[int] | Tensor,
     scheme: Literal["inverse", "sqrt_inverse", "effective"] = "inverse",
@@ -238,12 +273,15 @@ class ActionLoss(nn.Module):
         gamma: focusing parameter of the focal losses.
         alpha: ``alpha`` of ``"sigmoid_focal"`` (None disables it).
         ignore_index: target index ignored by the single-label losses.
+        groups: ``[C]`` group of each class (:func:`class_groups`), for ``group_weight``.
+        group_weight: weight of :func:`group_nll_loss` added to a single-label loss (0: none).
 
     ``forward(logits [K, C], targets)`` with ``targets`` ``[K]`` int for ``"ce"``/``"focal"`` and
     multi-hot ``[K, C]`` for ``"bce"``/``"sigmoid_focal"``; returns a scalar (mean reduction).
     """
 
     class_weights: Tensor | None
+    groups: Tensor | None
 
     def __init__(
         self,
@@ -253,6 +291,8 @@ class ActionLoss(nn.Module):
         gamma: float = 2.0,
         alpha: float | None = 0.25,
         ignore_index: int = -100,
+        groups: Sequence[int] | None = None,
+        group_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if kind not in ("ce", "focal", "bce", "sigmoid_focal"):
@@ -268,6 +308,10 @@ class ActionLoss(nn.Module):
         self.ignore_index = ignore_index
         weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)
+        if group_weight and (groups is None or kind not in ("ce", "focal")):
+            raise ValueError("group_weight needs groups and a single-label loss ('ce' or 'focal')")
+        self.group_weight = float(group_weight)
+        self.register_buffer("groups", None if groups is None else torch.as_tensor(groups, dtype=torch.int64))
 
     @property
     def multi_label(self) -> bool:
@@ -276,10 +320,16 @@ class ActionLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         w = self.class_weights
-        if self.kind == "ce":
-            return cross_entropy_loss(logits, targets, w, self.label_smoothing, self.ignore_index)
-        if self.kind == "focal":
-            return softmax_focal_loss(logits, targets, self.gamma, w, self.ignore_index)
+        if self.kind in ("ce", "focal"):
+            if self.kind == "ce":
+                loss = cross_entropy_loss(logits, targets, w, self.label_smoothing, self.ignore_index)
+            else:
+                loss = softmax_focal_loss(logits, targets, self.gamma, w, self.ignore_index)
+            if self.group_weight and self.groups is not None:
+                loss = loss + self.group_weight * group_nll_loss(
+                    logits, targets, self.groups, w, self.ignore_index
+                )
+            return loss
         if self.kind == "bce":
             return sigmoid_bce_loss(logits, targets, w)
         return sigmoid_focal_loss(logits, targets, self.gamma, self.alpha, w)

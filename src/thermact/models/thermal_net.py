@@ -32,6 +32,7 @@ frames (2.7 s) contributes to the centre output frames.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -135,6 +136,7 @@ class ThermalNet(nn.Module):
         out_channels: ``(widths[-1],)``.
         spatial_stride: ``stem_stride * prod(spatial_strides)``.
         pathway_strides: ``(1,)``.
+        temporal_stride: ``prod(temporal_strides)`` (output frames ``T' = ceil(T / temporal_stride)``).
 
     Shapes: ``forward([x])`` with ``x: [B, in_chans, T, H, W]`` returns
     ``[y]`` with ``y: [B, widths[-1], T', H', W']``.
@@ -216,6 +218,7 @@ class ThermalNet(nn.Module):
         for s in spatial_strides:
             stride *= s
         self.spatial_stride: int = int(stride)
+        self.temporal_stride: int = int(math.prod(temporal_strides))
         self.pathway_strides: tuple[int, ...] = (1,)
         self._init_weights()
 

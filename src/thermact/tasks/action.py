@@ -38,6 +38,7 @@ from thermact.config import check_number, embedded
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_clips
+from thermact.data.sensor_augment import SensorAugment
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import Augment, compute_norm_stats
@@ -50,7 +51,7 @@ from thermact.errors import CheckpointError, ConfigError
 from thermact.evaluation.evaluate import merge_predictions, predict, score_predictions
 from thermact.models.action import ActionModel
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
-from thermact.models.losses import ActionLoss, class_weights_from_counts
+from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
 from thermact.models.memory import FeatureBank
 
 __all__ = [
@@ -82,10 +83,15 @@ class LossSection:
     """Focusing exponent of the focal losses."""
     sampler: Literal["none", "balanced"] = "none"
     """none or balanced (class-balanced keyframe sampling)."""
+    group_weight: float = 0.0
+    """Weight of the class-group NLL added to ce/focal (groups: the class name before '-'; 0: off)."""
 
     def __post_init__(self) -> None:
         check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         check_number("gamma", self.gamma, low=0.0)
+        check_number("group_weight", self.group_weight, low=0.0)
+        if self.group_weight and self.kind not in ("ce", "focal"):
+            raise ValueError(f"group_weight: needs kind ce or focal, not {self.kind}")
 
 
 @dataclasses.dataclass
@@ -153,11 +159,18 @@ def freeze_backbone_stages(model: ActionModel, num_stages: int) -> None:
             p.requires_grad_(False)
 
 
-def make_loss(cfg: ActionRunConfig, counts: Sequence[int]) -> ActionLoss:
+def make_loss(cfg: ActionRunConfig, counts: Sequence[int], classes: Sequence[str]) -> ActionLoss:
     weights = None
     if cfg.loss.class_weights != "none":
         weights = class_weights_from_counts(counts, scheme=cfg.loss.class_weights)
-    return ActionLoss(cfg.loss.kind, weights, label_smoothing=cfg.loss.label_smoothing, gamma=cfg.loss.gamma)
+    return ActionLoss(
+        cfg.loss.kind,
+        weights,
+        label_smoothing=cfg.loss.label_smoothing,
+        gamma=cfg.loss.gamma,
+        groups=class_groups(classes) if cfg.loss.group_weight else None,
+        group_weight=cfg.loss.group_weight,
+    )
 
 
 def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -172,6 +185,13 @@ def augment_of(section: AugmentSection) -> Augment | None:
         return None
     a = section
     return Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter)
+
+
+def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
+    """The training sensor augmentation of an ``augment:`` section (None when disabled or neutral)."""
+    a = section
+    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels)
+    return sensor if section.enabled and sensor.enabled else None
 
 
 class ActionRun:
@@ -206,6 +226,7 @@ class ActionRun:
             norm=self.norm,
             augment=augment_of(cfg.augment),
             seed=cfg.run.seed,
+            sensor=sensor_augment_of(cfg.augment),
         )
         val_set = ClipDataset.from_data(self.data, val_kfs, self.clip, norm=self.norm)
         weights = balanced_weights(train_kfs, self.counts) if cfg.loss.sampler == "balanced" else None
@@ -215,7 +236,7 @@ class ActionRun:
         )
         self.model: ActionModel = build_model(cfg.model, self.clip, verbose=ctx.is_main).to(device)
         freeze_backbone_stages(self.model, cfg.optim.freeze_stages)
-        self.loss_fn = make_loss(cfg, self.counts).to(device)
+        self.loss_fn = make_loss(cfg, self.counts, self.classes).to(device)
         self.bank = self.model.new_memory_bank() if self.model.interaction is not None else None
         self.metric = cfg.eval.metric
         self.summary = (

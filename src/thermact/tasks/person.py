@@ -39,6 +39,7 @@ from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
 from thermact.engine.samplers import EpochSampler
+from thermact.errors import ConfigError
 from thermact.evaluation.detection import detection_metrics
 from thermact.models.person_detector import (
     DetectorModelConfig,
@@ -49,7 +50,7 @@ from thermact.models.person_detector import (
 from thermact.models.person_loss import CenterNetLoss
 from thermact.models.person_targets import encode_batch
 from thermact.models.postprocess import Detections, decode
-from thermact.tasks.action import augment_of
+from thermact.tasks.action import augment_of, sensor_augment_of
 
 __all__ = [
     "DETECTOR_CLASSES",
@@ -195,6 +196,11 @@ class DetectorRun:
         self, cfg: DetectorRunConfig, ctx: DistContext, device: torch.device, amp_dtype: torch.dtype | None
     ) -> None:
         self.cfg, self.ctx, self.device, self.amp_dtype = cfg, ctx, device, amp_dtype
+        if sensor_augment_of(cfg.augment) is not None:
+            raise ConfigError(
+                "config keys 'augment.time_stretch', 'frame_drop', 'p_stale_rows', 'dead_pixels': the "
+                "person detector does not take sensor augmentations (action models only)"
+            )
         self.clip = cfg.clip
         self.classes = list(DETECTOR_CLASSES)
         data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
