@@ -9,8 +9,8 @@ Usage::
     thermact baseline [kind=box_gbm|prior] [protocol=session|recording] [key=value ...]
     thermact pretrain [config=PRESET|FILE] [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
-    thermact detect RECORDING.h5|DIR checkpoint=ACTION.pt detector=DETECTOR.pt [key=value ...]
-    thermact stream [DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [speed=1.0|max] [key=value ...]
+    thermact detect RECORDING.h5|DIR [checkpoint=ACTION] [detector=DETECTOR] [key=value ...]
+    thermact stream [DIR] [checkpoint=ACTION] [detector=DETECTOR] [speed=1.0|max] [key=value ...]
     thermact data inspect [DATASET] [key=value ...] [--lenient]
     thermact data split   [DATASET] [key=value ...] [--lenient]
     thermact model info   [CONFIG]  [key=value ...]
@@ -95,13 +95,13 @@ TOP_LEVEL: dict[str, Command] = {
     ),
     "detect": Command(
         detect.main,
-        "RECORDING.h5|DIR checkpoint=ACTION.pt detector=DET.pt [key=value ...]",
+        "RECORDING.h5|DIR [checkpoint=ACTION] [detector=DETECTOR] [key=value ...]",
         "per-person boxes, tracks and actions of recordings: JSONL, AVA CSV, events, animation",
         detect.DetectOptions,
     ),
     "stream": Command(
         stream.main,
-        "[DIR] checkpoint=ACTION.pt detector=DET.pt [speed=1.0|max] [key=value ...]",
+        "[DIR] [checkpoint=ACTION] [detector=DETECTOR] [speed=1.0|max] [key=value ...]",
         "replay recordings as live sensors: per-frame actions, events, latency summary",
         stream.StreamOptions,
     ),
