@@ -164,5 +164,36 @@ def test_lenient_skips_a_bad_recording(
     with pytest.raises(DataError, match="broken.h5"):
         main_detect(str(mixed), args, False)
     assert main_detect(str(mixed), args, True) == 0
-    assert "broken.h5" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "broken.h5" in printed.err
+    assert "(per recording .jsonl, detections.csv" in printed.out  # animation=none: no "+ animation"
     assert sorted(p.name for p in out.glob("*.jsonl")) == ["SL18_R2.jsonl", "events.jsonl"]
+
+
+def test_threads_apply_while_detect_runs_and_are_restored(
+    action_ckpt: Path,
+    detector_ckpt: Path,
+    short_recordings: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from thermact.commands import detect
+
+    seen: list[int] = []
+    original = detect.detect_recording
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(detect, "detect_recording", spy)
+    args = [f"checkpoint={action_ckpt}", f"detector={detector_ckpt}", "animation=none", "cadence_s=5"]
+    assert torch.get_num_threads() == 1  # the one_thread fixture
+    assert main_detect(str(short_recordings), [*args, f"out={tmp_path / 'a'}", "threads=2"], False) == 0
+    assert seen and set(seen) == {2} and torch.get_num_threads() == 1
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["options"]["threads"] == 2
+    with pytest.raises(ConfigError, match="'threads'"):
+        main_detect(str(short_recordings), [*args, f"out={tmp_path / 'b'}", "threads=0"], False)
