@@ -295,5 +295,7 @@ def main(target: str | None, overrides: list[str], lenient: bool) -> int:
         print(e.describe())
     animated = any(len(o.outputs) > 1 for o in outcomes)
     per_recording = ".jsonl + animation" if animated else ".jsonl"
-    print(f"wrote {Path(opts.out)}/ (per recording {per_recording}, detections.csv, events.jsonl, summary.json)")
+    print(
+        f"wrote {Path(opts.out)}/ (per recording {per_recording}, detections.csv, events.jsonl, summary.json)"
+    )
     return 0

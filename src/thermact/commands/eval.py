@@ -75,7 +75,13 @@ from thermact.evaluation.detection import DetectionMetrics, detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
 from thermact.evaluation.falls import fall_alert_reports, fall_alerts_markdown
-from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
+from thermact.evaluation.report import (
+    EvalMetadata,
+    format_number,
+    report_dict,
+    report_markdown,
+    summary_lines,
+)
 from thermact.evaluation.smoothing import SmoothingMode, smooth_track_scores
 from thermact.inference.runners import ActionRunner, DetectorRunner
 from thermact.inference.streaming import StreamingPredictor
@@ -555,14 +561,27 @@ def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> Detecto
 # The command
 
 
-def _main_action(opts: EvalOptions, lenient: bool) -> None:
-    outcome = run_evaluation(opts, lenient)
+def outcome_lines(outcome: EvalOutcome) -> list[str]:
+    """What ``thermact eval`` prints of an action model: the summary (the end-to-end frame-mAP on
+    detector boxes right below the frame-mAP on ground-truth boxes) and where the files went."""
+    lines = summary_lines(outcome.result, outcome.metadata)
     if outcome.end_to_end is not None:
-        print(f"  end-to-end frame-mAP@0.5 on detector boxes: {outcome.end_to_end['frame_map']}")
-    for line in summary_lines(outcome.result, outcome.metadata):
+        e2e = outcome.end_to_end
+        lines.insert(
+            2,
+            f"end-to-end frame-mAP@0.5 {format_number(e2e['frame_map'])} on the detector's boxes "
+            f"({e2e['num_person_detections']} person detections of {e2e['detector']})",
+        )
+    return [
+        *lines,
+        f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}",
+        f"report: {outcome.files['report_md']}",
+    ]
+
+
+def _main_action(opts: EvalOptions, lenient: bool) -> None:
+    for line in outcome_lines(run_evaluation(opts, lenient)):
         print(line)
-    print(f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}")
-    print(f"report: {outcome.files['report_md']}")
 
 
 def _main_detector(opts: EvalOptions, lenient: bool) -> None:
