@@ -131,7 +131,7 @@ def test_model_info_of_shipped_config(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = _run(["model", "info", str(config)], capsys)
     assert code == 0
     assert "thermal_net_s" in out and "spatial stride   4" in out
-    assert "27 frames = 4.50 s at 6 fps" in out
+    assert "27 frames = 4.56 s (0.169 s per clip frame; the clip: 16 frames = 2.70 s)" in out
     code, _, err = _run(["model", "info", str(config), "model.nam=x"], capsys)
     assert code == 2 and "did you mean 'name'" in err
 
