@@ -80,6 +80,22 @@ def test_csv_has_a_row_per_class_of_each_fresh_classification(detect_run: Path) 
     assert read_label_map(detect_run / "label_map.pbtxt").names[3] == "lying down-lying with risk"
 
 
+def test_csv_reads_in_the_official_ava_readers(detect_run: Path, official_ava: Any) -> None:
+    """Keyed ``video_id,int(timestamp)`` as the official evaluator does: every row is read and each
+    frame with a fresh classification has its own key (none merged with another)."""
+    read = official_ava(detect_run / "detections.csv")
+    assert read.rows == len(read_ava_csv(detect_run / "detections.csv", "detections", 14)) > 0
+    frames = set()
+    for path in sorted(detect_run.glob("SL*.jsonl")):
+        for line in path.read_text().splitlines():
+            d = json.loads(line)
+            if any(p["fresh"] for p in d["persons"]):
+                frames.add(f"{d['recording']},{d['timestamp_ms']:04d}")
+    assert read.keys == frames
+    fresh_per_frame = [len(v) // 14 for v in read.entries.values()]
+    assert all(len(v) % 14 == 0 for v in read.entries.values()) and sum(fresh_per_frame) * 14 == read.rows
+
+
 def test_gif_is_valid_and_shows_every_nth_frame(detect_run: Path, short_recordings: Path) -> None:
     for h5 in sorted(short_recordings.glob("*.h5")):
         n = Recording(h5).num_frames
