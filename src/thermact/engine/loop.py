@@ -232,6 +232,14 @@ class RunLog:
             self.tensorboard.add_scalar("train/loss", loss, step)
             self.tensorboard.add_scalar("train/lr", lr, step)
 
+    def epoch_loss(self, step: int, epoch: int, mean_loss: float) -> None:
+        """The mean training loss over every batch of ``epoch`` (the logged steps are single batches)."""
+        if self.jsonl is None:
+            return
+        self.jsonl.write({"step": step, "epoch": epoch, "train_loss": mean_loss})
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/epoch_loss", mean_loss, step)
+
     def validation(self, step: int, epoch: int, metrics: dict[str, Any]) -> None:
         if self.jsonl is None:
             return
@@ -313,6 +321,8 @@ def train_epoch(
         else:
             bar.update(1)
     bar.close()
+    epoch_losses = history.losses[-schedule.batches_per_epoch :]  # this epoch's (also across a resume)
+    log.epoch_loss(progress.step, epoch + 1, sum(epoch_losses) / max(1, len(epoch_losses)))
 
 
 def end_epoch(

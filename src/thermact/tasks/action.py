@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
@@ -173,6 +174,22 @@ def make_loss(cfg: ActionRunConfig, counts: Sequence[int], classes: Sequence[str
     )
 
 
+def validation_loss(
+    loss: ActionLoss, scores: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+) -> float:
+    """The training loss (same kind, class weights and smoothing) of validation boxes, from their
+    class probabilities ``scores [K, C]`` and true classes ``labels [K]``: the logits are recovered
+    as ``log p`` (softmax: log-softmax of ``log p`` is ``log p``) or ``logit p`` (sigmoid), so the
+    value equals the loss on the model's own logits up to float rounding (probabilities are
+    clipped to ``[1e-7, 1 - 1e-7]``)."""
+    device = next((b.device for b in loss.buffers()), torch.device("cpu"))
+    p = torch.from_numpy(np.asarray(scores, dtype=np.float32)).to(device).clamp(1e-7, 1.0 - 1e-7)
+    logits = torch.logit(p) if loss.multi_label else torch.log(p)
+    targets = loss_targets(loss, torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device), p.shape[1])
+    with torch.no_grad():
+        return float(loss(logits, targets))
+
+
 def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     if loss.multi_label:
         return torch.nn.functional.one_hot(labels, num_classes).float()
@@ -295,7 +312,10 @@ class ActionRun:
         shards = self.ctx.gather(preds)
         if not self.ctx.is_main:
             return None
-        return dict(score_predictions(merge_predictions(shards), self.cfg.model.num_classes).summary())
+        merged = merge_predictions(shards)
+        metrics: dict[str, Any] = dict(score_predictions(merged, self.cfg.model.num_classes).summary())
+        metrics["val_loss"] = validation_loss(self.loss_fn, merged.scores, merged.labels)
+        return metrics
 
     def batch_size(self, batch: ClipBatch) -> int:
         return len(batch)
