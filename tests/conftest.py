@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from thermact.data.transforms import NormStats, compute_norm_stats
 from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import load_config
 from thermact.engine.run import train
+from thermact.logs import LOGGER
 from thermact.models.action import ActionModel
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.postprocess import Detections
@@ -373,3 +375,15 @@ def read_official_ava(path: Path) -> OfficialAvaFile:
 def official_ava() -> Callable[[Path], OfficialAvaFile]:
     """:func:`read_official_ava`: read an AVA CSV the way the official evaluator does."""
     return read_official_ava
+
+
+@pytest.fixture(autouse=True)
+def _restore_thermact_logger() -> Iterator[None]:
+    """A command line run configures the ``thermact`` logger's console (``-q``/``-v``): undo it
+    after each test, so that no test sees the level another one chose."""
+    logger = logging.getLogger(LOGGER)
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate

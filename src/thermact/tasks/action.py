@@ -24,7 +24,7 @@ the same device and thread count).
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +54,8 @@ from thermact.models.action import ActionModel
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
 from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
 from thermact.models.memory import FeatureBank
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACTION",
@@ -269,10 +271,7 @@ class ActionRun:
     def _warn_unseen(self, counts: Sequence[int], val_counts: Sequence[int]) -> None:
         unseen = [self.classes[c] for c in range(len(counts)) if val_counts[c] and not counts[c]]
         if unseen and self.ctx.is_main:
-            print(
-                f"warning: classes in validation but absent from training: {', '.join(unseen)}",
-                file=sys.stderr,
-            )
+            logger.warning("classes in validation but absent from training: %s", ", ".join(unseen))
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)
