@@ -18,8 +18,8 @@ Usage::
 Arguments of the form ``key=value`` are validated configuration overrides (dotted paths for
 nested keys); any other argument is the positional dataset / config path. ``-q``/``--quiet``
 shows only warnings and errors, ``-v``/``--verbose`` debug messages too (:mod:`thermact.logs`);
-results (final metrics, configs, help) print to stdout, progress and information to stderr. ``thermact CMD --help``
-lists every key of a command with its type, default and meaning. Every user error (a missing
+results (final metrics, configs, help) print to stdout, progress and information to stderr.
+``thermact CMD --help`` lists every key of a command with its type, default and meaning. Every user error (a missing
 file, a bad key, a corrupt record) prints one ``error:`` line naming the file, record or key, and
 exits with status 2; nothing is half-written.
 """
