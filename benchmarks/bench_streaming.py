@@ -23,9 +23,9 @@ started together, sensor ``j`` delayed by ``j / N`` of a frame interval so arriv
    classification, at 1 sensor, at 80 % of the measured capacity and at ``--sensors`` (whether
    that many are served in real time: utilisation below 1 and bounded latency).
 
-Models: ``--checkpoint`` / ``--detector`` (defaults: the live models, ``runs/thermal_net_live/last.pt``
-and ``runs/person_detector_live/last.pt``; for the larger ones pass ``runs/thermal_net_s/last.pt``
-and ``runs/person_detector/last.pt``). A missing action checkpoint is replaced by a randomly
+Models: ``--checkpoint`` / ``--detector`` (paths or shipped names; defaults: the shipped live
+models ``thermal_net_live`` and ``person_detector_live``; for the larger ones pass
+``runs/thermal_net_s/last.pt`` and ``runs/person_detector/last.pt``). A missing action checkpoint is replaced by a randomly
 initialised model of ``--action-config`` (the compute is the same); a missing detector by one of
 ``--detector-config`` trained for one
 epoch here (~3 s), so that the number of tracked persons is realistic.
@@ -54,6 +54,7 @@ from thermact.data.source import load_dataset
 from thermact.data.transforms import NormStats
 from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.run import train
+from thermact.errors import CheckpointError
 from thermact.export.onnx import export_action_onnx, export_detector_onnx
 from thermact.inference.pipeline import FrameInput
 from thermact.inference.runners import (
@@ -67,6 +68,7 @@ from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic
 from thermact.models.factory import build_model
 from thermact.runtime import configure_cpu_math
+from thermact.shipped import resolve_checkpoint
 from thermact.tasks.action import ActionRunConfig, restore_model
 from thermact.tasks.person import PERSON, DetectorRunConfig, restore_detector
 
@@ -76,11 +78,20 @@ START_STEP_S = 7.3
 Frame = tuple[float, str, int, np.ndarray]
 
 
+def _existing(spec: str) -> Path | None:
+    """The file of a checkpoint path or shipped name, None when there is none."""
+    try:
+        return resolve_checkpoint(spec)
+    except CheckpointError:
+        return None
+
+
 def ensure_models(
-    checkpoint: Path, detector: Path, action_config: str, detector_config: str, tmp: Path
+    checkpoint_spec: str, detector_spec: str, action_config: str, detector_config: str, tmp: Path
 ) -> tuple[Path, Path, list[str]]:
     notes: list[str] = []
-    if not checkpoint.is_file():
+    checkpoint, detector = _existing(checkpoint_spec), _existing(detector_spec)
+    if checkpoint is None:
         torch.manual_seed(0)
         cfg = build_config(ActionRunConfig, action_config, ["data.keyframe_position=causal"])
         model = build_model(cfg.model, cfg.clip, verbose=False)
@@ -97,7 +108,7 @@ def ensure_models(
             },
         )
         notes.append(f"action model: random {cfg.model.name} (no checkpoint given)")
-    if not detector.is_file():
+    if detector is None:
         cfg_d = build_config(
             DetectorRunConfig,
             detector_config,
@@ -237,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", default="runs/thermal_net_live/last.pt")
-    parser.add_argument("--detector", default="runs/person_detector_live/last.pt")
+    parser.add_argument("--checkpoint", default="thermal_net_live", help="path or shipped model name")
+    parser.add_argument("--detector", default="person_detector_live", help="path or shipped model name")
     parser.add_argument("--action-config", default="configs/thermal_net_live.yaml")
     parser.add_argument("--detector-config", default="configs/person_detector_live.yaml")
     parser.add_argument("--sensors", type=int, default=100, help="sensors of the throughput run")
@@ -259,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp_name:
         tmp = Path(tmp_name)
         ckpt, det, notes = ensure_models(
-            Path(args.checkpoint), Path(args.detector), args.action_config, args.detector_config, tmp
+            args.checkpoint, args.detector, args.action_config, args.detector_config, tmp
         )
         for backend in args.backends.split(","):
             if backend in ("pytorch", "pytorch-bf16"):

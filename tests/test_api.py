@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import thermact
@@ -76,3 +78,34 @@ def test_evaluate_returns_the_report_it_writes(action_ckpt: Path, tmp_path: Path
     assert written["summary"] == outcome.result.summary()
     assert written["num_keyframes"] == outcome.result.num_keyframes == 216  # SL18, fold 1 of V1
     assert 0.0 < outcome.result.frame_map.map < 1.0
+
+
+def test_predict_a_recording_or_its_frames(
+    action_ckpt: Path, detector_ckpt: Path, short_recordings: Path
+) -> None:
+    from thermact.data.recording import Recording
+    from thermact.errors import DataError
+    from thermact.inference.sensor import raw_frames
+
+    path = short_recordings / "SL18_R2.h5"
+    models = {"checkpoint": action_ckpt, "detector": detector_ckpt}
+    persons = thermact.predict(path, **models)
+    assert persons and all(p.fresh and p.sensor_id == "SL18_R2" for p in persons)
+    times = [p.timestamp_ms for p in persons]
+    assert times == sorted(times)
+    # one classification per track and cadence (1 s), on the frame grid: gaps of about a second
+    gaps = [
+        b - a
+        for p_track in {p.track_id for p in persons}
+        for a, b in itertools.pairwise([p.timestamp_ms for p in persons if p.track_id == p_track])
+    ]
+    assert gaps and 900 <= float(np.median(gaps)) <= 1400
+    rec = Recording(path)
+    same = thermact.predict(raw_frames(rec.frames, rec.valid), rec.timestamps, **models)
+    assert [(p.track_id, p.timestamp_ms, p.top_label) for p in same] == [
+        (p.track_id, p.timestamp_ms, p.top_label) for p in persons
+    ]
+    with pytest.raises(DataError, match=r"\[T, H, W\]"):
+        thermact.predict(rec.frames[0], [1], **models)
+    with pytest.raises(DataError, match="strictly increasing"):
+        thermact.predict(rec.frames[:3], [3, 2, 1], **models)

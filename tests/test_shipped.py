@@ -41,3 +41,32 @@ def test_the_table_names_files_inside_the_package() -> None:
     assert {m.task for m in SHIPPED_MODELS.values()} == {"action", "detector"}
     for name, model in SHIPPED_MODELS.items():
         assert model.name == name and model.path.parent == WEIGHTS_DIR and model.path.suffix == ".pt"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_shipped_models_load_and_say_what_they_are() -> None:
+    from thermact.tasks.action import restore_model
+    from thermact.tasks.person import restore_detector
+
+    action = restore_model("thermal_net_live", "cpu")
+    assert action.config.model.name == "thermal_net_t" and action.config.model.head.box_cues
+    assert action.config.data.split == "all" and action.clip.keyframe_position == "causal"
+    assert len(action.classes) == 14 and action.checkpoint["dataset"]["name"] == "thermal_v2"
+    detector = restore_detector("person_detector_live", "cpu")
+    assert detector.config.model.name == "person_detector_t" and detector.config.data.split == "all"
+    for model in SHIPPED_MODELS.values():  # inference checkpoints: no optimiser state, small
+        assert "optimizer" not in load_checkpoint(model.path) and model.path.stat().st_size < 2_000_000
+    assert (WEIGHTS_DIR / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_detect_without_models_uses_the_shipped_ones(short_recordings: Path, tmp_path: Path) -> None:
+    import json
+
+    from thermact.cli import main
+
+    code = main(["detect", str(short_recordings / "SL14_R1.h5"), f"out={tmp_path / 'o'}", "animation=none"])
+    assert code == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    rec = summary["recordings"][0]
+    assert rec["tracks"] >= 1 and rec["classifications"] > 10

@@ -24,7 +24,7 @@ from thermact.engine.run import train
 from thermact.evaluation.detection import detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import predict, score_predictions
-from thermact.evaluation.falls import lying_episodes
+from thermact.inference.falls import lying_episodes
 from thermact.inference.runners import DetectorRunner
 from thermact.models.postprocess import Detections
 from thermact.tasks.action import ActionRunConfig, restore_model

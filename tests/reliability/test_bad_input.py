@@ -363,3 +363,58 @@ def test_lenient_detect_skips_the_bad_recording(
     assert "SL18_R2.h5: 'timestamps' are not milliseconds" in result.stderr and "skipping it" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert [r["recording_id"] for r in summary["recordings"]] == ["SL18_R1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Command lines: bad keys, values, names and files, each refused before any output is written
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgCase:
+    """A command line that must fail cleanly, naming ``names``; ``{tmp}`` is the test's directory,
+    ``{ckpt}`` an action checkpoint."""
+
+    name: str
+    args: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ARG_CASES = [
+    ArgCase(
+        "preset_typo",
+        ("cfg", "config=thermal_net_lve"),
+        ("thermal_net_lve", "did you mean 'thermal_net_live'"),
+    ),
+    ArgCase("cfg_bad_value", ("cfg", "optim.lr=-1"), ("optim.lr",)),
+    ArgCase("cfg_unknown_key", ("cfg", "optim.epoch=3"), ("optim.epoch", "did you mean 'epochs'")),
+    ArgCase("help_of_unknown_command", ("trian", "--help"), ("trian", "did you mean 'train'")),
+    ArgCase(
+        "shipped_name_typo",
+        ("eval", "checkpoint=thermal_net_liv", "out={tmp}/e"),
+        ("did you mean 'thermal_net_live'",),
+    ),
+    ArgCase(
+        "detect_detector_typo",
+        ("detect", "{tmp}/none.h5", "detector=person_detektor", "out={tmp}/d"),
+        ("person_detektor",),
+    ),
+    ArgCase(
+        "export_weights_to_onnx_path",
+        ("export", "{ckpt}", "format=weights", "out={tmp}/x.onnx"),
+        ("x.onnx", "must end in .pt"),
+    ),
+    ArgCase("export_unknown_format", ("export", "{ckpt}", "format=pth"), ("format",)),
+    ArgCase("baseline_unknown_kind", ("baseline", "kind=svm", "run_dir={tmp}/b"), ("kind",)),
+    ArgCase("pretrain_bad_value", ("pretrain", "optim.epochs=0", "run_dir={tmp}/p"), ("optim.epochs",)),
+    ArgCase("eval_smoothing_bad", ("eval", "{ckpt}", "smooth_s=-1", "out={tmp}/e"), ("smooth_s",)),
+]
+
+
+@pytest.mark.parametrize("case", ARG_CASES, ids=str)
+def test_command_lines_refused(cli: Cli, case: ArgCase, tmp_path: Path, untrained_action_ckpt: Path) -> None:
+    args = [a.format(tmp=tmp_path, ckpt=untrained_action_ckpt) for a in case.args]
+    outputs = [tmp_path / n for n in ("e", "d", "b", "p", "p_pretrain", "x.onnx")]
+    cli.assert_clean_error(cli.run(args), case.names, outputs)

@@ -74,7 +74,6 @@ from thermact.evaluation import plots
 from thermact.evaluation.detection import DetectionMetrics, detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
-from thermact.evaluation.falls import fall_alert_reports, fall_alerts_markdown
 from thermact.evaluation.report import (
     EvalMetadata,
     format_number,
@@ -83,6 +82,7 @@ from thermact.evaluation.report import (
     summary_lines,
 )
 from thermact.evaluation.smoothing import SmoothingMode, smooth_track_scores
+from thermact.inference.falls import fall_alert_reports, fall_alerts_markdown
 from thermact.inference.runners import ActionRunner, DetectorRunner
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic, write_text_atomic

@@ -316,6 +316,20 @@ def _coco_images(
     return images, key_of
 
 
+def _box_and_track(
+    ann: dict[str, Any], where: str, problems: ProblemLog
+) -> tuple[tuple[float, float, float, float], int] | None:
+    """The pixel XYXY box and the ``object_id`` of an annotation (None, reported, when invalid)."""
+    xyxy = convert_box(ann.get("bbox"), where, problems)
+    if xyxy is None:
+        return None
+    track = ann.get("object_id")
+    if not isinstance(track, int) or isinstance(track, bool):
+        problems.report(f"{where}: object_id must be an integer, got {track!r}")
+        return None
+    return xyxy, track
+
+
 def _coco_persons(
     entries: list[Any], key_of: dict[str, str], classes: ClassList, p: Path, problems: ProblemLog
 ) -> dict[str, list[Box]]:
@@ -341,13 +355,10 @@ def _coco_persons(
         label = _check_category(ann.get("category_id"), ann.get("category_name"), classes, where, problems)
         if label is None:
             continue
-        xyxy = convert_box(ann.get("bbox"), where, problems)
-        if xyxy is None:
+        located = _box_and_track(ann, where, problems)
+        if located is None:
             continue
-        track = ann.get("object_id")
-        if not isinstance(track, int) or isinstance(track, bool):
-            problems.report(f"{where}: object_id must be an integer, got {track!r}")
-            continue
+        xyxy, track = located
         if any(b.track_id == track for b in persons[image]):
             problems.report(f"{where}: duplicate object_id {track} in the same keyframe")
             continue
@@ -434,13 +445,10 @@ def _raw_boxes(
                 problems.report(f"{awhere}: unknown action class {sub!r}")
                 continue
             label = classes.id_of(str(sub))
-        xyxy = convert_box(ann.get("bbox"), awhere, problems)
-        if xyxy is None:
+        located = _box_and_track(ann, awhere, problems)
+        if located is None:
             continue
-        track = ann.get("object_id")
-        if not isinstance(track, int) or isinstance(track, bool):
-            problems.report(f"{awhere}: object_id must be an integer, got {track!r}")
-            continue
+        xyxy, track = located
         group = persons if kind == "person" else others
         if any(b.track_id == track for b in persons + others):
             problems.report(f"{awhere}: duplicate object_id {track} in the same frame")

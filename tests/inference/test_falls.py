@@ -1,4 +1,4 @@
-"""thermact.evaluation.falls: episodes from annotations, alerts from classifications, matching."""
+"""thermact.inference.falls: episodes from annotations, alerts from classifications, matching."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import pytest
 
 from thermact.data.annotations import Box, Keyframe
 from thermact.data.source import ThermalData
-from thermact.evaluation.falls import (
+from thermact.inference.events import LYING_WITH_RISK
+from thermact.inference.falls import (
     Alert,
     Episode,
     alerts_from_classifications,
     lying_episodes,
     score_alerts,
 )
-from thermact.inference.events import LYING_WITH_RISK
 from thermact.inference.pipeline import PersonResult
 
 BOX = (10.0, 10.0, 20.0, 30.0)

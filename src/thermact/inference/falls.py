@@ -219,7 +219,7 @@ def fall_alert_reports(
     predictor: StreamingPredictor, data: ThermalData, test_kfs: Sequence[Keyframe]
 ) -> list[dict[str, Any]]:
     """Replay every recording of the test keyframes through the live predictor and score the fall
-    alerts of each rule of :data:`FALL_RULE_SECONDS` (:mod:`thermact.evaluation.falls`)."""
+    alerts of each rule of :data:`FALL_RULE_SECONDS` (:mod:`thermact.inference.falls`)."""
     results = []
     hours = 0.0
     for rid in sorted({k.recording_id for k in test_kfs}):
@@ -242,7 +242,7 @@ def fall_alerts_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
         "\n## Fall alerts (live pipeline replayed over the test recordings)\n",
         f"{first['episodes']} annotated lying-with-risk episodes, {first['sensor_hours']:.3f} sensor-hours; "
         f"an episode counts as alerted when an alert on that person is raised within {first['deadline_s']:g} s "
-        "of its first annotated keyframe (thermact.evaluation.falls).\n",
+        "of its first annotated keyframe (thermact.inference.falls).\n",
         "| lying_min_s | episodes alerted in time | median delay (s) | alerts | false alerts | false alerts / sensor-hour |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
