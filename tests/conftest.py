@@ -3,6 +3,9 @@ models and checkpoints (export, inference, commands); fake models that record wh
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from thermact.data.transforms import NormStats, compute_norm_stats
 from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import load_config
 from thermact.engine.run import train
+from thermact.logs import LOGGER
 from thermact.models.action import ActionModel
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.postprocess import Detections
@@ -328,3 +332,58 @@ def fake_detector() -> type[FakeDetector]:
 def fake_action() -> type[FakeAction]:
     """The :class:`FakeAction` class."""
     return FakeAction
+
+
+# ---------------------------------------------------------------------------------------------
+# AVA files as the other tools read them
+
+
+@dataclasses.dataclass
+class OfficialAvaFile:
+    """An AVA CSV as the official ActivityNet evaluator (``get_ava_performance.read_csv``) and
+    PySlowFast (``ava_eval_helper.read_csv``) read it: rows of 7 or 8 columns ``video_id,
+    timestamp, x1, y1, x2, y2, action_id[, score]``, each keyed ``"%s,%04d" % (video_id,
+    int(timestamp))``; the boxes are floats, the action id an int, the 8th column a float (a score
+    for detections, a person id in ground truth). Written from their documented format; a row those
+    readers would reject raises here as there."""
+
+    entries: dict[str, list[tuple[int, float, float, float, float, float]]]
+    """Per image key: (action_id, x1, y1, x2, y2, 8th column or 1.0)."""
+    rows: int
+
+    @property
+    def keys(self) -> set[str]:
+        return set(self.entries)
+
+
+def read_official_ava(path: Path) -> OfficialAvaFile:
+    entries: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
+    rows = 0
+    with path.open(newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) not in (7, 8):
+                raise AssertionError(f"{path}: wrong number of columns: {row}")
+            key = "%s,%04d" % (row[0], int(row[1]))  # noqa: UP031 - the evaluator's own key format
+            x1, y1, x2, y2 = (float(v) for v in row[2:6])
+            last = float(row[7]) if len(row) == 8 else 1.0
+            entries.setdefault(key, []).append((int(row[6]), x1, y1, x2, y2, last))
+            rows += 1
+    return OfficialAvaFile(entries, rows)
+
+
+@pytest.fixture(scope="session")
+def official_ava() -> Callable[[Path], OfficialAvaFile]:
+    """:func:`read_official_ava`: read an AVA CSV the way the official evaluator does."""
+    return read_official_ava
+
+
+@pytest.fixture(autouse=True)
+def _restore_thermact_logger() -> Iterator[None]:
+    """A command line run configures the ``thermact`` logger's console (``-q``/``-v``): undo it
+    after each test, so that no test sees the level another one chose."""
+    logger = logging.getLogger(LOGGER)
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate

@@ -32,6 +32,14 @@ def test_help_and_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "did you mean 'train'" in err
     code, _, err = _run(["data", "inspect", "--lenent"], capsys)
     assert code == 2 and "did you mean '--lenient'" in err
+    code, _, err = _run(["data", "inspect", "--quite"], capsys)
+    assert code == 2 and "did you mean '--quiet'" in err
+    code, _, err = _run(["model", "info", "-q", "-v"], capsys)
+    assert code == 2 and err == "error: options -q/--quiet and -v/--verbose contradict each other; pass one\n"
+    code, out, _ = _run(["--help"], capsys)
+    assert "-q/--quiet  warnings and errors only;  -v/--verbose  debug messages too" in out
+    code, out, _ = _run(["eval", "--help"], capsys)
+    assert "-q/--quiet (warnings and errors only)" in out and "-v/--verbose (debug messages too)" in out
 
 
 def test_inspect_on_bundled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,10 +136,10 @@ def test_console_script_module_entry_point() -> None:
 
 def test_model_info_of_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "thermal_net_s.yaml"
-    code, out, _ = _run(["model", "info", str(config)], capsys)
-    assert code == 0
+    code, out, err = _run(["model", "info", str(config), "-q"], capsys)
+    assert code == 0 and err == ""  # the result stays on stdout with -q
     assert "thermal_net_s" in out and "spatial stride   4" in out
-    assert "27 frames = 4.50 s at 6 fps" in out
+    assert "27 frames = 4.56 s (0.169 s per clip frame; the clip: 16 frames = 2.70 s)" in out
     code, _, err = _run(["model", "info", str(config), "model.nam=x"], capsys)
     assert code == 2 and "did you mean 'name'" in err
 

@@ -16,8 +16,10 @@ Usage::
     thermact model info   [CONFIG]  [key=value ...]
 
 Arguments of the form ``key=value`` are validated configuration overrides (dotted paths for
-nested keys); any other argument is the positional dataset / config path. ``thermact CMD --help``
-lists every key of a command with its type, default and meaning. Every user error (a missing
+nested keys); any other argument is the positional dataset / config path. ``-q``/``--quiet``
+shows only warnings and errors, ``-v``/``--verbose`` debug messages too (:mod:`thermact.logs`);
+results (final metrics, configs, help) print to stdout, progress and information to stderr.
+``thermact CMD --help`` lists every key of a command with its type, default and meaning. Every user error (a missing
 file, a bad key, a corrupt record) prints one ``error:`` line naming the file, record or key, and
 exits with status 2; nothing is half-written.
 """
@@ -36,6 +38,7 @@ from thermact.commands import eval as eval_
 from thermact.commands._common import help_text, training_help
 from thermact.config import describe_config
 from thermact.errors import ThermactError
+from thermact.logs import configure_console
 from thermact.runtime import configure_cpu_math
 
 Handler = Callable[[str | None, list[str], bool], int]
@@ -133,6 +136,16 @@ COMMANDS: dict[str, dict[str, Command]] = {
 }
 
 HELP_FLAGS = ("-h", "--help")
+QUIET_FLAGS = ("-q", "--quiet")
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def usage() -> str:
@@ -147,6 +160,7 @@ def usage() -> str:
         "",
         "options:  key=value  validated config override (dotted keys, e.g. optim.lr=0.001)",
         "          --lenient  skip bad records with a warning each instead of failing on the first",
+        "          -q/--quiet  warnings and errors only;  -v/--verbose  debug messages too",
         "          -h/--help (also after a command: its keys, types and defaults), --version",
     ]
     return "\n".join(lines)
@@ -188,16 +202,26 @@ def split_arguments(rest: Sequence[str]) -> tuple[str | None, list[str]]:
     return (positionals[0] if positionals else None), overrides
 
 
+def verbosity(args: Sequence[str]) -> int:
+    """-1 with ``-q``/``--quiet``, 1 with ``-v``/``--verbose``, else 0 (both: an error)."""
+    quiet = any(a in QUIET_FLAGS for a in args)
+    verbose = any(a in VERBOSE_FLAGS for a in args)
+    if quiet and verbose:
+        raise ThermactError("options -q/--quiet and -v/--verbose contradict each other; pass one")
+    return -1 if quiet else 1 if verbose else 0
+
+
 def run(args: Sequence[str]) -> int:
     """Parse ``args`` (without the program name) and run the command, or print its help."""
     lenient = "--lenient" in args
     wants_help = any(a in HELP_FLAGS for a in args)
-    args = [a for a in args if a != "--lenient" and a not in HELP_FLAGS]
-    unknown_flags = [a for a in args if a.startswith("--")]
+    configure_console(verbosity(args))
+    flags = {"--lenient", *HELP_FLAGS, *QUIET_FLAGS, *VERBOSE_FLAGS}
+    args = [a for a in args if a not in flags]
+    unknown_flags = [a for a in args if a.startswith("-") and "=" not in a and not _is_number(a)]
     if unknown_flags:
-        raise ThermactError(
-            f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], ["--lenient", "--help"])
-        )
+        known = ["--lenient", "--help", "--quiet", "--verbose"]
+        raise ThermactError(f"unknown option {unknown_flags[0]!r}" + _did_you_mean(unknown_flags[0], known))
     name, command, rest = find_command(args)
     target, overrides = split_arguments(rest)
     if wants_help:

@@ -36,12 +36,18 @@ def atomic_open(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
+        give_usual_mode(tmp_name)
         os.replace(tmp_name, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def give_usual_mode(path: str | os.PathLike[str]) -> None:
+    """Set ``path`` to the mode a plain ``open(path, "w")`` would create (0666 less the umask,
+    usually 0644): :func:`tempfile.mkstemp` creates its files 0600, readable by their owner only."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:

@@ -80,6 +80,22 @@ def test_csv_has_a_row_per_class_of_each_fresh_classification(detect_run: Path) 
     assert read_label_map(detect_run / "label_map.pbtxt").names[3] == "lying down-lying with risk"
 
 
+def test_csv_reads_in_the_official_ava_readers(detect_run: Path, official_ava: Any) -> None:
+    """Keyed ``video_id,int(timestamp)`` as the official evaluator does: every row is read and each
+    frame with a fresh classification has its own key (none merged with another)."""
+    read = official_ava(detect_run / "detections.csv")
+    assert read.rows == len(read_ava_csv(detect_run / "detections.csv", "detections", 14)) > 0
+    frames = set()
+    for path in sorted(detect_run.glob("SL*.jsonl")):
+        for line in path.read_text().splitlines():
+            d = json.loads(line)
+            if any(p["fresh"] for p in d["persons"]):
+                frames.add(f"{d['recording']},{d['timestamp_ms']:04d}")
+    assert read.keys == frames
+    fresh_per_frame = [len(v) // 14 for v in read.entries.values()]
+    assert all(len(v) % 14 == 0 for v in read.entries.values()) and sum(fresh_per_frame) * 14 == read.rows
+
+
 def test_gif_is_valid_and_shows_every_nth_frame(detect_run: Path, short_recordings: Path) -> None:
     for h5 in sorted(short_recordings.glob("*.h5")):
         n = Recording(h5).num_frames
@@ -164,5 +180,36 @@ def test_lenient_skips_a_bad_recording(
     with pytest.raises(DataError, match="broken.h5"):
         main_detect(str(mixed), args, False)
     assert main_detect(str(mixed), args, True) == 0
-    assert "broken.h5" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "broken.h5" in printed.err
+    assert "(per recording .jsonl, detections.csv" in printed.out  # animation=none: no "+ animation"
     assert sorted(p.name for p in out.glob("*.jsonl")) == ["SL18_R2.jsonl", "events.jsonl"]
+
+
+def test_threads_apply_while_detect_runs_and_are_restored(
+    action_ckpt: Path,
+    detector_ckpt: Path,
+    short_recordings: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from thermact.commands import detect
+
+    seen: list[int] = []
+    original = detect.detect_recording
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(detect, "detect_recording", spy)
+    args = [f"checkpoint={action_ckpt}", f"detector={detector_ckpt}", "animation=none", "cadence_s=5"]
+    assert torch.get_num_threads() == 1  # the one_thread fixture
+    assert main_detect(str(short_recordings), [*args, f"out={tmp_path / 'a'}", "threads=2"], False) == 0
+    assert seen and set(seen) == {2} and torch.get_num_threads() == 1
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["options"]["threads"] == 2
+    with pytest.raises(ConfigError, match="'threads'"):
+        main_detect(str(short_recordings), [*args, f"out={tmp_path / 'b'}", "threads=0"], False)

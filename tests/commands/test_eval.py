@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,6 +180,19 @@ def test_ava_files_parse_back(evaluated: EvalOutcome, real_data: ThermalData) ->
         assert (d.recording_id, d.timestamp_ms) == (g.recording_id, g.timestamp_ms)
         np.testing.assert_allclose(d.box, g.box, atol=1e-6)
     assert read_label_map(evaluated.out_dir / "label_map.pbtxt") == real_data.classes
+
+
+def test_ava_files_read_in_the_official_readers(evaluated: EvalOutcome, official_ava: Any) -> None:
+    """Keyed ``video_id,int(timestamp)`` as the official evaluator does: every row read, one key
+    per evaluated keyframe (none merged), ground truth and detections under the same keys."""
+    preds = evaluated.predictions
+    gt = official_ava(evaluated.out_dir / "groundtruth.csv")
+    det = official_ava(evaluated.out_dir / "detections.csv")
+    num_classes = preds.scores.shape[1]
+    assert gt.rows == len(preds) and det.rows == len(preds) * num_classes
+    keyframes = {f"{r},{t:04d}" for r, t in zip(preds.recording_ids, preds.keyframe_ms.tolist(), strict=True)}
+    assert gt.keys == det.keys == keyframes
+    assert len(keyframes) == len(set(preds.keyframe_ids))
 
 
 def test_leaky_fold_default_out_and_overwrite(tiny_run: Run, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,3 +166,45 @@ def test_label_map(data: ThermalData, tmp_path: Path) -> None:
     path.write_text('item {\n  name: "a"\n  id: 2\n}\n')
     with pytest.raises(DataError, match=r"ids must be 1\.\.1"):
         read_label_map(path)
+
+
+@pytest.mark.parametrize("which", ["v1", "v2"])
+def test_official_readers_keep_every_keyframe_apart(
+    which: str,
+    real_data: ThermalData,
+    real_data_v2: ThermalData,
+    official_ava: Callable[[Path], Any],
+    tmp_path: Path,
+) -> None:
+    """Read as the official evaluator / PySlowFast do (key ``video_id,int(timestamp)``): every row
+    is read, and the keys are exactly the keyframes, none merged; integer seconds would merge some."""
+    ds = real_data if which == "v1" else real_data_v2
+    gt = keyframes_to_ava_rows(ds.keyframes, ds.annotations.frame_size)
+    dets = [
+        row
+        for kf in ds.keyframes
+        for row in detection_rows(
+            kf.recording_id,
+            kf.timestamp_ms,
+            np.array([p.xyxy for p in kf.persons]),
+            np.full((len(kf.persons), len(ds.classes)), 0.5),
+            ds.annotations.frame_size,
+        )
+    ]
+    keyframes = {f"{k.recording_id},{k.timestamp_ms:04d}" for k in ds.keyframes}
+    assert len(keyframes) == len(ds.keyframes)
+    for name, rows in (("gt.csv", gt), ("det.csv", dets)):
+        write_ava_csv(tmp_path / name, rows)
+        read = official_ava(tmp_path / name)
+        assert read.rows == len(rows) == sum(len(v) for v in read.entries.values())
+        assert read.keys == {f"{k.recording_id},{k.timestamp_ms:04d}" for k in ds.keyframes if k.persons}
+    by_key = official_ava(tmp_path / "gt.csv").entries
+    for kf in ds.keyframes:  # each keyframe's boxes and 1-based action ids, under its own key
+        got = sorted((a, n) for a, *_, n in by_key.get(f"{kf.recording_id},{kf.timestamp_ms:04d}", []))
+        assert got == sorted((p.label + 1, float(p.track_id)) for p in kf.persons if p.label is not None)
+    # why milliseconds: V2's keyframes come as little as 157 ms apart; integer seconds merge 167
+    seconds = {(k.recording_id, k.timestamp_ms // 1000) for k in ds.keyframes}
+    assert len(keyframes) - len(seconds) == {"v1": 0, "v2": 167}[which]
+    write_ava_csv(tmp_path / "s.csv", gt, time_unit="s")
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        official_ava(tmp_path / "s.csv")  # the "s" unit is for thermact only

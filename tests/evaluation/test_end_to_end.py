@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from thermact.commands.eval import load_options, run_evaluation
+from thermact.commands.eval import load_options, outcome_lines, run_evaluation
 from thermact.commands.eval import main as main_eval
 from thermact.config import build_config, config_to_dict
 from thermact.data.clips import ClipConfig
@@ -155,5 +155,11 @@ def test_action_eval_with_detector_option(
     assert alerts == sorted(alerts, reverse=True)  # a longer rule raises no more alerts
     assert all(r["alerted_in_time"] + len(r["missed"]) == len(episodes) for r in falls)
     assert "Fall alerts" in (tmp_path / "e" / "report.md").read_text()
+    lines = outcome_lines(outcome)  # what the command prints: the score formatted, below the header
+    assert lines[0].startswith("evaluated ") and lines[1].startswith("frame-mAP@0.5 ")
+    assert lines[2] == (
+        f"end-to-end frame-mAP@0.5 {e2e['frame_map']:.3f} on the detector's boxes "
+        f"({e2e['num_person_detections']} person detections of {det_ckpt})"
+    )
     plain = run_evaluation(load_options(str(action_ckpt), [f"out={tmp_path / 'p'}"]))
     assert plain.end_to_end is None and "end_to_end" not in plain.report

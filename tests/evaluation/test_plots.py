@@ -14,6 +14,8 @@ from thermact.evaluation.plots import (
     plot_confusion_matrix,
     plot_pr_curves,
     plot_training_curves,
+    pr_curves_figure,
+    training_curves_figure,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -95,9 +97,11 @@ def test_confusion_matrix_shape_is_checked(tmp_path: Path) -> None:
 RECORDS: list[dict[str, Any]] = [
     {"step": 1, "epoch": 1, "loss": 2.0, "lr": 0.001},
     {"step": 2, "epoch": 1, "loss": 1.5, "lr": 0.002},
-    {"step": 2, "epoch": 1, "val": {"frame_map": 0.2, "accuracy": 0.5, "macro_f1": None}},
+    {"step": 2, "epoch": 1, "train_loss": 1.8},
+    {"step": 2, "epoch": 1, "val": {"frame_map": 0.2, "accuracy": 0.5, "macro_f1": None, "val_loss": 2.5}},
     {"step": 4, "epoch": 2, "loss": 1.0, "lr": 0.001},
-    {"step": 4, "epoch": 2, "val": {"frame_map": 0.3, "accuracy": 0.6, "macro_f1": 0.25}},
+    {"step": 4, "epoch": 2, "train_loss": 1.1},
+    {"step": 4, "epoch": 2, "val": {"frame_map": 0.3, "accuracy": 0.6, "macro_f1": 0.25, "val_loss": 2.25}},
     {"something": "else"},
 ]
 
@@ -107,8 +111,14 @@ def test_parse_training_log() -> None:
     assert log.steps == [1, 2, 4]
     assert log.loss == [2.0, 1.5, 1.0]
     assert log.lr == [0.001, 0.002, 0.001]
-    assert log.val_epochs == [1, 2]
-    assert log.val == {"frame_map": [0.2, 0.3], "accuracy": [0.5, 0.6], "macro_f1": [None, 0.25]}
+    assert log.val_epochs == [1, 2] and log.val_steps == [2, 4]
+    assert log.val == {
+        "frame_map": [0.2, 0.3],
+        "accuracy": [0.5, 0.6],
+        "macro_f1": [None, 0.25],
+        "val_loss": [2.5, 2.25],
+    }
+    assert (log.epoch_steps, log.epoch_loss) == ([2, 4], [1.8, 1.1])
 
 
 def test_latest_run_of_an_appended_log() -> None:
@@ -130,3 +140,32 @@ def test_training_curves_png(tmp_path: Path) -> None:
     assert full.stat().st_size > 10_000
     assert png_size(empty)[0] > 0
     assert full.read_bytes() != empty.read_bytes()
+
+
+def test_training_curves_show_epoch_means_and_the_validation_loss() -> None:
+    fig = training_curves_figure(RECORDS)
+    ax_loss, _, ax_val = fig.axes
+    lines = {line.get_label(): line for line in ax_loss.get_lines()}
+    assert set(lines) == {"batch (logged)", "train (epoch mean)", "validation"}
+    assert list(lines["train (epoch mean)"].get_xdata()) == [2, 4]
+    assert list(lines["train (epoch mean)"].get_ydata()) == [1.8, 1.1]
+    assert list(lines["validation"].get_ydata()) == [2.5, 2.25]
+    assert lines["batch (logged)"].get_alpha() < 0.5  # single batches drawn faint
+    assert {line.get_label() for line in ax_val.get_lines()} == {"frame_map", "accuracy", "macro_f1"}
+    assert ax_val.get_ylim() == (0.0, 1.0)
+
+
+def test_pr_curves_one_panel_per_class() -> None:
+    """Each class with ground truth gets its own 0..1 panel titled with its AP and GT count, in a
+    grid of 4 columns: a class with 3 boxes is as legible as one with 300."""
+    names = [f"class {i}" for i in range(14)]
+    per_class = [
+        ClassAP(i, 3 if i % 2 else 300, 5, 0.1 * (i % 10), [1.0, 0.5], [0.5, 1.0]) for i in range(13)
+    ]
+    fig = pr_curves_figure(FrameMAP(0.4, [*per_class, ClassAP(13, 0, 2, None, [], [])], 0.5), names)
+    assert len(fig.axes) == 13
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes} == {(4, 4)}
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["class 0\nAP 0.00, n=300", "class 1\nAP 0.10, n=3"]
+    assert all(ax.get_xlim() == (0.0, 1.0) and ax.get_ylim() == (0.0, 1.02) for ax in fig.axes)
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [1.0, 1.0, 0.5]  # starts at recall 0
+    assert fig.get_suptitle() == "frame-mAP@0.5 = 0.400\nN/A (no ground truth): class 13"

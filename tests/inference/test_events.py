@@ -117,3 +117,20 @@ def test_predictor_raises_and_clears_from_the_action_models_classes(
     assert cleared.reason == "class_changed"
     assert 2000 <= cleared.cleared_ms - (t0 + 12000) <= 2000 + 2 * 1200  # type: ignore[operator]
     assert pred.active_events() == [] and pred.events_raised == 1 and pred.events_cleared == 1
+
+
+def test_describe_prints_utc_times_and_seconds_since_the_start() -> None:
+    start = 1760482258170  # 2025-10-14T22:50:58.170Z
+    raised = Event("lying_with_risk", "raised", "SL14_R1", 3, LYING_WITH_RISK, start, start + 12_000)
+    assert raised.describe() == (
+        "RAISED  lying_with_risk: sensor SL14_R1 person 3 'lying down-lying with risk' at "
+        "2025-10-14T22:51:10.170Z, 12.0 s since 2025-10-14T22:50:58.170Z"
+    )
+    cleared = Event(
+        "lying_with_risk", "cleared", "SL14_R1", 3, LYING_WITH_RISK, start, start + 12_000,
+        start + 15_500, "track_ended",
+    )  # fmt: skip
+    assert cleared.describe().endswith(
+        "at 2025-10-14T22:51:13.670Z, after 15.5 s since 2025-10-14T22:50:58.170Z (track_ended)"
+    )
+    assert cleared.to_dict()["cleared_ms"] == start + 15_500  # the JSON keeps the raw milliseconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,27 @@ def test_render_animation_draws_boxes_and_falls_back_to_gif_without_ffmpeg(
     assert not (np.abs(second[60:120, 60].astype(int) - render.RISK_COLOUR).sum(axis=1) < 30).any()
     with pytest.raises(RuntimeError, match="ffmpeg"):
         render_animation(tmp_path / "anim", frames, [1000, 1500], [[person], []], fmt="mp4")
+
+
+@pytest.mark.parametrize("kind", ["gif", "mp4"])
+def test_animations_get_the_usual_file_mode(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0666 less the umask (0644 here), not the 0600 of the temporary file they are written to."""
+    fake = tmp_path / "bin" / "ffmpeg"  # stands in for ffmpeg: reads the frames, writes the last argument
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nfor a; do out="$a"; done\ncat > "$out"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    old = os.umask(0o022)
+    try:
+        images = [np.zeros((12, 16, 3), np.uint8), np.full((12, 16, 3), 200, np.uint8)]
+        if kind == "mp4":
+            path = render.write_mp4(tmp_path / "a.mp4", images, fps=6.0)
+            assert path.stat().st_size == 2 * 12 * 16 * 3  # every frame reached the encoder
+        else:
+            path = write_gif(tmp_path / "a.gif", images, [500, 500])
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []

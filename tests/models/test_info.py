@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
-from thermact.models.info import format_model_info, model_info, temporal_receptive_field
+from thermact.models.info import detector_info, format_model_info, model_info, temporal_receptive_field
+from thermact.models.person_detector import DetectorModelConfig, build_detector
 
 
 def _conv_linear_macs(cfg: ModelConfig, clip: torch.Tensor, rois: torch.Tensor) -> int:
@@ -35,7 +36,7 @@ def _conv_linear_macs(cfg: ModelConfig, clip: torch.Tensor, rois: torch.Tensor) 
 
 def test_model_info_thermal_net_s() -> None:
     cfg = ModelConfig(name="thermal_net_s", head=HeadConfig(mlp_dim=256))
-    info = model_info(cfg, batch_size=2, fps=6.0)
+    info = model_info(cfg, batch_size=2, frame_spacing_s=2.7 / 16)  # the preset's 16 frames over 2.7 s
     model = build_model(cfg)
     assert info.total_params == sum(p.numel() for p in model.parameters())
     assert info.backbone_params == 431_920
@@ -52,9 +53,13 @@ def test_model_info_thermal_net_s() -> None:
     assert [name for name, _ in info.stages] == ["stem", "stages.0", "stages.1", "stages.2", "dropout"]
     assert info.stages[2][1] == [(2, 64, 8, 10, 15)]
     assert info.receptive_field_frames == 27
-    assert info.receptive_field_s == pytest.approx(4.5)
+    assert info.receptive_field_s == pytest.approx(27 * 2.7 / 16)
     text = format_model_info(info)
-    assert "27 frames = 4.50 s at 6 fps" in text and "stages.2" in text and "[2, 128, 8, 10, 15]" in text
+    assert (
+        "27 frames = 4.56 s (0.169 s per clip frame; the clip: 16 frames = 2.70 s)" in text
+        and "stages.2" in text
+        and "[2, 128, 8, 10, 15]" in text
+    )
 
 
 def test_receptive_field_probe_sees_zero_initialised_branches() -> None:
@@ -80,3 +85,17 @@ def test_model_info_counts_the_box_cues() -> None:
     assert info.head_params == plain.head_params + 32 * 64  # the MLP's first layer takes 32 more inputs
     assert info.total_params == info.backbone_params + info.head_params + cues
     assert f"box cues {cues:,}" in format_model_info(info) and "box cues" not in format_model_info(plain)
+
+
+def test_detector_info_person_detector_t() -> None:
+    info = detector_info(DetectorModelConfig(name="person_detector_t", num_frames=3), frame_spacing_s=0.5 / 3)
+    model = build_detector(DetectorModelConfig(name="person_detector_t"))
+    assert info.total_params == sum(p.numel() for p in model.parameters()) == 107_198
+    heads = (model.heatmap_head, model.size_head, model.offset_head)
+    assert info.head_params == sum(p.numel() for h in heads for p in h.parameters())
+    # the fusion conv alone: 3 frames x 3x3 x 8 channels at every one of the 40 x 60 pixels
+    assert info.macs > 3 * 9 * 8 * 40 * 60 and 20e6 < info.macs < 30e6
+    assert info.output_shape == (1, 2, 20, 30) and info.spatial_stride == 2 and info.num_rois == 0
+    assert info.receptive_field_frames == 3 and info.receptive_field_s == pytest.approx(0.5)
+    assert [name for name, _ in info.stages][:3] == ["fuse", "fuse_bn", "relu"]
+    assert "heatmap          [1, 2, 20, 30]" in format_model_info(info)

@@ -22,7 +22,8 @@ from thermact.engine.checkpoint import load_checkpoint, save_checkpoint
 from thermact.engine.distributed import DistContext
 from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError
-from thermact.tasks.action import ACTION, ActionRunConfig, memory_of, restore_model
+from thermact.models.losses import ActionLoss
+from thermact.tasks.action import ACTION, ActionRunConfig, memory_of, restore_model, validation_loss
 
 TINY = [
     "model.num_frames=8",
@@ -63,6 +64,12 @@ def test_train_writes_everything_and_resumes_exactly(tmp_path: Path, small_split
     records = [json.loads(line) for line in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "val" in r] == [1, 2]
     assert all(r["loss"] > 0 and r["lr"] > 0 for r in records if "loss" in r)
+    epochs = [r for r in records if "train_loss" in r]  # the mean over every batch of each epoch
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 4), (2, 8)]
+    assert [r["train_loss"] for r in epochs] == pytest.approx(
+        [sum(full.losses[:4]) / 4, sum(full.losses[4:]) / 4]
+    )
+    assert all(0.0 < r["val"]["val_loss"] < 20.0 for r in records if "val" in r)
     ckpt = load_checkpoint(full.last_checkpoint)
     assert ckpt["step"] == 8 and ckpt["epoch"] == 2 and len(ckpt["classes"]) == 14
     assert 10.0 < ckpt["norm"]["mean_c"] < 30.0
@@ -76,6 +83,11 @@ def test_train_writes_everything_and_resumes_exactly(tmp_path: Path, small_split
     assert resumed.losses == full.losses[3:]
     a, b = load_checkpoint(full.last_checkpoint)["model"], load_checkpoint(resumed.last_checkpoint)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    log = (tmp_path / "part" / "log.txt").read_text()  # one log, appended to by the resumed run
+    assert (
+        log.index("interrupted: state saved") < log.index("resumed from") < log.index("epoch 2: frame_map=")
+    )
+    assert log.count("device cpu") == 2 and "epoch 1: train_loss=" in (full.run_dir / "log.txt").read_text()
 
     # the best checkpoint rebuilds into a working model
     trained = restore_model(full.best_checkpoint)
@@ -132,7 +144,8 @@ def test_ddp_two_processes_on_gloo(tmp_path: Path, small_split: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("run directory:") == 1  # only rank 0 prints and writes
-    assert "x 2 processes" in proc.stdout
+    assert "x 2 processes" in proc.stderr  # progress and information: logged to stderr
+    assert (tmp_path / "ddp" / "log.txt").read_text().count("x 2 processes") == 1
     ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
     assert ckpt["step"] == 2  # 24 keyframes over 2 ranks, batch 6 → 2 steps
     val = [
@@ -252,3 +265,42 @@ def test_ctrl_c_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path: Path
     assert (killed / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
     assert (killed / "losses.json").read_text() == (tmp_path / "full" / "losses.json").read_text()
     assert not list(killed.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "smoothing"), [("ce", 0.0), ("ce", 0.1), ("focal", 0.0), ("bce", 0.0), ("sigmoid_focal", 0.0)]
+)
+def test_validation_loss_is_the_training_loss_of_the_probabilities(kind: str, smoothing: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 14, generator=gen) * 2.0
+    labels = torch.randint(0, 14, (40,), generator=gen)
+    weights = torch.rand(14, generator=gen) + 0.5
+    loss = ActionLoss(kind, class_weights=weights, label_smoothing=smoothing)  # type: ignore[arg-type]
+    targets = torch.nn.functional.one_hot(labels, 14).float() if loss.multi_label else labels
+    probs = torch.sigmoid(logits) if loss.multi_label else torch.softmax(logits, dim=1)
+    got = validation_loss(loss, probs.numpy(), labels.numpy())
+    assert got == pytest.approx(float(loss(logits, targets)), rel=1e-4)
+    assert got > 0.1  # random logits: far from a perfect fit
+
+
+def test_quiet_and_verbose_training(
+    tmp_path: Path, small_split: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-q: only the result on stdout (progress still in log.txt); default: progress on stderr;
+    -v: each logged step too."""
+    from thermact.cli import main
+
+    args = ["train", *TINY, "optim.epochs=1", "device=cpu", f"data.split={small_split}"]
+    assert main([*args, f"run_dir={tmp_path / 'q'}", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert "run directory:" in out and "epoch 1" not in out + err and "device cpu" not in err
+    log = (tmp_path / "q" / "log.txt").read_text()
+    assert "epoch 1: train_loss=" in log and "epoch 1: frame_map=" in log and "device cpu" in log
+    assert "step 1 (epoch 1)" not in log
+    assert main([*args, f"run_dir={tmp_path / 'd'}"]) == 0
+    out, err = capsys.readouterr()
+    assert "epoch 1: frame_map=" in err and "epoch 1" not in out and "step 1 (epoch 1)" not in err
+    assert main([*args, f"run_dir={tmp_path / 'v'}", "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "step 1 (epoch 1): loss " in err and "epoch 1: frame_map=" in err
+    assert "step 1 (epoch 1): loss " in (tmp_path / "v" / "log.txt").read_text()

@@ -51,8 +51,10 @@ def _cfg(run_dir: Path, split: Path, *extra: str) -> DetectorRunConfig:
 def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_data: ThermalData) -> None:
     full = train(PERSON, _cfg(tmp_path / "full", small_split))
     assert len(full.losses) == 4  # 16 keyframes / batch 8 = 2 steps per epoch
-    for name in ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "losses.json"):
+    for name in ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "losses.json", "log.txt"):
         assert (full.run_dir / name).is_file(), name
+    assert list((full.run_dir / "tensorboard").glob("events.out.tfevents.*"))  # detector runs too
+    assert "epoch 2: person_ap=" in (full.run_dir / "log.txt").read_text()
     records = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
     vals = [r["val"] for r in records if "val" in r]
     assert len(vals) == 2 and all(0.0 <= v["person_ap"] <= 1.0 for v in vals)

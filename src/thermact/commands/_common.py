@@ -25,6 +25,7 @@ from thermact.engine.restore import checkpoint_task
 from thermact.engine.task import Task
 from thermact.errors import CheckpointError, ConfigError
 from thermact.io import check_writable
+from thermact.logs import progress_disabled
 from thermact.tasks.action import ACTION
 from thermact.tasks.person import PERSON
 
@@ -43,7 +44,9 @@ def load_with_progress(
         if root.is_dir()
         else None
     )
-    with tqdm(total=total, desc="loading", unit="file", delay=1.0, disable=None, leave=False) as bar:
+    with tqdm(
+        total=total, desc="loading", unit="file", delay=1.0, disable=progress_disabled(), leave=False
+    ) as bar:
 
         def progress(name: str) -> None:
             bar.set_postfix_str(name, refresh=False)
@@ -91,7 +94,8 @@ def help_text(usage: str, summary: str, keys: Sequence[KeyHelp], notes: Sequence
         lines += ["", *notes]
     lines += [
         "",
-        "flags: --lenient (skip bad records with a warning each), -h/--help",
+        "flags: --lenient (skip bad records with a warning each), -q/--quiet (warnings and errors only),",
+        "       -v/--verbose (debug messages too), -h/--help",
     ]
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from thermact.engine.run import train
 from thermact.engine.task import Task
 from thermact.errors import ConfigError
 from thermact.io import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 PROTOCOL_SPLITS = {"session": "session", "recording": "lorecording"}
 
@@ -83,7 +86,7 @@ def run_cv(task: Task[Any, Any], cfg: Any, protocol: Literal["session", "recordi
             run=dataclasses.replace(cfg.run, run_dir=str(base / f"fold{index}")),
             data=dataclasses.replace(cfg.data, split=PROTOCOL_SPLITS[protocol], fold=index),
         )
-        print(f"== fold {index + 1}/{len(split.folds)}: {fold.name}")
+        logger.info("== fold %d/%d: %s", index + 1, len(split.folds), fold.name)
         t0 = time.perf_counter()
         result = train(task, fold_cfg)
         if result.interrupted:

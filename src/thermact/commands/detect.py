@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from thermact.commands._common import check_out_dir
@@ -92,6 +93,8 @@ class DetectOptions:
     """Matplotlib colour map of the animation."""
     lying_min_s: float = 10.0
     """Seconds of 'lying with risk' before an event is raised (``events.jsonl``)."""
+    threads: int = 1
+    """CPU threads of PyTorch / onnxruntime (more threads rarely help these small models)."""
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -105,6 +108,8 @@ class DetectOptions:
             raise ConfigError(f"config keys 'every', 'scale': must be >= 1, got {self.every}, {self.scale}")
         if not self.lying_min_s >= 0:
             raise ConfigError(f"config key 'lying_min_s': must be >= 0, got {self.lying_min_s}")
+        if self.threads < 1:
+            raise ConfigError(f"config key 'threads': must be >= 1, got {self.threads}")
         import matplotlib
 
         if self.cmap not in matplotlib.colormaps:
@@ -117,8 +122,6 @@ def load_detect_options(overrides: Sequence[str]) -> DetectOptions:
 
 def _device(name: str) -> str:
     if name == "auto":
-        import torch
-
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
 
@@ -214,17 +217,29 @@ def detect_recording(
 def run_detect(
     target: str | None, opts: DetectOptions, lenient: bool = False, progress: bool = True
 ) -> tuple[list[RecordingOutcome], list[Event]]:
-    """Run the live predictor over every recording of ``target`` and write the outputs (module docstring).
+    """Run the live predictor over every recording of ``target`` and write the outputs (module
+    docstring), with ``opts.threads`` torch threads (the caller's setting is restored after).
 
     Raises:
         CheckpointError: a model cannot be loaded or is of the wrong kind.
         DataError: a recording is missing or unreadable (lenient: skipped with a warning).
     """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(opts.threads)
+    try:
+        return _detect_all(target, opts, lenient, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _detect_all(
+    target: str | None, opts: DetectOptions, lenient: bool, progress: bool
+) -> tuple[list[RecordingOutcome], list[Event]]:
     out = Path(opts.out)
     check_out_dir(out, opts.exist_ok)
     device = _device(opts.device)
-    action = load_action_model(opts.checkpoint, device, precision=opts.precision)
-    detector = load_detector(opts.detector, device, precision=opts.precision)
+    action = load_action_model(opts.checkpoint, device, threads=opts.threads, precision=opts.precision)
+    detector = load_detector(opts.detector, device, threads=opts.threads, precision=opts.precision)
     problems = ProblemLog(lenient=lenient)
     recordings = load_recordings(target, problems)  # read (and check) all inputs before writing anything
     ids = [r.recording_id for r in recordings]
@@ -278,7 +293,9 @@ def main(target: str | None, overrides: list[str], lenient: bool) -> int:
         )
     for e in events:
         print(e.describe())
+    animated = any(len(o.outputs) > 1 for o in outcomes)
+    per_recording = ".jsonl + animation" if animated else ".jsonl"
     print(
-        f"wrote {Path(opts.out)}/ (per recording .jsonl + animation, detections.csv, events.jsonl, summary.json)"
+        f"wrote {Path(opts.out)}/ (per recording {per_recording}, detections.csv, events.jsonl, summary.json)"
     )
     return 0

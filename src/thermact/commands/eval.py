@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -74,7 +74,13 @@ from thermact.evaluation import plots
 from thermact.evaluation.detection import DetectionMetrics, detection_metrics
 from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
-from thermact.evaluation.report import EvalMetadata, report_dict, report_markdown, summary_lines
+from thermact.evaluation.report import (
+    EvalMetadata,
+    format_number,
+    report_dict,
+    report_markdown,
+    summary_lines,
+)
 from thermact.evaluation.smoothing import SmoothingMode, smooth_track_scores
 from thermact.inference.falls import fall_alert_reports, fall_alerts_markdown
 from thermact.inference.runners import ActionRunner, DetectorRunner
@@ -83,6 +89,8 @@ from thermact.io import write_json_atomic, write_text_atomic
 from thermact.models.postprocess import Detections
 from thermact.tasks.action import TrainedActionModel, class_counts, restore_model
 from thermact.tasks.person import restore_detector
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -192,7 +200,7 @@ def training_side(trained: TrainedModel[Any, Any], data: ThermalData, clip: Clip
         split = resolve_split(data, cfg.data.split, clip)
         fold = pick_fold(split, cfg.data.fold, "data.fold")
     except ThermactError as err:
-        print(f"warning: the checkpoint's training split cannot be resolved: {err}", file=sys.stderr)
+        logger.warning("the checkpoint's training split cannot be resolved: %s", err)
         return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold}", None)
     return TrainingSide(f"{cfg.data.split} fold {cfg.data.fold} ({fold.name})", list(fold.train))
 
@@ -237,7 +245,7 @@ def read_training_log(path: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            print(f"warning: {path}:{lineno}: not JSON, skipped", file=sys.stderr)
+            logger.warning("%s:%d: not JSON, skipped", path, lineno)
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -287,7 +295,7 @@ def eval_target(opts: EvalOptions, trained: TrainedModel[Any, Any], lenient: boo
     explicit = opts.split is not None or opts.fold is not None
     why_all = None if explicit else _why_all_keyframes(trained, data)
     if why_all is not None:
-        print(f"scoring every keyframe of {data.name} ({len(data.keyframes)}): {why_all}", file=sys.stderr)
+        logger.info("scoring every keyframe of %s (%d): %s", data.name, len(data.keyframes), why_all)
         all_split = build_split(data, "all", trained.clip)
         split = dataclasses.replace(all_split, folds=[all_keyframes_fold(data)])
         split_spec, fold_index = "all keyframes", 0
@@ -516,7 +524,7 @@ def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> Detecto
         own = pick_fold(resolve_split(data, cfg.data.split, trained.clip), cfg.data.fold, "data.fold")
         leaked, _ = time_leakage(data, list(own.train), list(fold.test), trained.clip)
     except ThermactError as err:  # a missing split file only loses the leakage check
-        print(f"warning: the checkpoint's training split cannot be resolved: {err}", file=sys.stderr)
+        logger.warning("the checkpoint's training split cannot be resolved: %s", err)
     detector = DetectorRunner.from_trained(trained, device)
     dets = detect_keyframes(detector, data, test_kfs, cfg.eval.min_score, opts.batch_size)
     metrics = detection_metrics(dets, test_kfs, cfg.eval.score_threshold)
@@ -555,14 +563,27 @@ def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> Detecto
 # The command
 
 
-def _main_action(opts: EvalOptions, lenient: bool) -> None:
-    outcome = run_evaluation(opts, lenient)
+def outcome_lines(outcome: EvalOutcome) -> list[str]:
+    """What ``thermact eval`` prints of an action model: the summary (the end-to-end frame-mAP on
+    detector boxes right below the frame-mAP on ground-truth boxes) and where the files went."""
+    lines = summary_lines(outcome.result, outcome.metadata)
     if outcome.end_to_end is not None:
-        print(f"  end-to-end frame-mAP@0.5 on detector boxes: {outcome.end_to_end['frame_map']}")
-    for line in summary_lines(outcome.result, outcome.metadata):
+        e2e = outcome.end_to_end
+        lines.insert(
+            2,
+            f"end-to-end frame-mAP@0.5 {format_number(e2e['frame_map'])} on the detector's boxes "
+            f"({e2e['num_person_detections']} person detections of {e2e['detector']})",
+        )
+    return [
+        *lines,
+        f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}",
+        f"report: {outcome.files['report_md']}",
+    ]
+
+
+def _main_action(opts: EvalOptions, lenient: bool) -> None:
+    for line in outcome_lines(run_evaluation(opts, lenient)):
         print(line)
-    print(f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}")
-    print(f"report: {outcome.files['report_md']}")
 
 
 def _main_detector(opts: EvalOptions, lenient: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import signal
 import sys
 import threading
@@ -32,6 +33,9 @@ from thermact.engine.schedule import lr_at
 from thermact.engine.task import TaskRun
 from thermact.errors import OutputError
 from thermact.io import write_json_atomic, write_text_atomic
+from thermact.logs import progress_disabled
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LoopSettings",
@@ -132,7 +136,7 @@ class GracefulStop:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping at the end of this step (Ctrl-C again to abort without saving)", file=sys.stderr)
+        logger.warning("stopping at the end of this step (Ctrl-C again to abort without saving)")
 
     def should_stop(self, ctx: DistContext) -> bool:
         """Whether any process was asked to stop (every process stops at the same step)."""
@@ -182,7 +186,7 @@ def progress_bar(total: int, desc: str, initial: int = 0) -> Any:
         leave=False,
         file=sys.stderr,
         dynamic_ncols=True,
-        disable=None,
+        disable=progress_disabled(),
     )
 
 
@@ -228,9 +232,19 @@ class RunLog:
         if self.jsonl is None:
             return
         self.jsonl.write({"step": step, "epoch": epoch, "loss": loss, "lr": lr, **parts})
+        logger.debug("step %d (epoch %d): loss %.4f, lr %.3g", step, epoch, loss, lr)
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("train/loss", loss, step)
             self.tensorboard.add_scalar("train/lr", lr, step)
+
+    def epoch_loss(self, step: int, epoch: int, mean_loss: float) -> None:
+        """The mean training loss over every batch of ``epoch`` (the logged steps are single batches)."""
+        if self.jsonl is None:
+            return
+        self.jsonl.write({"step": step, "epoch": epoch, "train_loss": mean_loss})
+        logger.info("epoch %d: train_loss=%.3f (mean over the epoch's batches)", epoch, mean_loss)
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/epoch_loss", mean_loss, step)
 
     def validation(self, step: int, epoch: int, metrics: dict[str, Any]) -> None:
         if self.jsonl is None:
@@ -240,7 +254,7 @@ class RunLog:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
                     self.tensorboard.add_scalar(f"val/{key}", value, step)
-        print(f"epoch {epoch}: {format_metrics(metrics)}")
+        logger.info("epoch %d: %s", epoch, format_metrics(metrics))
 
     def close(self) -> None:
         if self.tensorboard is not None:
@@ -313,6 +327,8 @@ def train_epoch(
         else:
             bar.update(1)
     bar.close()
+    epoch_losses = history.losses[-schedule.batches_per_epoch :]  # this epoch's (also across a resume)
+    log.epoch_loss(progress.step, epoch + 1, sum(epoch_losses) / max(1, len(epoch_losses)))
 
 
 def end_epoch(
@@ -407,14 +423,13 @@ def fit(
         interrupted = True
         save("interrupted.pt", None)
         if ctx.is_main:
-            print(
-                f"interrupted: state saved to {run_dir / 'interrupted.pt'} (continue with resume=...)",
-                file=sys.stderr,
+            logger.warning(
+                "interrupted: state saved to %s (continue with resume=...)", run_dir / "interrupted.pt"
             )
     except KeyboardInterrupt:
         interrupted = True
         if ctx.is_main:
-            print("aborted: nothing saved since the last checkpoint", file=sys.stderr)
+            logger.warning("aborted: nothing saved since the last checkpoint")
     finally:
         log.close()
     if ctx.is_main and not interrupted:

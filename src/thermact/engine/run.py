@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -38,7 +39,10 @@ from thermact.engine.samplers import EpochSampler, ShardSampler
 from thermact.engine.task import Task, TaskRun
 from thermact.errors import CheckpointError, ConfigError, DataError
 from thermact.io import DirectoryLock, remove_stale_temporaries
+from thermact.logs import log_file
 from thermact.runtime import configure_cpu_math
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "RunConfigLike",
@@ -374,19 +378,27 @@ def _run(
     if ctx.is_main:
         if r.resume:
             JsonlLog(run_dir / "metrics.jsonl").truncate_after(progress.step)
-            print(f"resumed from {r.resume} at epoch {progress.epoch + 1}, step {progress.step}")
         else:
             clear_previous_run(run_dir)
-        save_config(run.cfg, run_dir / "config.yaml")
-        extra = f" x {ctx.world_size} processes" if ctx.enabled else ""
-        print(f"{run.summary}; device {device}{extra}")
+    with log_file(run_dir / "log.txt") if ctx.is_main else contextlib.nullcontext():
+        if ctx.is_main:
+            if r.resume:
+                logger.info(
+                    "resumed from %s at epoch %d, step %d", r.resume, progress.epoch + 1, progress.step
+                )
+            save_config(run.cfg, run_dir / "config.yaml")
+            extra = f" x {ctx.world_size} processes" if ctx.enabled else ""
+            logger.info("%s; device %s%s", run.summary, device, extra)
+            logger.debug("seed %d, autocast %s, run directory %s", r.seed, amp_dtype, run_dir)
 
-    def payload(progress: Progress, history: History, metrics: dict[str, Any] | None) -> dict[str, Any]:
-        state = state_payload(
-            run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics, history
+        def payload(progress: Progress, history: History, metrics: dict[str, Any] | None) -> dict[str, Any]:
+            state = state_payload(
+                run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics, history
+            )
+            return {**state, "clip": dataclasses.asdict(run.clip), **run.state_dict()}
+
+        settings = loop_settings(cfg, cfg.eval.every_epochs, run.metric)
+        tb = _tensorboard(run_dir, progress.step if r.resume else None) if ctx.is_main else None
+        return fit(
+            run, net, optimizer, scaler, settings, progress, history, run_dir, ctx, payload, max_steps, tb
         )
-        return {**state, "clip": dataclasses.asdict(run.clip), **run.state_dict()}
-
-    settings = loop_settings(cfg, cfg.eval.every_epochs, run.metric)
-    tb = _tensorboard(run_dir, progress.step if r.resume else None) if ctx.is_main else None
-    return fit(run, net, optimizer, scaler, settings, progress, history, run_dir, ctx, payload, max_steps, tb)

@@ -43,42 +43,54 @@ def _colors(n: int) -> list[tuple[float, float, float, float]]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def plot_pr_curves(fmap: FrameMAP, class_names: Sequence[str], path: str | os.PathLike[str]) -> None:
-    """One figure with the precision/recall curve of every class that has ground truth.
+PR_COLUMNS = 4
+"""Panels per row of the PR-curve grid."""
+
+
+def pr_curves_figure(fmap: FrameMAP, class_names: Sequence[str]) -> Figure:
+    """One panel per class with ground truth, in a grid of :data:`PR_COLUMNS` columns, each with
+    its own full 0..1 axes and its AP and GT count in its title (so a class with a handful of
+    boxes is as legible as a frequent one). Classes without GT are listed in the title as N/A.
 
     The curves are the raw points of :func:`~thermact.evaluation.frame_map.average_precision`
-    (score-sorted detections), starting at recall 0 with the first precision; the legend gives
-    each class's AP and GT count. Classes without GT are listed in the title as N/A.
+    (score-sorted detections), starting at recall 0 with the first precision.
     """
     with_gt = [c for c in fmap.per_class if c.ap is not None]
-    fig = Figure(figsize=(8.5, 5.5))
-    ax = fig.add_subplot(1, 1, 1)
-    for color, c in zip(_colors(len(with_gt)), with_gt, strict=True):
+    cols = max(1, min(PR_COLUMNS, len(with_gt)))
+    rows = max(1, math.ceil(len(with_gt) / cols))
+    fig = Figure(figsize=(3.0 * cols, 2.6 * rows + 0.6))
+    for i, (color, c) in enumerate(zip(_colors(len(with_gt)), with_gt, strict=True)):
+        ax = fig.add_subplot(rows, cols, i + 1)
         recall = [0.0, *c.recall]
         precision = [c.precision[0] if c.precision else 0.0, *c.precision]
-        ax.plot(
-            recall,
-            precision,
-            color=color,
-            linewidth=1.4,
-            label=f"{class_names[c.label]} (AP {c.ap:.2f}, n={c.num_gt})",
-        )
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.grid(True, alpha=0.3)
+        ax.plot(recall, precision, color=color, linewidth=1.4)
+        ax.fill_between(recall, precision, step=None, color=color, alpha=0.15)
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 1.02)
+        ax.set_title(f"{class_names[c.label]}\nAP {c.ap:.2f}, n={c.num_gt}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+        if i % cols == 0:
+            ax.set_ylabel("precision", fontsize=8)
+        if i >= len(with_gt) - cols:
+            ax.set_xlabel("recall", fontsize=8)
     map_text = "N/A" if fmap.map is None else f"{fmap.map:.3f}"
     title = f"frame-mAP@{fmap.iou_threshold:g} = {map_text}"
     missing = [class_names[c.label] for c in fmap.per_class if c.ap is None]
     if missing:
         title += f"\nN/A (no ground truth): {', '.join(missing)}"
-    ax.set_title(title, fontsize=9)
-    if with_gt:
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    else:
+    fig.suptitle(title, fontsize=10)
+    if not with_gt:
+        ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no class has ground truth", ha="center", va="center", transform=ax.transAxes)
-    save_figure(fig, path)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_pr_curves(fmap: FrameMAP, class_names: Sequence[str], path: str | os.PathLike[str]) -> None:
+    """Write :func:`pr_curves_figure` to ``path`` (PNG)."""
+    save_figure(pr_curves_figure(fmap, class_names), path)
 
 
 def plot_confusion_matrix(
@@ -143,6 +155,12 @@ class TrainingLog:
     """Epoch of each validation record, as logged (``thermact train`` logs epochs completed, 1-based)."""
     val: dict[str, list[float | None]]
     """metric name → value per validation record (None where missing)."""
+    val_steps: list[int] = dataclasses.field(default_factory=list)
+    """Optimiser step of each validation record."""
+    epoch_steps: list[int] = dataclasses.field(default_factory=list)
+    """Step at the end of each epoch with a ``train_loss`` record."""
+    epoch_loss: list[float] = dataclasses.field(default_factory=list)
+    """Mean training loss over every batch of that epoch."""
 
 
 def latest_run(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -170,7 +188,8 @@ def _step(record: Mapping[str, Any]) -> float | None:
 
 
 def parse_training_log(records: Sequence[Mapping[str, Any]]) -> TrainingLog:
-    """Split records into training steps (``step``, ``loss``, ``lr``) and validations (``epoch``, ``val``).
+    """Split records into training steps (``step``, ``loss``, ``lr``), epoch means (``step``,
+    ``train_loss``) and validations (``epoch``, ``val``).
 
     Only the latest run of the log is used (:func:`latest_run`); records of other shapes are
     ignored; validation metrics are the numeric entries of ``val``.
@@ -180,7 +199,11 @@ def parse_training_log(records: Sequence[Mapping[str, Any]]) -> TrainingLog:
     for r in latest_run(records):
         if isinstance(r.get("val"), Mapping) and isinstance(r.get("epoch"), int):
             log.val_epochs.append(int(r["epoch"]))
+            log.val_steps.append(int(r["step"]) if _is_number(r.get("step")) else 0)
             vals.append(r["val"])
+        elif _is_number(r.get("train_loss")) and _is_number(r.get("step")):
+            log.epoch_steps.append(int(r["step"]))
+            log.epoch_loss.append(float(r["train_loss"]))
         elif all(_is_number(r.get(k)) for k in ("step", "loss", "lr")):
             log.steps.append(int(r["step"]))
             log.loss.append(float(r["loss"]))
@@ -196,8 +219,14 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
-    """Loss and LR against the optimiser step, validation metrics against the epoch.
+VAL_LOSS = "val_loss"
+"""The validation metric drawn with the training loss (not a 0..1 score)."""
+
+
+def training_curves_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
+    """Three panels: the loss against the optimiser step (the logged single-batch losses faint,
+    the mean training loss of each epoch and the validation loss ``val_loss`` at the end of each
+    epoch), the learning rate, and the validation metrics (0..1) against the epoch.
 
     ``records`` are the lines of a run's ``metrics.jsonl`` (see :func:`parse_training_log`); an
     empty series is drawn as an empty panel saying so.
@@ -206,7 +235,7 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.Pa
     fig = Figure(figsize=(13.0, 3.8))
     ax_loss, ax_lr, ax_val = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
     panels: list[tuple[Any, str, str]] = [
-        (ax_loss, "training loss", "step"),
+        (ax_loss, "loss", "step"),
         (ax_lr, "learning rate", "step"),
         (ax_val, "validation", "epoch"),
     ]
@@ -215,14 +244,34 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.Pa
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
     if log.steps:
-        ax_loss.plot(log.steps, log.loss, linewidth=1.0, marker="." if len(log.steps) < 50 else None)
+        ax_loss.plot(log.steps, log.loss, linewidth=0.8, alpha=0.35, color="tab:blue", label="batch (logged)")
         ax_lr.plot(log.steps, log.lr, linewidth=1.2, color="tab:orange")
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     else:
         for ax in (ax_loss, ax_lr):
             ax.text(0.5, 0.5, "no training records", ha="center", va="center", transform=ax.transAxes)
-    if log.val:
-        for color, (name, values) in zip(_colors(len(log.val)), log.val.items(), strict=True):
+    if log.epoch_steps:
+        ax_loss.plot(
+            log.epoch_steps,
+            log.epoch_loss,
+            marker="o",
+            markersize=3,
+            color="tab:blue",
+            label="train (epoch mean)",
+        )
+    val_loss = [
+        (s, v) for s, v in zip(log.val_steps, log.val.get(VAL_LOSS, []), strict=False) if v is not None
+    ]
+    if val_loss:
+        ax_loss.plot(
+            [s for s, _ in val_loss], [v for _, v in val_loss], marker="s", markersize=3, color="tab:red",
+            label="validation",
+        )  # fmt: skip
+    if log.steps or log.epoch_steps:
+        ax_loss.legend(fontsize=8, frameon=False)
+    metrics = {k: v for k, v in log.val.items() if k != VAL_LOSS}
+    if metrics:
+        for color, (name, values) in zip(_colors(len(metrics)), metrics.items(), strict=True):
             xs = [e for e, v in zip(log.val_epochs, values, strict=True) if v is not None]
             ys = [v for v in values if v is not None]
             ax_val.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, color=color, label=name)
@@ -233,4 +282,9 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.Pa
     else:
         ax_val.text(0.5, 0.5, "no validation records", ha="center", va="center", transform=ax_val.transAxes)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
+
+
+def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Write :func:`training_curves_figure` to ``path`` (PNG)."""
+    save_figure(training_curves_figure(records), path)

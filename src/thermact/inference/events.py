@@ -25,12 +25,13 @@ stays bounded by the live tracks.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 from typing import Literal, Protocol
 
 from thermact.inference.pipeline import PersonResult
 
-__all__ = ["ClassDurationEvent", "Event", "EventRule", "LyingWithRiskEvent"]
+__all__ = ["ClassDurationEvent", "Event", "EventRule", "LyingWithRiskEvent", "iso_time"]
 
 LYING_WITH_RISK = "lying down-lying with risk"
 
@@ -70,13 +71,25 @@ class Event:
         return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        who = f"sensor {self.sensor_id} person {self.track_id}"
+        """One line for a person: the times in ISO-8601 UTC and the seconds since the run's start
+        (the raw Unix milliseconds stay in :meth:`to_dict`)."""
+        who = f"sensor {self.sensor_id} person {self.track_id} '{self.label}'"
         if self.kind == "raised":
             return (
-                f"RAISED  {self.name}: {who} '{self.label}' since {self.start_ms} ms "
-                f"({(self.raised_ms - self.start_ms) / 1000.0:.1f} s)"
+                f"RAISED  {self.name}: {who} at {iso_time(self.raised_ms)}, "
+                f"{self.duration_s:.1f} s since {iso_time(self.start_ms)}"
             )
-        return f"CLEARED {self.name}: {who} after {self.duration_s:.1f} s ({self.reason})"
+        end = iso_time(self.cleared_ms if self.cleared_ms is not None else self.raised_ms)
+        return (
+            f"CLEARED {self.name}: {who} at {end}, after {self.duration_s:.1f} s since "
+            f"{iso_time(self.start_ms)} ({self.reason})"
+        )
+
+
+def iso_time(unix_ms: int) -> str:
+    """``unix_ms`` as ISO-8601 UTC with milliseconds, e.g. ``2025-10-14T22:51:00.170Z``."""
+    when = datetime.datetime.fromtimestamp(unix_ms / 1000.0, tz=datetime.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EventRule(Protocol):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from thermact.io import atomic_open
+from thermact.io import atomic_open, give_usual_mode
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -183,6 +183,7 @@ def write_mp4(path: str | os.PathLike[str], images: Sequence[npt.NDArray[np.uint
         proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
+        give_usual_mode(tmp)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

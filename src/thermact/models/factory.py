@@ -46,6 +46,7 @@ source (:func:`resolve_architecture`; without weights: ``conv_bn_relu`` and 1, P
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
@@ -68,6 +69,8 @@ from thermact.models.pretrained import (
 )
 from thermact.models.slowfast import SlowFast, slowfast_r50_4x16, slowfast_r50_8x8, slowfast_r101_8x8
 from thermact.models.thermal_net import thermal_net_m, thermal_net_s, thermal_net_t
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODEL_NAMES",
@@ -389,15 +392,15 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     if cfg.pretrained is not None and checkpoint is None:  # ThermalNet
         thermal_report = load_pretrained_backbone(model.backbone, cfg.pretrained, cfg.name)
         if verbose:
-            print(thermal_report)
+            logger.info("%s", thermal_report)
     if checkpoint is not None:
         report = load_pretrained(model.backbone, checkpoint, no_head=cfg.no_head)
         if verbose:
-            print(report)
+            logger.info("%s", report)
         if cfg.head.interaction.pretrained:
             ia_report = load_alphaction_interaction(model, checkpoint)
             if verbose:
-                print(ia_report)
+                logger.info("%s", ia_report)
     return model
 
 

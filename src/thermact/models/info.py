@@ -9,7 +9,13 @@
 * the temporal receptive field, measured empirically: in eval mode, with every BatchNorm reset
   to the identity (so that zero-initialised residual BNs do not hide a branch), the gradient of the
   centre output frame (summed over channels and space) with respect to a long probe clip; the
-  receptive field is the span of input frames with a non-zero gradient. Seconds = frames / fps.
+  receptive field is the span of input frames with a non-zero gradient. A clip frame is
+  ``window_s / num_frames`` seconds of the recording (the clip's time grid, see
+  :mod:`thermact.data.clips`), so seconds = frames x that spacing; a field longer than the clip
+  means every output frame sees the whole clip.
+
+:func:`detector_info` gives the same summary of a person detector (:mod:`thermact.models.person_detector`),
+whose first convolution fuses all ``num_frames`` frames (its temporal receptive field is the clip).
 """
 
 from __future__ import annotations
@@ -26,11 +32,20 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from thermact.models.base import make_pathways
 from thermact.models.factory import ModelConfig, build_model
+from thermact.models.person_detector import DetectorModelConfig, build_detector
 
-__all__ = ["DEFAULT_FPS", "ModelInfo", "format_model_info", "model_info", "temporal_receptive_field"]
+__all__ = [
+    "DEFAULT_FRAME_SPACING_S",
+    "ModelInfo",
+    "detector_info",
+    "format_model_info",
+    "model_info",
+    "temporal_receptive_field",
+]
 
 DEFAULT_FRAME_SIZE: tuple[int, int] = (40, 60)
-DEFAULT_FPS: float = 6.0
+DEFAULT_FRAME_SPACING_S: float = 1.0 / 6.0
+"""Seconds per clip frame when the clip's window is not known: the sensor's ~6 fps."""
 
 
 @dataclass
@@ -51,10 +66,18 @@ class ModelInfo:
     spatial_stride: int
     pathway_strides: tuple[int, ...]
     receptive_field_frames: int
-    receptive_field_s: float
-    fps: float
+    frame_spacing_s: float
+    """Seconds between two clip frames (``window_s / num_frames``)."""
     cue_params: int = 0
     """Parameters of the box-cue encoder (0 without box cues)."""
+
+    @property
+    def receptive_field_s(self) -> float:
+        return self.receptive_field_frames * self.frame_spacing_s
+
+    @property
+    def clip_frames(self) -> int:
+        return self.input_shape[2]
 
     @property
     def macs_per_clip(self) -> float:
@@ -124,16 +147,17 @@ def model_info(
     cfg: ModelConfig,
     batch_size: int = 1,
     frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
-    fps: float = DEFAULT_FPS,
+    frame_spacing_s: float = DEFAULT_FRAME_SPACING_S,
     rois_per_clip: int = 2,
 ) -> ModelInfo:
     """Measure the model of ``cfg`` (built with random weights: ``cfg.pretrained`` is ignored).
 
     The input is ``[batch_size, 1, cfg.num_frames, *frame_size]`` with ``rois_per_clip`` person
-    boxes per clip; the detector resizes it to ``cfg.input_size`` when that is set.
+    boxes per clip; the model resizes it to ``cfg.input_size`` when that is set.
+    ``frame_spacing_s``: seconds per clip frame (``data.window_s / model.num_frames``).
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    if not frame_spacing_s > 0:
+        raise ValueError(f"frame_spacing_s must be > 0, got {frame_spacing_s}")
     model = build_model(dataclasses.replace(cfg, pretrained=None), verbose=False).eval()
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -150,20 +174,13 @@ def model_info(
             rows.append([float(b), x1, H / 4, x1 + 12.0, H / 4 + 16.0])
     rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
 
-    stages: list[tuple[str, list[tuple[int, ...]]]] = []
-    handles = []
     children: list[tuple[str, nn.Module]] = []
     for name, child in model.backbone.named_children():
         if isinstance(child, (nn.ModuleList, nn.ModuleDict)):  # containers are never called themselves
             children.extend((f"{name}.{sub}", grandchild) for sub, grandchild in child.named_children())
         else:
             children.append((name, child))
-    for name, child in children:
-
-        def hook(_m: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
-            stages.append((name, _shapes(out)))
-
-        handles.append(child.register_forward_hook(hook))
+    stages, handles = _stage_hooks(children)
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
@@ -188,9 +205,71 @@ def model_info(
         spatial_stride=model.spatial_stride,
         pathway_strides=model.pathway_strides,
         receptive_field_frames=rf,
-        receptive_field_s=rf / fps,
-        fps=fps,
+        frame_spacing_s=frame_spacing_s,
         cue_params=cue_params,
+    )
+
+
+def _stage_hooks(children: Sequence[tuple[str, nn.Module]]) -> tuple[list[Any], list[Any]]:
+    """Forward hooks that record the output shapes of ``children``: (the records, the handles)."""
+    stages: list[tuple[str, list[tuple[int, ...]]]] = []
+    handles = []
+    for name, child in children:
+
+        def hook(_m: nn.Module, _inp: Any, out: Any, name: str = name) -> None:
+            stages.append((name, _shapes(out)))
+
+        handles.append(child.register_forward_hook(hook))
+    return stages, handles
+
+
+def detector_info(
+    cfg: DetectorModelConfig,
+    batch_size: int = 1,
+    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
+    frame_spacing_s: float = DEFAULT_FRAME_SPACING_S,
+) -> ModelInfo:
+    """:func:`model_info` of a person detector: the input ``[batch_size, 1, cfg.num_frames,
+    *frame_size]``, "backbone" = everything before the three output heads, "logits" = the heatmap.
+    The temporal receptive field is measured as for the action models (all ``num_frames``)."""
+    if not frame_spacing_s > 0:
+        raise ValueError(f"frame_spacing_s must be > 0, got {frame_spacing_s}")
+    model = build_detector(cfg).eval()
+    heads = (model.heatmap_head, model.size_head, model.offset_head)
+    total = sum(p.numel() for p in model.parameters())
+    head_params = sum(p.numel() for h in heads for p in h.parameters())
+    H, W = frame_size
+    clip = torch.randn(batch_size, 1, cfg.num_frames, H, W, generator=torch.Generator().manual_seed(0))
+    stages, handles = _stage_hooks(list(model.named_children()))
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            out = model(clip)
+    finally:
+        for h in handles:
+            h.remove()
+    probe = copy.deepcopy(model).float().eval()
+    _reset_norms(probe)
+    x = clip[:1].clone().requires_grad_(True)
+    heat = probe(x).heatmap
+    (grad,) = torch.autograd.grad(heat[..., heat.shape[-2] // 2, heat.shape[-1] // 2].sum(), x)
+    rf = int((grad.abs().sum(dim=(0, 1, 3, 4)) > 0).sum())
+    return ModelInfo(
+        name=cfg.name,
+        input_shape=tuple(clip.shape),
+        backbone_input_shape=tuple(clip.shape),
+        num_rois=0,
+        total_params=total,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        backbone_params=total - head_params,
+        head_params=head_params,
+        macs=int(counter.get_total_flops()) // 2,
+        stages=stages,
+        output_shape=tuple(out.heatmap.shape),
+        spatial_stride=model.stride,
+        pathway_strides=(1,),
+        receptive_field_frames=rf,
+        frame_spacing_s=frame_spacing_s,
     )
 
 
@@ -205,17 +284,20 @@ def format_model_info(info: ModelInfo) -> str:
     """A readable multi-line table of ``info``."""
     lines = [
         f"model            {info.name}",
-        f"input            {list(info.input_shape)}  ({info.num_rois} boxes)",
+        f"input            {list(info.input_shape)}"
+        + (f"  ({info.num_rois} boxes)" if info.num_rois else ""),
         f"backbone input   {list(info.backbone_input_shape)}  pathway strides {list(info.pathway_strides)}",
         f"parameters       {info.total_params:,} total, {info.trainable_params:,} trainable "
         f"(backbone {info.backbone_params:,}, head {info.head_params:,}"
         + (f", box cues {info.cue_params:,})" if info.cue_params else ")"),
         f"MACs             {_human(info.macs)} per batch, {_human(info.macs_per_clip)} per clip",
         f"spatial stride   {info.spatial_stride}",
-        f"temporal RF      {info.receptive_field_frames} frames = {info.receptive_field_s:.2f} s at {info.fps:g} fps",
-        f"logits           {list(info.output_shape)}",
+        f"temporal RF      {info.receptive_field_frames} frames = {info.receptive_field_s:.2f} s "
+        f"({info.frame_spacing_s:.3f} s per clip frame; the clip: {info.clip_frames} frames = "
+        f"{info.clip_frames * info.frame_spacing_s:.2f} s)",
+        f"{'logits' if info.num_rois else 'heatmap':<17}{list(info.output_shape)}",
         "",
-        f"{'backbone stage':<16} output shape(s)",
+        f"{'backbone stage' if info.num_rois else 'layer':<16} output shape(s)",
     ]
     for name, shapes in info.stages:
         lines.append(f"{name:<16} " + ", ".join(str(list(s)) for s in shapes))

@@ -24,13 +24,14 @@ the same device and thread count).
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
@@ -53,6 +54,8 @@ from thermact.models.action import ActionModel
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
 from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
 from thermact.models.memory import FeatureBank
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACTION",
@@ -173,6 +176,22 @@ def make_loss(cfg: ActionRunConfig, counts: Sequence[int], classes: Sequence[str
     )
 
 
+def validation_loss(
+    loss: ActionLoss, scores: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+) -> float:
+    """The training loss (same kind, class weights and smoothing) of validation boxes, from their
+    class probabilities ``scores [K, C]`` and true classes ``labels [K]``: the logits are recovered
+    as ``log p`` (softmax: log-softmax of ``log p`` is ``log p``) or ``logit p`` (sigmoid), so the
+    value equals the loss on the model's own logits up to float rounding (probabilities are
+    clipped to ``[1e-7, 1 - 1e-7]``)."""
+    device = next((b.device for b in loss.buffers()), torch.device("cpu"))
+    p = torch.from_numpy(np.asarray(scores, dtype=np.float32)).to(device).clamp(1e-7, 1.0 - 1e-7)
+    logits = torch.logit(p) if loss.multi_label else torch.log(p)
+    targets = loss_targets(loss, torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device), p.shape[1])
+    with torch.no_grad():
+        return float(loss(logits, targets))
+
+
 def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     if loss.multi_label:
         return torch.nn.functional.one_hot(labels, num_classes).float()
@@ -252,10 +271,7 @@ class ActionRun:
     def _warn_unseen(self, counts: Sequence[int], val_counts: Sequence[int]) -> None:
         unseen = [self.classes[c] for c in range(len(counts)) if val_counts[c] and not counts[c]]
         if unseen and self.ctx.is_main:
-            print(
-                f"warning: classes in validation but absent from training: {', '.join(unseen)}",
-                file=sys.stderr,
-            )
+            logger.warning("classes in validation but absent from training: %s", ", ".join(unseen))
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)
@@ -295,7 +311,10 @@ class ActionRun:
         shards = self.ctx.gather(preds)
         if not self.ctx.is_main:
             return None
-        return dict(score_predictions(merge_predictions(shards), self.cfg.model.num_classes).summary())
+        merged = merge_predictions(shards)
+        metrics: dict[str, Any] = dict(score_predictions(merged, self.cfg.model.num_classes).summary())
+        metrics["val_loss"] = validation_loss(self.loss_fn, merged.scores, merged.labels)
+        return metrics
 
     def batch_size(self, batch: ClipBatch) -> int:
         return len(batch)
