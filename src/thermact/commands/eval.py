@@ -76,6 +76,7 @@ from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_ma
 from thermact.evaluation.evaluate import EvalResult, Predictions, predict, score_predictions
 from thermact.evaluation.report import (
     EvalMetadata,
+    detector_report_markdown,
     format_number,
     report_dict,
     report_markdown,
@@ -452,9 +453,7 @@ def run_end_to_end(
 
 
 def end_to_end_markdown(e2e: Mapping[str, Any], gt_frame_map: float | None) -> str:
-    def f(v: float | None) -> str:
-        return "N/A" if v is None else f"{v:.3f}"
-
+    f = format_number
     return (
         "\n## End to end: action model on detector boxes\n\n"
         f"Detector `{e2e['detector']}`: person AP@0.5 {f(e2e['detector_metrics']['person_ap'])}, "
@@ -476,38 +475,6 @@ class DetectorEvalOutcome:
     detections: dict[str, Detections]
     report: dict[str, Any]
     files: dict[str, Path]
-
-
-def _fmt(value: float | None) -> str:
-    return "N/A" if value is None else f"{value:.3f}"
-
-
-def detector_report_markdown(report: Mapping[str, Any]) -> str:
-    m = report["metrics"]
-    meta = report["metadata"]
-    lines = [
-        f"# Person detector evaluation: {meta['model']}",
-        "",
-        f"Checkpoint `{meta['checkpoint']}` (epoch {meta['checkpoint_epoch']}), dataset `{meta['dataset']}`, "
-        f"split `{meta['split']}` fold {meta['fold']} ({m['num_keyframes']} keyframes, {m['num_persons']} persons, "
-        f"{m['num_others']} hot-object / furniture boxes).",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        f"| person AP@0.5 (class-agnostic) | {_fmt(m['person_ap'])} |",
-        f"| recall @ score >= {m['score_threshold']:g} | {_fmt(m['recall'])} |",
-        f"| precision @ score >= {m['score_threshold']:g} | {_fmt(m['precision'])} |",
-        f"| hot objects / furniture taken for a person | {m['hot_object_fp']} detections, "
-        f"{_fmt(m['hot_object_fp_rate'])} of the boxes |",
-    ]
-    if meta.get("leaked_keyframes"):
-        lines += [
-            "",
-            f"**Warning**: {meta['leaked_keyframes']} test keyframes share time with training clips.",
-        ]
-    if meta.get("pr_curve"):
-        lines += ["", f"![precision/recall]({meta['pr_curve']})"]
-    return "\n".join(lines) + "\n"
 
 
 def run_detector_evaluation(opts: EvalOptions, lenient: bool = False) -> DetectorEvalOutcome:

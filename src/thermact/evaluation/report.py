@@ -17,7 +17,7 @@ Conventions, as in the metrics themselves:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thermact.evaluation.evaluate import EvalResult
@@ -323,3 +323,32 @@ def summary_lines(result: EvalResult, meta: EvalMetadata) -> list[str]:
         lines.append(f"not in the training keyframes: {', '.join(names[c] for c in unseen)}")
     lines += [f"warning: {w.replace('`', '')}" for w in _warnings(result, meta)]
     return lines
+
+
+def detector_report_markdown(report: Mapping[str, Any]) -> str:
+    """``report.md`` of a person-detector evaluation (``thermact eval checkpoint=DETECTOR.pt``)."""
+    m = report["metrics"]
+    meta = report["metadata"]
+    lines = [
+        f"# Person detector evaluation: {meta['model']}",
+        "",
+        f"Checkpoint `{meta['checkpoint']}` (epoch {meta['checkpoint_epoch']}), dataset `{meta['dataset']}`, "
+        f"split `{meta['split']}` fold {meta['fold']} ({m['num_keyframes']} keyframes, {m['num_persons']} persons, "
+        f"{m['num_others']} hot-object / furniture boxes).",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| person AP@0.5 (class-agnostic) | {format_number(m['person_ap'])} |",
+        f"| recall @ score >= {m['score_threshold']:g} | {format_number(m['recall'])} |",
+        f"| precision @ score >= {m['score_threshold']:g} | {format_number(m['precision'])} |",
+        f"| hot objects / furniture taken for a person | {m['hot_object_fp']} detections, "
+        f"{format_number(m['hot_object_fp_rate'])} of the boxes |",
+    ]
+    if meta.get("leaked_keyframes"):
+        lines += [
+            "",
+            f"**Warning**: {meta['leaked_keyframes']} test keyframes share time with training clips.",
+        ]
+    if meta.get("pr_curve"):
+        lines += ["", f"![precision/recall]({meta['pr_curve']})"]
+    return "\n".join(lines) + "\n"
