@@ -36,8 +36,9 @@ models: $(STAMP)
 		run_dir=$(MODELS_DIR)/thermal_net_live exist_ok=true
 	$(BIN)/thermact train config=person_detector_live data.root=thermal_v2 data.split=all \
 		run_dir=$(MODELS_DIR)/person_detector_live exist_ok=true
-	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live/last.pt format=weights out=src/thermact/weights/thermal_net_live.pt
-	$(BIN)/thermact export $(MODELS_DIR)/person_detector_live/last.pt format=weights \
+	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live/last.pt format=weights exist_ok=true \
+		out=src/thermact/weights/thermal_net_live.pt
+	$(BIN)/thermact export $(MODELS_DIR)/person_detector_live/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/person_detector_live.pt
 
 lint: $(STAMP)

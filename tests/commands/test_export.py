@@ -120,3 +120,13 @@ def test_weights_format_drops_the_training_state(detector_ckpt: Path, tmp_path: 
         run_export(load_export_options(str(detector_ckpt), ["format=weights", f"out={tmp_path / 'x.onnx'}"]))
     with pytest.raises(ConfigError, match="is the checkpoint itself"):
         run_export(load_export_options(str(out), ["format=weights", f"out={out}"]))
+
+
+def test_an_existing_output_is_refused_unless_exist_ok(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"a model of another run")
+    with pytest.raises(ConfigError, match="exists; pass exist_ok=true"):
+        run_export(load_export_options(str(checkpoint), [f"out={out}", "verify=false"]))
+    assert out.read_bytes() == b"a model of another run"
+    run_export(load_export_options(str(checkpoint), [f"out={out}", "verify=false", "exist_ok=true"]))
+    assert out.read_bytes()[:4] != b"a mo"

@@ -35,6 +35,8 @@ class ExportOptions:
     """onnx, or weights: an inference checkpoint (.pt) without the training state."""
     out: str | None = None
     """Output file; None: the checkpoint path with the suffix .onnx (format=weights: .weights.pt)."""
+    exist_ok: bool = False
+    """Replace an existing output file (otherwise it is refused and left untouched)."""
     verify: bool = True
     """Compare onnxruntime with torch on real clips of the dataset."""
     dataset: str | None = None
@@ -101,7 +103,9 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
     """
     if opts.format == "weights":
         return export_weights(opts)
-    out = check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
+    out = _new_file(
+        opts, check_out_path(opts.out if opts.out is not None else Path(opts.checkpoint).with_suffix(".onnx"))
+    )
     task = TASKS[checkpoint_task(load_checkpoint(opts.checkpoint))]
     trained = task.restore(opts.checkpoint, "cpu")
     exporter, kind = EXPORTERS[task.name]
@@ -124,6 +128,13 @@ def run_export(opts: ExportOptions, lenient: bool = False) -> ExportOutcome:
     return ExportOutcome(path, report, kind)
 
 
+def _new_file(opts: ExportOptions, out: Path) -> Path:
+    """``out``, unless it exists and ``opts.exist_ok`` is false (ConfigError: nothing is replaced)."""
+    if out.exists() and not opts.exist_ok:
+        raise ConfigError(f"output path {str(out)!r} exists; pass exist_ok=true to replace it")
+    return out
+
+
 def export_weights(opts: ExportOptions) -> ExportOutcome:
     """Write ``opts.checkpoint`` as an inference checkpoint (:func:`inference_state`), after
     checking that it rebuilds its model; the written file is rebuilt too.
@@ -134,11 +145,12 @@ def export_weights(opts: ExportOptions) -> ExportOutcome:
     """
     default = Path(opts.checkpoint).with_suffix(".weights.pt")
     out = check_out_path(opts.out if opts.out is not None else default, ".pt")
+    if out.exists() and out.resolve() == Path(opts.checkpoint).resolve():
+        raise ConfigError(f"output path {str(out)!r} is the checkpoint itself")
+    out = _new_file(opts, out)
     ckpt = load_checkpoint(opts.checkpoint)
     task = TASKS[checkpoint_task(ckpt)]
     task.restore(opts.checkpoint, "cpu")
-    if out.exists() and out.resolve() == Path(opts.checkpoint).resolve():
-        raise ConfigError(f"output path {str(out)!r} is the checkpoint itself")
     save_checkpoint(out, inference_state(ckpt))
     task.restore(out, "cpu")
     return ExportOutcome(out, None, EXPORTERS[task.name][1])
