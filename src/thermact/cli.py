@@ -5,7 +5,7 @@ Usage::
     thermact train [config=PRESET|FILE] [key=value ...]
     thermact cfg   [config=PRESET|FILE] [key=value ...]
     thermact eval  checkpoint=PATH [key=value ...]
-    thermact cv    [config=PRESET|FILE] protocol=session|recording [key=value ...]
+    thermact cv    [config=PRESET|FILE] protocol=session|recording [pretrain.epochs=N] [key=value ...]
     thermact baseline [kind=box_gbm|prior] [protocol=session|recording] [key=value ...]
     thermact pretrain [config=PRESET|FILE] [key=value ...]
     thermact export checkpoint=PATH [out=FILE.onnx] [verify=true]
@@ -49,13 +49,15 @@ class Command:
     """One command: what runs, its arguments and summary, and the keys its ``--help`` lists.
 
     ``options`` is the dataclass of its ``key=value`` options; ``None`` means the command takes a
-    run config (its help lists the keys of the task and preset the command line selects).
+    run config (its help lists the keys of the task and preset the command line selects, then the
+    command's own keys of ``extra``).
     """
 
     run: Handler
     args: str
     summary: str
     options: type[Any] | None = None
+    extra: type[Any] | None = None
 
 
 TOP_LEVEL: dict[str, Command] = {
@@ -75,8 +77,9 @@ TOP_LEVEL: dict[str, Command] = {
     ),
     "cv": Command(
         cv.main,
-        "[config=PRESET|FILE] protocol=session|recording [key=value ...]",
+        "[config=PRESET|FILE] protocol=session|recording [pretrain.epochs=N] [key=value ...]",
         "honest cross-validation: every fold trained and tested, last epoch, mean ± spread",
+        extra=cv.CvOptions,
     ),
     "baseline": Command(
         baseline.main,
@@ -170,7 +173,8 @@ def command_help(name: str, command: Command, target: str | None, overrides: Seq
     """What ``thermact NAME --help`` prints."""
     usage_line = f"thermact {name} {command.args}"
     if command.options is None:
-        return training_help(target, overrides, usage_line, command.summary)
+        extra = describe_config(command.extra) if command.extra is not None else []
+        return training_help(target, overrides, usage_line, command.summary, extra)
     return help_text(usage_line, command.summary, describe_config(command.options))
 
 

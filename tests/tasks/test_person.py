@@ -88,6 +88,30 @@ def test_train_resume_restore_detect(tmp_path: Path, small_split: Path, real_dat
         det.detect(frames[:, :2])
 
 
+def test_clip_median_detector_sees_heat_above_the_room(
+    tmp_path: Path, small_split: Path, real_data: ThermalData
+) -> None:
+    """``data.normalize=clip_median`` reaches the detector (it was silently ignored before): the
+    checkpoint keeps the reference, and a room 4 °C warmer gives the same detections."""
+    run = train(PERSON, _cfg(tmp_path, small_split, "data.normalize=clip_median", "optim.epochs=1"))
+    trained = restore_detector(run.last_checkpoint)
+    assert trained.norm.reference == "clip_median" and load_checkpoint(run.last_checkpoint)["norm"][
+        "reference"
+    ] == "clip_median"
+    det = DetectorRunner.from_trained(trained)
+    kf = real_data.keyframes[5]
+    rec = real_data.recording(kf.recording_id)
+    from thermact.data.clips import clip_indices
+
+    frames = rec.frames[clip_indices(rec.timestamps, kf.timestamp_ms, trained.clip)][None]
+    (cold,), (warm,) = det.detect(frames, 0.0), det.detect(frames + 4.0, 0.0)
+    assert len(cold) > 0
+    torch.testing.assert_close(warm.scores, cold.scores, atol=1e-4, rtol=0)
+    torch.testing.assert_close(warm.boxes, cold.boxes, atol=1e-3, rtol=0)
+    with pytest.raises(ConfigError, match="runs live"):
+        _cfg(tmp_path / "x", small_split, "data.normalize=background")
+
+
 def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
     assert config_task(str(CONFIG), []) == "detector"
     assert config_task(None, ["task=detector"]) == "detector"

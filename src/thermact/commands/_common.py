@@ -100,9 +100,12 @@ def help_text(usage: str, summary: str, keys: Sequence[KeyHelp], notes: Sequence
     return "\n".join(lines)
 
 
-def training_help(target: str | None, overrides: Sequence[str], usage: str, summary: str) -> str:
+def training_help(
+    target: str | None, overrides: Sequence[str], usage: str, summary: str, extra: Sequence[KeyHelp] = ()
+) -> str:
     """``--help`` of the commands that take a run config (train, cv, cfg): the keys of the task the
-    command line selects, with the defaults of its config (the default preset without one)."""
+    command line selects, with the defaults of its config (the default preset without one), then
+    the command's own keys ``extra``."""
     path, rest = split_config_arg(target, overrides)
     task = task_of(config_task(target, overrides))
     preset = path or DEFAULT_PRESETS[task.name]
@@ -111,7 +114,7 @@ def training_help(target: str | None, overrides: Sequence[str], usage: str, summ
         f"defaults shown: config={preset}; presets: {', '.join(preset_names())}",
         "task=detector (or a detector preset) lists the person detector's keys.",
     ]
-    return help_text(usage, summary, describe_config(task.config_type, cfg), notes)
+    return help_text(usage, summary, [*describe_config(task.config_type, cfg), *extra], notes)
 
 
 RESUME_KEYS = frozenset(

@@ -145,6 +145,11 @@ class DetectorRunConfig:
     def __post_init__(self) -> None:
         if self.data.keyframe_position != "causal":
             raise ValueError("data.keyframe_position must be 'causal' for the detector (it runs live)")
+        if self.data.normalize == "background":
+            raise ValueError(
+                "data.normalize: 'background' needs a whole recording; the detector runs live "
+                "(use dataset or clip_median)"
+            )
 
     @property
     def clip(self) -> ClipConfig:
@@ -208,7 +213,7 @@ class DetectorRun:
         self.fold = select_fold(resolve_split(data, cfg.data.split, self.clip), cfg.data.fold)
         train_kfs = keyframes_by_id(data, self.fold.train, "training")
         self.val_keyframes = keyframes_by_id(data, self.fold.test, "validation") if self.fold.test else []
-        self.norm = compute_norm_stats(data.recordings, train_kfs, self.clip)
+        self.norm = compute_norm_stats(data.recordings, train_kfs, self.clip, cfg.data.normalize)
         with_others = cfg.loss.with_others
         self.train_set = DetectionClipDataset(
             data.recordings,
