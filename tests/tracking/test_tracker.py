@@ -127,6 +127,33 @@ def test_min_score_filters_and_indices_refer_to_input() -> None:
     assert [(tb.track_id, tb.detection_index, tb.score) for tb in out] == [(1, 1, 0.9)]
 
 
+def _scored(tracker: Tracker, t_ms: int, *dets: tuple[list[float], float]) -> list[int]:
+    """Like :func:`step` with a score per detection."""
+    out = tracker.update(t_ms, np.array([b for b, _ in dets]).reshape(-1, 4), np.array([s for _, s in dets]))
+    ids = [-1] * len(dets)
+    for tb in out:
+        ids[tb.detection_index] = tb.track_id
+    return ids
+
+
+def test_low_score_detections_continue_tracks_but_never_start_one() -> None:
+    # a person walks in (score 0.9), lies down (0.15: a lying person scores lower), while a
+    # warm chair flickers at 0.2 elsewhere
+    frames = [
+        [(box(20 + t, 20), 0.9), (box(50, 30), 0.2)] for t in range(3)
+    ] + [[(box(23, 22, 12, 6), 0.15), (box(50, 30), 0.2)] for _ in range(4)]
+    byte = Tracker(TrackerConfig(min_score=0.1, birth_score=0.3))
+    plain = Tracker(TrackerConfig(min_score=0.3))
+    got_byte = [_scored(byte, 200 * i, *f) for i, f in enumerate(frames)]
+    got_plain = [_scored(plain, 200 * i, *f) for i, f in enumerate(frames)]
+    assert got_byte == [[-1, -1], [1, -1], [1, -1], [1, -1], [1, -1], [1, -1], [1, -1]]
+    assert got_plain == [[-1, -1], [1, -1], [1, -1], [-1, -1], [-1, -1], [-1, -1], [-1, -1]]
+    assert byte.next_id == 2 and len(byte.tracks) == 1  # the chair never made a track
+    # the default (birth_score 0) associates every detection once, low or not
+    every = Tracker(TrackerConfig(min_score=0.1))
+    assert [_scored(every, 200 * i, *f) for i, f in enumerate(frames)][-1] == [1, 2]
+
+
 def test_state_is_bounded_and_reset_restarts_ids() -> None:
     tracker = Tracker(TrackerConfig(min_hits=1, max_age_s=0.5))
     rng = np.random.default_rng(0)

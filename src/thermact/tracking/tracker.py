@@ -29,8 +29,16 @@ Association cost
     over allowed pairs (every allowed pair gains at least 1, so more matches are preferred and,
     among as many matches, the cheaper ones).
 
+Low-score detections (``birth_score``, as ByteTrack)
+    A person who lies down or stays still often keeps being detected, but with a lower score. With
+    ``birth_score > min_score`` the association runs twice: first the detections scoring at least
+    ``birth_score`` against all tracks, then the remaining confirmed and lost tracks against the
+    detections scoring in ``[min_score, birth_score)``. A low-score detection can only continue a
+    track; it never starts one. ``birth_score <= min_score`` (the default) is one association of
+    every detection, as before.
+
 Track life cycle
-    A detection not matched to a track starts a *tentative* track. It becomes *confirmed* (and
+    A (high-score) detection not matched to a track starts a *tentative* track. It becomes *confirmed* (and
     gets its id) once it has been matched in ``min_hits`` frames, counting its first
     (``min_hits=1``: confirmed at once); a tentative track that misses a frame is dropped. A
     confirmed track that misses a frame becomes *lost*; it is still predicted and can be matched
@@ -84,6 +92,8 @@ class TrackerConfig:
         min_hits: birth patience: matched frames (including the first) before a track is confirmed.
         max_age_s: death patience: seconds without a match after which a track is dropped.
         min_score: detections scoring below this are ignored.
+        birth_score: detections scoring below this (and at least ``min_score``) only continue
+            confirmed or lost tracks (second association, see the module docstring); 0: off.
         measurement_noise_px: standard deviation of a detected box's centre / size.
         center_acceleration_px_s2: process noise (std of acceleration) of the centre.
         size_acceleration_px_s2: process noise (std of acceleration) of the width / height.
@@ -96,6 +106,7 @@ class TrackerConfig:
     min_hits: int = 2
     max_age_s: float = 3.0
     min_score: float = 0.0
+    birth_score: float = 0.0
     measurement_noise_px: float = 1.0
     center_acceleration_px_s2: float = 4.0
     size_acceleration_px_s2: float = 2.0
@@ -123,6 +134,7 @@ class TrackerConfig:
             if number(name) <= 0.0:
                 raise ConfigError(f"tracker.{name}: must be > 0, got {getattr(self, name)!r}")
         number("min_score")
+        number("birth_score")
         if isinstance(self.min_hits, bool) or not isinstance(self.min_hits, int) or self.min_hits < 1:
             raise ConfigError(f"tracker.min_hits: must be an integer >= 1, got {self.min_hits!r}")
 
@@ -335,11 +347,15 @@ class Tracker:
             tr.predict(t)
             tr.age += 1
 
-        det_idx = np.nonzero(s >= cfg.min_score)[0]
+        det_idx, low_idx = self._split_by_score(s)
+        det_idx = np.concatenate([det_idx, low_idx])  # positions >= n_high: continue tracks only
+        n_high = det_idx.shape[0] - low_idx.shape[0]
         det_boxes = b[det_idx]
         det_cxcywh = _xyxy_to_cxcywh(det_boxes)
 
-        matches, unmatched_dets = self._associate(det_boxes, det_cxcywh)
+        matches, unmatched_dets = self._associate(self.tracks, det_boxes[:n_high], det_cxcywh[:n_high])
+        if low_idx.shape[0]:
+            matches += self._associate_low(matches, det_boxes, det_cxcywh, n_high)
 
         out: list[TrackedBox] = []
         matched_tracks = set()
@@ -375,17 +391,36 @@ class Tracker:
         out.sort(key=lambda tb: tb.track_id)
         return out
 
+    def _split_by_score(self, scores: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Positions of the high-score detections (may start tracks) and of the low-score ones."""
+        cfg = self.config
+        high = np.nonzero(scores >= max(cfg.min_score, cfg.birth_score))[0]
+        low = np.nonzero((scores >= cfg.min_score) & (scores < cfg.birth_score))[0]
+        return high, low
+
+    def _associate_low(
+        self, matches: list[tuple[int, int]], det_boxes: FloatArray, det_cxcywh: FloatArray, n_high: int
+    ) -> list[tuple[int, int]]:
+        """Second association: the confirmed / lost tracks left unmatched against the low-score
+        detections (positions ``n_high:``); matches in track and detection positions."""
+        matched = {ti for ti, _ in matches}
+        left = [ti for ti, tr in enumerate(self.tracks) if ti not in matched and tr.state != "tentative"]
+        if not left:
+            return []
+        second, _ = self._associate([self.tracks[ti] for ti in left], det_boxes[n_high:], det_cxcywh[n_high:])
+        return [(left[ti], n_high + dj) for ti, dj in second]
+
     def _associate(
-        self, det_boxes: FloatArray, det_cxcywh: FloatArray
+        self, tracks: list[Track], det_boxes: FloatArray, det_cxcywh: FloatArray
     ) -> tuple[list[tuple[int, int]], list[int]]:
-        """Gated optimal assignment of the (predicted) tracks to the detections: ``(track position,
-        detection position)`` matches and the unmatched detections. Two hypotheses per track: it
-        moved as predicted, or it stopped where last seen."""
-        if not self.tracks or not det_boxes.shape[0]:
+        """Gated optimal assignment of the (predicted) ``tracks`` to the detections: ``(track
+        position, detection position)`` matches and the unmatched detections. Two hypotheses per
+        track: it moved as predicted, or it stopped where last seen."""
+        if not tracks or not det_boxes.shape[0]:
             return [], list(range(det_boxes.shape[0]))
         cfg = self.config
-        pred = np.array([tr.box for tr in self.tracks], dtype=np.float64)
-        last = np.array([tr.last_box for tr in self.tracks], dtype=np.float64)
+        pred = np.array([tr.box for tr in tracks], dtype=np.float64)
+        last = np.array([tr.last_box for tr in tracks], dtype=np.float64)
         iou = np.maximum(pairwise_iou(pred, det_boxes), pairwise_iou(last, det_boxes))
         dist = np.minimum(_center_distance(pred, det_cxcywh), _center_distance(last, det_cxcywh))
         allowed = (iou >= cfg.iou_threshold) | (dist <= cfg.max_center_distance_px)
