@@ -33,6 +33,7 @@ demo: $(STAMP)
 MODELS_DIR ?= runs/models
 models: $(STAMP)
 	$(BIN)/thermact train config=thermal_net_live data.root=thermal_v2 data.split=all model.head.box_cues=true \
+		"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01 \
 		run_dir=$(MODELS_DIR)/thermal_net_live exist_ok=true
 	$(BIN)/thermact train config=person_detector_live data.root=thermal_v2 data.split=all \
 		run_dir=$(MODELS_DIR)/person_detector_live exist_ok=true

@@ -51,6 +51,8 @@ def test_the_shipped_models_load_and_say_what_they_are() -> None:
     action = restore_model("thermal_net_live", "cpu")
     assert action.config.model.name == "thermal_net_t" and action.config.model.head.box_cues
     assert action.config.data.split == "all" and action.clip.keyframe_position == "causal"
+    augment = action.config.augment  # the sensor augmentations of the recipe (model card)
+    assert augment.time_stretch == (0.8, 1.25) and augment.frame_drop == 0.5 and augment.dead_pixels == 0.01
     assert len(action.classes) == 14 and action.checkpoint["dataset"]["name"] == "thermal_v2"
     detector = restore_detector("person_detector_live", "cpu")
     assert detector.config.model.name == "person_detector_t" and detector.config.data.split == "all"
