@@ -95,9 +95,10 @@ def test_clip_median_detector_sees_heat_above_the_room(
     checkpoint keeps the reference, and a room 4 °C warmer gives the same detections."""
     run = train(PERSON, _cfg(tmp_path, small_split, "data.normalize=clip_median", "optim.epochs=1"))
     trained = restore_detector(run.last_checkpoint)
-    assert trained.norm.reference == "clip_median" and load_checkpoint(run.last_checkpoint)["norm"][
-        "reference"
-    ] == "clip_median"
+    assert (
+        trained.norm.reference == "clip_median"
+        and load_checkpoint(run.last_checkpoint)["norm"]["reference"] == "clip_median"
+    )
     det = DetectorRunner.from_trained(trained)
     kf = real_data.keyframes[5]
     rec = real_data.recording(kf.recording_id)

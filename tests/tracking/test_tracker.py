@@ -139,9 +139,9 @@ def _scored(tracker: Tracker, t_ms: int, *dets: tuple[list[float], float]) -> li
 def test_low_score_detections_continue_tracks_but_never_start_one() -> None:
     # a person walks in (score 0.9), lies down (0.15: a lying person scores lower), while a
     # warm chair flickers at 0.2 elsewhere
-    frames = [
-        [(box(20 + t, 20), 0.9), (box(50, 30), 0.2)] for t in range(3)
-    ] + [[(box(23, 22, 12, 6), 0.15), (box(50, 30), 0.2)] for _ in range(4)]
+    frames = [[(box(20 + t, 20), 0.9), (box(50, 30), 0.2)] for t in range(3)] + [
+        [(box(23, 22, 12, 6), 0.15), (box(50, 30), 0.2)] for _ in range(4)
+    ]
     byte = Tracker(TrackerConfig(min_score=0.1, birth_score=0.3))
     plain = Tracker(TrackerConfig(min_score=0.3))
     got_byte = [_scored(byte, 200 * i, *f) for i, f in enumerate(frames)]
