@@ -347,9 +347,9 @@ class Tracker:
             tr.predict(t)
             tr.age += 1
 
-        det_idx, low_idx = self._split_by_score(s)
-        det_idx = np.concatenate([det_idx, low_idx])  # positions >= n_high: continue tracks only
-        n_high = det_idx.shape[0] - low_idx.shape[0]
+        high_idx, low_idx = self._split_by_score(s)
+        det_idx = np.concatenate([high_idx, low_idx])  # positions >= n_high: continue tracks only
+        n_high = high_idx.shape[0]
         det_boxes = b[det_idx]
         det_cxcywh = _xyxy_to_cxcywh(det_boxes)
 
