@@ -329,3 +329,21 @@ def test_smoothed_scores_are_those_of_the_smoothing_function(
         load_options("a.pt", ["smooth_s=-1"])
     with pytest.raises(ConfigError, match="smooth"):
         load_options("a.pt", ["smooth=both"])
+
+
+def test_flip_averaged_evaluation(evaluated: EvalOutcome, tiny_run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "tta"
+    flipped = run_evaluation(
+        load_options(str(tiny_run.checkpoint), [f"out={out}", "device=cpu", "tta=flips"])
+    )
+    assert len(flipped.predictions) == len(evaluated.predictions)
+    np.testing.assert_array_equal(flipped.predictions.labels, evaluated.predictions.labels)
+    np.testing.assert_allclose(flipped.predictions.scores.sum(1), 1.0, atol=1e-5)
+    # this 1-epoch model's scores are nearly uniform, so the four views move them by ~1e-4 only
+    assert np.abs(flipped.predictions.scores - evaluated.predictions.scores).max() > 2e-5
+    report = json.loads((out / "report.json").read_text())
+    assert report["tta"] == "flips" and "tta=flips" in (out / "report.md").read_text()
+    assert report["summary"]["frame_map"] == pytest.approx(flipped.result.frame_map.map, abs=1e-9)
+    assert "tta" not in json.loads((evaluated.out_dir / "report.json").read_text())
+    with pytest.raises(ConfigError, match="tta"):
+        load_options("a.pt", ["tta=rot90"])

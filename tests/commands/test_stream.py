@@ -82,5 +82,8 @@ def test_bad_options_and_inputs(tmp_path: Path, detector_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="speed"):
         load_stream_options(["speed=fast"])
     assert load_stream_options(["speed=max"]).speed == "max"
+    with pytest.raises(ConfigError, match="'onnx', 'tta'"):
+        load_stream_options(["onnx=true", "tta=flips"])
+    assert load_stream_options(["tta=flips"]).tta == "flips"
     with pytest.raises(DataError, match="nowhere"):
         run_stream(str(tmp_path / "nowhere"), load_stream_options([]), echo=False)

@@ -88,3 +88,35 @@ def test_box_cue_models_prepared_for_inference_are_unchanged(real_data: Any) -> 
     with torch.no_grad():
         torch.testing.assert_close(prepared(clip, rois), model(clip, rois), atol=1e-5, rtol=1e-5)
     assert isinstance(prepared.cues.norm, torch.nn.BatchNorm1d)
+
+
+def test_flip_averaged_runner_scores_and_where_it_is_refused(
+    action_ckpt: Path, real_data: Any, fake_action: Any, tmp_path: Path
+) -> None:
+    """``tta="flips"``: the runner's scores are those of FlipAverage on the trained model, the
+    same for a mirrored clip; refused for ONNX files and models built elsewhere."""
+    import torch
+
+    from thermact.data.transforms import normalize
+    from thermact.errors import ConfigError
+    from thermact.inference.runners import as_action_model
+    from thermact.models.tta import FlipAverage
+    from thermact.tasks.action import restore_model
+
+    rec = next(iter(real_data.recordings.values()))
+    raw = np.asarray(rec.frames[40:48], dtype=np.float32)
+    trained = restore_model(action_ckpt)
+    runner = load_action_model(action_ckpt, tta="flips")
+    rois = np.array([[0, 10, 8, 24, 30], [0, 30, 5, 50, 20]], dtype=np.float32)
+    clip = torch.from_numpy(np.ascontiguousarray(normalize(raw, trained.norm)[None, None], dtype=np.float32))
+    with torch.no_grad():
+        ref = torch.softmax(FlipAverage(trained.model.eval())(clip, torch.from_numpy(rois)), dim=1).numpy()
+    got = runner.scores(raw[None], rois)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    mirrored = rois[:, [0, 3, 2, 1, 4]] * [1, -1, 1, -1, 1] + [0, 60, 0, 60, 0]
+    np.testing.assert_allclose(runner.scores(raw[None, :, :, ::-1], mirrored), got, atol=1e-5)
+    assert np.abs(load_action_model(action_ckpt).scores(raw[None], rois) - got).max() > 1e-6
+    with pytest.raises(ConfigError, match="tta=flips needs a PyTorch checkpoint"):
+        load_action_model(tmp_path / "action.onnx", tta="flips")  # refused before the file is read
+    with pytest.raises(ConfigError, match="tta=flips needs a checkpoint or a restored model"):
+        as_action_model(fake_action(trained.classes), tta="flips")

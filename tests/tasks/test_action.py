@@ -304,3 +304,17 @@ def test_quiet_and_verbose_training(
     err = capsys.readouterr().err
     assert "step 1 (epoch 1): loss " in err and "epoch 1: frame_map=" in err
     assert "step 1 (epoch 1): loss " in (tmp_path / "v" / "log.txt").read_text()
+
+
+def test_validation_with_flip_averaging_is_thermact_eval_with_tta(tmp_path: Path, small_split: Path) -> None:
+    """``eval.tta=flips`` validates as ``thermact eval tta=flips`` scores the same checkpoint."""
+    from thermact.commands.eval import load_options, run_evaluation
+
+    result = train(ACTION, _cfg(tmp_path / "run", small_split, "optim.epochs=1", "eval.tta=flips"))
+    logged = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[-1])["val"]
+    opts = load_options(str(result.last_checkpoint), [f"out={tmp_path / 'eval'}", "device=cpu", "tta=flips"])
+    report = run_evaluation(opts).result.summary()
+    assert logged["frame_map"] == pytest.approx(report["frame_map"], abs=1e-6)
+    assert logged["accuracy"] == pytest.approx(report["accuracy"], abs=1e-9)
+    with pytest.raises(ConfigError, match="eval.tta"):
+        _cfg(tmp_path / "ia", small_split, "eval.tta=flips", *IA)

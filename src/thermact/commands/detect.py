@@ -57,6 +57,7 @@ from thermact.inference.runners import Precision, load_action_model, load_detect
 from thermact.inference.sensor import raw_frames
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import atomic_open, write_json_atomic
+from thermact.models.tta import TTA
 from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tracking.tracker import TrackerConfig
 
@@ -83,6 +84,8 @@ class DetectOptions:
     """auto (CUDA when present), cpu or cuda."""
     precision: Precision = "fp32"
     """PyTorch models: ``fp32`` or ``bf16`` (bfloat16 autocast)."""
+    tta: TTA = "none"
+    """Action model: none, or flips (scores averaged over the four flips of each clip; up to 4x its compute)."""
     animation: Literal["auto", "gif", "mp4", "none"] = "auto"
     """``auto``: MP4 when ``ffmpeg`` is installed, else GIF."""
     every: int = 3
@@ -238,7 +241,9 @@ def _detect_all(
     out = Path(opts.out)
     check_out_dir(out, opts.exist_ok)
     device = _device(opts.device)
-    action = load_action_model(opts.checkpoint, device, threads=opts.threads, precision=opts.precision)
+    action = load_action_model(
+        opts.checkpoint, device, threads=opts.threads, precision=opts.precision, tta=opts.tta
+    )
     detector = load_detector(opts.detector, device, threads=opts.threads, precision=opts.precision)
     problems = ProblemLog(lenient=lenient)
     recordings = load_recordings(target, problems)  # read (and check) all inputs before writing anything

@@ -88,6 +88,7 @@ from thermact.inference.runners import ActionRunner, DetectorRunner
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic, write_text_atomic
 from thermact.models.postprocess import Detections
+from thermact.models.tta import TTA, with_tta
 from thermact.tasks.action import TrainedActionModel, class_counts, restore_model
 from thermact.tasks.person import restore_detector
 
@@ -126,6 +127,9 @@ class EvalOptions:
     thermact.evaluation.smoothing). Ground-truth boxes only (the end-to-end numbers are raw)."""
     smooth: SmoothingMode = "causal"
     """causal (past keyframes of the track only, as live) or offline (past and future)."""
+    tta: TTA = "none"
+    """none, or flips: every person's class scores averaged over the four flips of its clip
+    (thermact.models.tta; up to 4x the action model's compute); also on detector boxes and fall alerts."""
 
     def __post_init__(self) -> None:
         if not self.checkpoint:
@@ -333,6 +337,10 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
     device = select_device(opts.device)
     trained = restore_model(opts.checkpoint, device)
+    if opts.tta != "none" and trained.model.interaction is not None:
+        raise ConfigError(
+            f"{trained.path}: tta={opts.tta} is not available for a model with an interaction head"
+        )
     target = eval_target(opts, trained, lenient)
     data, test_kfs = target.data, target.keyframes
     check_class_list(trained.classes, data.classes.names, str(trained.path), str(data.root))
@@ -349,14 +357,15 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
         collate_fn=collate_clips,
         num_workers=opts.num_workers,
     )
-    preds = predict(trained.model, loader, device, mode=trained.config.model.head.mode)
+    mode = trained.config.model.head.mode
+    preds = predict(with_tta(trained.model, opts.tta, mode), loader, device, mode=mode)
     preds = smooth_track_scores(preds, opts.smooth_s, opts.smooth)
     if len(preds) == 0:
         raise DataError(
             f"split {target.split.name!r} fold {target.fold.name!r}: the test keyframes have no person box to evaluate"
         )
     result = score_predictions(preds, len(trained.classes))
-    end_to_end = run_end_to_end(opts.detector, trained, data, test_kfs, device, opts.batch_size)
+    end_to_end = run_end_to_end(opts.detector, trained, data, test_kfs, device, opts.batch_size, opts.tta)
     target.out.mkdir(parents=True, exist_ok=True)
     files = write_action_files(opts, trained, target, preds, result)
     meta = EvalMetadata(
@@ -384,6 +393,9 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     if opts.smooth_s > 0:
         report["smoothing"] = {"mode": opts.smooth, "tau_s": opts.smooth_s}
         markdown += f"\nScores smoothed along each track ({opts.smooth}, time constant {opts.smooth_s} s).\n"
+    if opts.tta != "none":
+        report["tta"] = opts.tta
+        markdown += "\nScores averaged over the four flips of each clip (tta=flips).\n"
     if end_to_end is not None:
         report["end_to_end"] = end_to_end
         markdown += end_to_end_markdown(end_to_end, result.frame_map.map)
@@ -431,6 +443,7 @@ def run_end_to_end(
     test_kfs: Sequence[Keyframe],
     device: torch.device,
     batch_size: int,
+    tta: TTA = "none",
 ) -> dict[str, Any] | None:
     """The two-stage numbers for ``detector=PATH`` (None without a detector)."""
     if detector_path is None:
@@ -439,9 +452,9 @@ def run_end_to_end(
     ecfg = trained_detector.config.eval
     detector = DetectorRunner.from_trained(trained_detector, device)
     dets = detect_keyframes(detector, data, test_kfs, ecfg.min_score, batch_size)
-    e2e = end_to_end_frame_map(trained, dets, data, test_kfs, device, batch_size)
+    e2e = end_to_end_frame_map(trained, dets, data, test_kfs, device, batch_size, tta)
     det_metrics = detection_metrics(dets, test_kfs, ecfg.score_threshold)
-    live = StreamingPredictor(ActionRunner.from_trained(trained, device), detector, max_sensors=1)
+    live = StreamingPredictor(ActionRunner.from_trained(trained, device, tta=tta), detector, max_sensors=1)
     return {
         "detector": str(detector_path),
         "frame_map": e2e.frame_map.map,

@@ -44,6 +44,7 @@ from thermact.inference.runners import (
 )
 from thermact.inference.streaming import StreamingPredictor, StreamStats, interleave
 from thermact.io import check_writable, write_json_atomic
+from thermact.models.tta import TTA
 from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
@@ -83,6 +84,9 @@ class StreamOptions:
     precision: Precision = "fp32"
     """PyTorch models: ``fp32`` or ``bf16`` (bfloat16 autocast; about twice as fast on CPUs with
     AMX / AVX512-BF16)."""
+    tta: TTA = "none"
+    """Action model: none, or flips (scores averaged over the four flips of each clip; up to 4x its
+    compute; PyTorch only)."""
     out: str | None = None
     """Also write the summary and all events as JSON here."""
     tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
@@ -98,6 +102,10 @@ class StreamOptions:
             raise ConfigError(f"config key 'max_idle_s': must be > 0, got {self.max_idle_s}")
         if self.threads < 1:
             raise ConfigError(f"config key 'threads': must be >= 1, got {self.threads}")
+        if self.onnx and self.tta != "none":
+            raise ConfigError(
+                f"config keys 'onnx', 'tta': tta={self.tta} runs the PyTorch model (onnx=false)"
+            )
 
 
 def load_stream_options(overrides: Sequence[str]) -> StreamOptions:
@@ -107,7 +115,7 @@ def load_stream_options(overrides: Sequence[str]) -> StreamOptions:
 def _models(opts: StreamOptions, tmp: Path) -> tuple[ActionModelLike, DetectorLike]:
     if not opts.onnx or (opts.checkpoint.endswith(".onnx") and opts.detector.endswith(".onnx")):
         return load_action_model(
-            opts.checkpoint, threads=opts.threads, precision=opts.precision
+            opts.checkpoint, threads=opts.threads, precision=opts.precision, tta=opts.tta
         ), load_detector(opts.detector, threads=opts.threads, precision=opts.precision)
     action_path = Path(opts.checkpoint)
     if action_path.suffix != ".onnx":

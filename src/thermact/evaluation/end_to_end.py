@@ -26,6 +26,7 @@ from thermact.evaluation.evaluate import Predictions, predict
 from thermact.evaluation.frame_map import Detection, FrameMAP, GroundTruth, frame_map
 from thermact.inference.runners import DetectorLike
 from thermact.models.postprocess import Detections, person_boxes
+from thermact.models.tta import TTA, with_tta
 from thermact.tasks.action import TrainedActionModel
 
 __all__ = ["EndToEnd", "detect_keyframes", "end_to_end_frame_map"]
@@ -73,11 +74,13 @@ def end_to_end_frame_map(
     keyframes: Sequence[Keyframe],
     device: torch.device,
     batch_size: int = 16,
+    tta: TTA = "none",
 ) -> EndToEnd:
     """Frame-mAP@0.5 of the action model fed with detector boxes (see the module docstring).
 
     ``person_dets`` holds each keyframe's detections (persons are taken from them); the action
-    model samples its own clip (its config's window and keyframe position) and normalisation.
+    model samples its own clip (its config's window and keyframe position) and normalisation;
+    ``tta``: see :mod:`thermact.models.tta`.
     """
     detected: list[Keyframe] = []
     for kf in keyframes:
@@ -88,7 +91,8 @@ def end_to_end_frame_map(
         detected.append(dataclasses.replace(kf, persons=boxes))
     dataset = ClipDataset.from_data(data, detected, action.clip, norm=action.norm)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_clips)
-    preds = predict(action.model, loader, device, mode=action.config.model.head.mode)
+    mode = action.config.model.head.mode
+    preds = predict(with_tta(action.model, tta, mode), loader, device, mode=mode)
     dets: list[Detection] = []
     for r in range(len(preds)):
         kf_id = preds.keyframe_ids[r]

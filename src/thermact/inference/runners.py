@@ -38,6 +38,7 @@ from thermact.models.action import ActionModel
 from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
 from thermact.models.postprocess import Detections, ScoreMode, decode, scores_from_logits
+from thermact.models.tta import TTA, with_tta
 from thermact.ops.fuse import fold_batchnorm
 from thermact.tasks.action import TrainedActionModel, restore_model
 from thermact.tasks.person import TrainedDetector, restore_detector
@@ -248,11 +249,17 @@ class ActionRunner:
 
     @classmethod
     def from_trained(
-        cls, trained: TrainedActionModel, device: str | torch.device = "cpu", precision: Precision = "fp32"
+        cls,
+        trained: TrainedActionModel,
+        device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
+        tta: TTA = "none",
     ) -> ActionRunner:
+        """``tta="flips"``: scores averaged over the four flips of each clip (:mod:`thermact.models.tta`)."""
         dev = torch.device(device)
+        mode = trained.config.model.head.mode
         return cls(
-            _TorchAction(prepare_for_inference(trained.model, dev), dev, precision),
+            _TorchAction(with_tta(prepare_for_inference(trained.model, dev), tta, mode), dev, precision),
             trained.classes,
             trained.norm,
             trained.clip.window_s,
@@ -419,17 +426,24 @@ def load_action_model(
     device: str | torch.device = "cpu",
     threads: int = 1,
     precision: Precision = "fp32",
+    tta: TTA = "none",
 ) -> ActionRunner:
     """An action model from a checkpoint (``.pt``) or an exported ``.onnx`` file (``precision``
-    applies to checkpoints; an ONNX model runs as exported).
+    and ``tta`` apply to checkpoints; an ONNX model runs as exported).
 
     Raises:
         CheckpointError: missing or unreadable file, or a person-detector checkpoint.
+        ConfigError: ``tta`` other than none for an ONNX file or an interaction model.
     """
     p = Path(path)
     if p.suffix == ".onnx":
+        if tta != "none":
+            raise ConfigError(f"{p}: tta={tta} needs a PyTorch checkpoint (an ONNX model runs as exported)")
         return ActionRunner.from_onnx(OnnxActionModel(p, intra_op_threads=threads))
-    return ActionRunner.from_trained(restore_model(p, device), device, precision)
+    trained = restore_model(p, device)
+    if tta != "none" and trained.model.interaction is not None:
+        raise ConfigError(f"{p}: tta={tta} is not available for a model with an interaction head")
+    return ActionRunner.from_trained(trained, device, precision, tta)
 
 
 def load_detector(
@@ -451,14 +465,21 @@ def load_detector(
 
 
 def as_action_model(
-    model: Any, device: str | torch.device = "cpu", precision: Precision = "fp32"
+    model: Any, device: str | torch.device = "cpu", precision: Precision = "fp32", tta: TTA = "none"
 ) -> ActionModelLike:
     """Accept an :class:`ActionModelLike`, a ``TrainedModel``, an ``OnnxActionModel`` or a path
-    (``precision``: for the PyTorch models built here)."""
+    (``precision`` and ``tta``: for the PyTorch models built here; a model already built runs as
+    it is, so ``tta`` other than none is refused for it)."""
     if isinstance(model, (str, os.PathLike)):
-        return load_action_model(model, device, precision=precision)
+        return load_action_model(model, device, precision=precision, tta=tta)
     if isinstance(model, TrainedModel) and isinstance(model.model, ActionModel):
-        return ActionRunner.from_trained(model, device, precision)
+        if tta != "none" and model.model.interaction is not None:
+            raise ConfigError(
+                f"{model.path}: tta={tta} is not available for a model with an interaction head"
+            )
+        return ActionRunner.from_trained(model, device, precision, tta)
+    if tta != "none":
+        raise ConfigError(f"tta={tta} needs a checkpoint or a restored model, not a {type(model).__name__}")
     if isinstance(model, OnnxActionModel):
         return ActionRunner.from_onnx(model)
     if isinstance(model, ActionModelLike):

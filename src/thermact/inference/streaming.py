@@ -45,6 +45,7 @@ from thermact.inference.events import Event, EventRule
 from thermact.inference.pipeline import FrameInput, FrameResult, InferencePipeline, PersonResult, StageTimes
 from thermact.inference.runners import Precision, as_action_model, as_detector
 from thermact.inference.sensor import SensorCounters
+from thermact.models.tta import TTA
 from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
 from thermact.tracking.tracker import TrackerConfig
 
@@ -110,6 +111,9 @@ class StreamingPredictor:
         device: where the PyTorch models run.
         precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast) for the PyTorch models built from
             paths or restored models (see :data:`~thermact.inference.runners.Precision`).
+        tta: ``"flips"``: the action model's scores averaged over the four flips of each clip
+            (:mod:`thermact.models.tta`; up to 4x its compute), for an action model given as a path,
+            a shipped name or a restored model; ``"none"`` (default): as trained.
         score_threshold: lowest person-detection score tracked.
         frame_size: ``(H, W)`` of every sensor's frames.
         buffer_frames, max_fps: ring-buffer size per sensor (see
@@ -130,6 +134,7 @@ class StreamingPredictor:
         max_sensors: int = 64,
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
+        tta: TTA = "none",
         score_threshold: float = 0.3,
         frame_size: tuple[int, int] = (40, 60),
         buffer_frames: int | None = None,
@@ -140,7 +145,7 @@ class StreamingPredictor:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.pipeline = InferencePipeline(
-            as_action_model(action, device, precision),
+            as_action_model(action, device, precision, tta),
             as_detector(detector, device, precision),
             tracker_config,
             cadence_s,

@@ -54,6 +54,7 @@ from thermact.models.action import ActionModel
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
 from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
 from thermact.models.memory import FeatureBank
+from thermact.models.tta import TTA, with_tta
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,9 @@ class EvalSection:
     """Validate every this many epochs (and after the last)."""
     metric: Literal["balanced_accuracy", "macro_f1", "accuracy", "frame_map"] = "balanced_accuracy"
     """The validation metric that picks best.pt."""
+    tta: TTA = "none"
+    """Test-time augmentation of validation: none, or flips (scores averaged over the four flips
+    of each clip, thermact.models.tta; up to 4x the validation compute)."""
 
     def __post_init__(self) -> None:
         if self.every_epochs < 1:
@@ -129,6 +133,10 @@ class ActionRunConfig:
     def clip(self) -> ClipConfig:
         """The clip the model is fed: ``data.window_s``, ``model.num_frames``, ``data.keyframe_position``."""
         return ClipConfig(self.data.window_s, self.model.num_frames, self.data.keyframe_position)
+
+    def __post_init__(self) -> None:
+        if self.eval.tta != "none" and self.model.head.interaction.structure != "none":
+            raise ValueError("eval.tta: flip averaging is not available with an interaction head")
 
 
 TrainedActionModel = TrainedModel[ActionModel, ActionRunConfig]
@@ -305,9 +313,9 @@ class ActionRun:
         (None without validation keyframes: the ``all`` split)."""
         if not self.fold.test:
             return None
-        preds = predict(
-            net, self.val_loader, self.device, mode=self.cfg.model.head.mode, autocast_dtype=self.amp_dtype
-        )
+        mode = self.cfg.model.head.mode
+        model = with_tta(net, self.cfg.eval.tta, mode)
+        preds = predict(model, self.val_loader, self.device, mode=mode, autocast_dtype=self.amp_dtype)
         shards = self.ctx.gather(preds)
         if not self.ctx.is_main:
             return None
