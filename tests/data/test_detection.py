@@ -67,3 +67,29 @@ def test_collate_and_errors(real_data: ThermalData) -> None:
         DetectionClipDataset(real_data.recordings, kfs, detection_clip(3, 0.5).__class__(0.5, 3, "center"))
     with pytest.raises(IndexError):
         ds[10]
+
+
+def test_sensor_augmentation_draws_as_the_action_clips_do(real_data: ThermalData) -> None:
+    """With a SensorAugment the detector's training clips get the jittered timing, packet loss
+    and dead pixels of the action model's (same keyframe, seed and epoch: same draws)."""
+    from thermact.data.dataset import ClipDataset
+    from thermact.data.sensor_augment import SensorAugment
+
+    kfs = [k for k in real_data.keyframes if k.persons][::40][:12]
+    sensor = SensorAugment((0.8, 1.25), 0.5, 0.3, 0.02)
+    plain = DetectionClipDataset(real_data.recordings, kfs, CLIP, seed=3)
+    jittered = DetectionClipDataset(real_data.recordings, kfs, CLIP, seed=3, sensor=sensor)
+    action = ClipDataset.from_data(real_data, kfs, CLIP, seed=3, sensor=sensor)
+    moved = 0
+    for i in range(len(kfs)):
+        a, b, c = plain[i], jittered[i], action[i]
+        assert torch.equal(b.frame_indices, c.frame_indices) and torch.equal(b.frames, c.frames)
+        assert torch.equal(b.boxes[: len(kfs[i].persons)], c.boxes)  # sensor jitter moves no box
+        moved += int(not torch.equal(a.frames, b.frames))
+        assert int(b.frame_indices[-1]) == int(a.frame_indices[-1])  # still ends at the keyframe
+    assert moved >= len(kfs) // 2  # most clips are changed
+    epoch0 = [jittered[i].frames for i in range(len(kfs))]
+    jittered.set_epoch(1)  # new draws every epoch
+    assert any(not torch.equal(jittered[i].frames, f) for i, f in enumerate(epoch0))
+    off = DetectionClipDataset(real_data.recordings, kfs, CLIP, seed=3, sensor=SensorAugment())
+    assert off.sensor is None and torch.equal(off[0].frames, plain[0].frames)

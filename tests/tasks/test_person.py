@@ -136,3 +136,17 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
         train(PERSON, _cfg(tmp_path / "r", small_split, f"resume={action_like}"))
     with pytest.raises(CheckpointError, match="not a person-detector checkpoint"):
         restore_detector(action_like)
+
+
+def test_sensor_augmentations_reach_the_detector_training_clips(tmp_path: Path, small_split: Path) -> None:
+    from thermact.engine.distributed import DistContext
+    from thermact.tasks.person import DetectorRun
+
+    keys = ["augment.time_stretch=[0.8,1.25]", "augment.frame_drop=0.5", "augment.dead_pixels=0.01"]
+    run = DetectorRun(_cfg(tmp_path, small_split, *keys), DistContext(), torch.device("cpu"), None)
+    sensor = run.train_set.sensor
+    assert sensor is not None and sensor.time_stretch == (0.8, 1.25) and sensor.dead_pixels == 0.01
+    plain = DetectorRun(_cfg(tmp_path / "p", small_split), DistContext(), torch.device("cpu"), None)
+    assert plain.train_set.sensor is None
+    changed = [not torch.equal(run.train_set[i].frames, plain.train_set[i].frames) for i in range(8)]
+    assert sum(changed) >= 4

@@ -169,6 +169,21 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def read_clip(
+    rec: Recording, keyframe_ms: int, clip: ClipConfig, sensor: SensorAugment | None, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Frame indices ``[T]``, frames ``[T, H, W]`` (°C) and validity ``[T, H, W]`` of the clip of
+    ``keyframe_ms``: on the plain time grid, or with ``sensor``'s jittered timing and corruptions
+    drawn from a generator seeded with ``seed``."""
+    if sensor is None:
+        idx = clip_indices(rec.timestamps, keyframe_ms, clip)
+        return idx, rec.frames[idx], rec.valid[idx]
+    gen = torch.Generator().manual_seed(seed)
+    idx = sensor.indices(rec.timestamps, keyframe_ms, clip, gen)
+    frames, valid = sensor.corrupt(rec.frames[idx], rec.valid[idx], gen)
+    return idx, frames, valid
+
+
 class ClipDataset(torch.utils.data.Dataset[ClipSample]):
     """Clips around keyframes, one item per keyframe.
 
@@ -284,21 +299,11 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         index = index % len(self)
         kf = self.keyframes[index]
         rec = self.recordings[kf.recording_id]
-        sensor_gen = None
-        if self.sensor is not None:
-            sensor_gen = torch.Generator().manual_seed(
-                sample_seed(self.seed + SENSOR_SEED, self.epoch, index)
-            )
-            idx = self.sensor.indices(rec.timestamps, kf.timestamp_ms, self.clip, sensor_gen)
-        else:
-            idx = clip_indices(rec.timestamps, kf.timestamp_ms, self.clip)
         # Per-sample work runs in NumPy (single-threaded): tiny torch ops would each pay for
         # intra-op thread synchronisation in the main process.
-        frames_np: npt.NDArray[np.float32] = rec.frames[idx]
-        valid_np: npt.NDArray[np.bool_] = rec.valid[idx]
+        sensor_seed = sample_seed(self.seed + SENSOR_SEED, self.epoch, index)
+        idx, frames_np, valid_np = read_clip(rec, kf.timestamp_ms, self.clip, self.sensor, sensor_seed)
         boxes_np = boxes_array(kf.persons)
-        if self.sensor is not None and sensor_gen is not None:
-            frames_np, valid_np = self.sensor.corrupt(frames_np, valid_np, sensor_gen)
         if self.norm is not None and self.norm.reference == "background":
             frames_np = frames_np - rec.background
         if self.augment is not None:

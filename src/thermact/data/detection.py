@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
 from thermact.data.annotations import Keyframe, boxes_array
-from thermact.data.clips import ClipConfig, clip_indices
-from thermact.data.dataset import sample_seed
+from thermact.data.clips import ClipConfig
+from thermact.data.dataset import SENSOR_SEED, read_clip, sample_seed
 from thermact.data.recording import Recording
+from thermact.data.sensor_augment import SensorAugment
 from thermact.data.transforms import Augment, NormStats, normalize
 from thermact.errors import DataError
 
@@ -108,6 +108,8 @@ class DetectionClipDataset(torch.utils.data.Dataset[DetectionSample]):
         augment: random augmentation (training only).
         with_others: also return the hot-object / furniture boxes (label 1).
         seed: base seed of the per-item augmentation generators.
+        sensor: random sensor behaviour (training only; :mod:`thermact.data.sensor_augment`), drawn
+            as for :class:`~thermact.data.dataset.ClipDataset`.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class DetectionClipDataset(torch.utils.data.Dataset[DetectionSample]):
         augment: Augment | None = None,
         with_others: bool = True,
         seed: int = 0,
+        sensor: SensorAugment | None = None,
     ) -> None:
         if clip.keyframe_position != "causal":
             raise ValueError("a detector clip must be causal (keyframe_position='causal')")
@@ -129,6 +132,7 @@ class DetectionClipDataset(torch.utils.data.Dataset[DetectionSample]):
         self.augment = augment
         self.with_others = with_others
         self.seed = int(seed)
+        self.sensor = sensor if sensor is not None and sensor.enabled else None
         self.epoch = 0
         for kf in self.keyframes:
             if kf.recording_id not in self.recordings:
@@ -146,9 +150,8 @@ class DetectionClipDataset(torch.utils.data.Dataset[DetectionSample]):
         index = index % len(self)
         kf = self.keyframes[index]
         rec = self.recordings[kf.recording_id]
-        idx = clip_indices(rec.timestamps, kf.timestamp_ms, self.clip)
-        frames: Any = rec.frames[idx]
-        valid: Any = rec.valid[idx]
+        sensor_seed = sample_seed(self.seed + SENSOR_SEED, self.epoch, index)
+        idx, frames, valid = read_clip(rec, kf.timestamp_ms, self.clip, self.sensor, sensor_seed)
         others = kf.others if self.with_others else ()
         boxes = np.concatenate([boxes_array(kf.persons), boxes_array(others)], axis=0)
         labels = np.asarray([0] * len(kf.persons) + [NON_PERSON] * len(others), dtype=np.int64)

@@ -39,7 +39,6 @@ from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
 from thermact.engine.samplers import EpochSampler
-from thermact.errors import ConfigError
 from thermact.evaluation.detection import detection_metrics
 from thermact.models.person_detector import (
     DetectorModelConfig,
@@ -201,11 +200,6 @@ class DetectorRun:
         self, cfg: DetectorRunConfig, ctx: DistContext, device: torch.device, amp_dtype: torch.dtype | None
     ) -> None:
         self.cfg, self.ctx, self.device, self.amp_dtype = cfg, ctx, device, amp_dtype
-        if sensor_augment_of(cfg.augment) is not None:
-            raise ConfigError(
-                "config keys 'augment.time_stretch', 'frame_drop', 'p_stale_rows', 'dead_pixels': the "
-                "person detector does not take sensor augmentations (action models only)"
-            )
         self.clip = cfg.clip
         self.classes = list(DETECTOR_CLASSES)
         data = load_dataset(cfg.data.root, lenient=cfg.data.lenient)
@@ -223,6 +217,7 @@ class DetectorRun:
             augment_of(cfg.augment),
             with_others,
             cfg.run.seed,
+            sensor_augment_of(cfg.augment),
         )
         val_set = DetectionClipDataset(data.recordings, self.val_keyframes, self.clip, self.norm)
         self.sampler = EpochSampler(len(self.train_set), cfg.run.seed, None, ctx.world_size, ctx.rank)
