@@ -10,8 +10,9 @@ import torch
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
 from thermact.data.source import ThermalData
 from thermact.data.transforms import hflip, rotate180, vflip
+from thermact.errors import ConfigError
 from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
-from thermact.models.tta import FLIP_VIEWS, FlipAverage, flip_view, with_tta
+from thermact.models.tta import FLIP_VIEWS, FlipAverage, check_tta, flip_view, with_tta
 from thermact.tasks.action import TrainedActionModel, restore_model
 
 
@@ -94,6 +95,12 @@ def test_with_tta_and_what_is_refused(shipped: TrainedActionModel) -> None:
     )
     with pytest.raises(ValueError, match="interaction head"):
         FlipAverage(ia)
+    with pytest.raises(
+        ConfigError, match=r"^ia\.pt: tta=flips is not available for a model with an interaction head"
+    ):
+        check_tta(ia, "flips", "ia.pt")
+    check_tta(ia, "none", "ia.pt")
+    check_tta(model, "flips", "thermal_net_live")
 
 
 def test_a_box_at_the_frame_edge_stays_inside_the_flipped_frame() -> None:

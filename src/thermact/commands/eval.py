@@ -88,7 +88,7 @@ from thermact.inference.runners import ActionRunner, DetectorRunner
 from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic, write_text_atomic
 from thermact.models.postprocess import Detections
-from thermact.models.tta import TTA, with_tta
+from thermact.models.tta import TTA, check_tta, with_tta
 from thermact.tasks.action import TrainedActionModel, class_counts, restore_model
 from thermact.tasks.person import restore_detector
 
@@ -337,10 +337,7 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
     device = select_device(opts.device)
     trained = restore_model(opts.checkpoint, device)
-    if opts.tta != "none" and trained.model.interaction is not None:
-        raise ConfigError(
-            f"{trained.path}: tta={opts.tta} is not available for a model with an interaction head"
-        )
+    check_tta(trained.model, opts.tta, str(trained.path))
     target = eval_target(opts, trained, lenient)
     data, test_kfs = target.data, target.keyframes
     check_class_list(trained.classes, data.classes.names, str(trained.path), str(data.root))

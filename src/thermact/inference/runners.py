@@ -38,7 +38,7 @@ from thermact.models.action import ActionModel
 from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
 from thermact.models.postprocess import Detections, ScoreMode, decode, scores_from_logits
-from thermact.models.tta import TTA, with_tta
+from thermact.models.tta import TTA, check_tta, with_tta
 from thermact.ops.fuse import fold_batchnorm
 from thermact.tasks.action import TrainedActionModel, restore_model
 from thermact.tasks.person import TrainedDetector, restore_detector
@@ -255,7 +255,9 @@ class ActionRunner:
         precision: Precision = "fp32",
         tta: TTA = "none",
     ) -> ActionRunner:
-        """``tta="flips"``: scores averaged over the four flips of each clip (:mod:`thermact.models.tta`)."""
+        """``tta="flips"``: scores averaged over the four flips of each clip (:mod:`thermact.models.tta`;
+        a :class:`~thermact.errors.ConfigError` for a model with an interaction head)."""
+        check_tta(trained.model, tta, str(trained.path))
         dev = torch.device(device)
         mode = trained.config.model.head.mode
         return cls(
@@ -440,10 +442,7 @@ def load_action_model(
         if tta != "none":
             raise ConfigError(f"{p}: tta={tta} needs a PyTorch checkpoint (an ONNX model runs as exported)")
         return ActionRunner.from_onnx(OnnxActionModel(p, intra_op_threads=threads))
-    trained = restore_model(p, device)
-    if tta != "none" and trained.model.interaction is not None:
-        raise ConfigError(f"{p}: tta={tta} is not available for a model with an interaction head")
-    return ActionRunner.from_trained(trained, device, precision, tta)
+    return ActionRunner.from_trained(restore_model(p, device), device, precision, tta)
 
 
 def load_detector(
@@ -473,10 +472,6 @@ def as_action_model(
     if isinstance(model, (str, os.PathLike)):
         return load_action_model(model, device, precision=precision, tta=tta)
     if isinstance(model, TrainedModel) and isinstance(model.model, ActionModel):
-        if tta != "none" and model.model.interaction is not None:
-            raise ConfigError(
-                f"{model.path}: tta={tta} is not available for a model with an interaction head"
-            )
         return ActionRunner.from_trained(model, device, precision, tta)
     if tta != "none":
         raise ConfigError(f"tta={tta} needs a checkpoint or a restored model, not a {type(model).__name__}")

@@ -25,9 +25,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from thermact.errors import ConfigError
 from thermact.models.action import ActionModel
 
-__all__ = ["FLIP_VIEWS", "TTA", "FlipAverage", "flip_view", "with_tta"]
+__all__ = ["FLIP_VIEWS", "TTA", "FlipAverage", "check_tta", "flip_view", "with_tta"]
 
 TTA = Literal["none", "flips"]
 """``none``: the model as trained; ``flips``: :class:`FlipAverage`."""
@@ -75,6 +76,13 @@ class FlipAverage(nn.Module):
             return torch.log(torch.softmax(logits, dim=-1).mean(0).clamp_min(1e-12))
         p = torch.sigmoid(logits).mean(0).clamp(1e-7, 1 - 1e-7)
         return torch.log(p) - torch.log1p(-p)
+
+
+def check_tta(model: nn.Module, tta: TTA, where: str) -> None:
+    """Raise :class:`~thermact.errors.ConfigError` (naming ``where``, e.g. the checkpoint) when
+    ``tta`` cannot apply to ``model``: flip averaging of a model with an interaction head."""
+    if tta != "none" and isinstance(model, ActionModel) and model.interaction is not None:
+        raise ConfigError(f"{where}: tta={tta} is not available for a model with an interaction head")
 
 
 def with_tta(model: nn.Module, tta: TTA, mode: Literal["softmax", "sigmoid"] = "softmax") -> nn.Module:
