@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -22,8 +23,14 @@ from thermact.engine.checkpoint import save_checkpoint
 from thermact.engine.config import load_config
 from thermact.engine.run import train
 from thermact.evaluation.detection import detection_metrics
-from thermact.evaluation.end_to_end import detect_keyframes, end_to_end_frame_map
+from thermact.evaluation.end_to_end import (
+    MatchedBoxes,
+    detect_keyframes,
+    end_to_end_frame_map,
+    match_to_persons,
+)
 from thermact.evaluation.evaluate import predict, score_predictions
+from thermact.evaluation.report import format_number
 from thermact.inference.falls import lying_episodes
 from thermact.inference.runners import DetectorRunner
 from thermact.models.postprocess import Detections
@@ -124,6 +131,10 @@ def test_end_to_end_on_perfect_boxes_equals_gt_box_frame_map(
     e2e = end_to_end_frame_map(action, perfect, real_data, kfs, torch.device("cpu"))
     assert e2e.num_person_detections == sum(len(k.persons) for k in kfs)
     assert e2e.frame_map.map == pytest.approx(gt_result.frame_map.map, abs=1e-6)
+    # every annotated person found by its own box: the matched numbers are the ground-truth ones
+    assert e2e.matched.found == e2e.matched.num_persons == sum(len(k.persons) for k in kfs)
+    assert e2e.matched.accuracy == pytest.approx(gt_result.classification.accuracy)
+    assert e2e.matched.frame_map == pytest.approx(gt_result.frame_map.map, abs=1e-6)
     # halving every detector score leaves the ranking, hence the mAP, unchanged; dropping boxes lowers it
     half = {k: dataclasses.replace(d, scores=d.scores * 0.5) for k, d in perfect.items()}
     assert end_to_end_frame_map(
@@ -131,6 +142,37 @@ def test_end_to_end_on_perfect_boxes_equals_gt_box_frame_map(
     ).frame_map.map == pytest.approx(gt_result.frame_map.map, abs=1e-6)
     none = end_to_end_frame_map(action, {}, real_data, kfs, torch.device("cpu"))
     assert none.num_person_detections == 0 and none.frame_map.map == 0.0
+    assert none.matched == MatchedBoxes(e2e.matched.num_persons, 0, None, None)
+    # a confident box on no one, in every keyframe: the end-to-end mAP drops, the matched one does not
+    far = {
+        k: dataclasses.replace(
+            d,
+            boxes=torch.cat([d.boxes, torch.tensor([[0.0, 0.0, 3.0, 3.0]])]),
+            scores=torch.cat([d.scores * 0.5, torch.ones(1)]),
+            labels=torch.cat([d.labels, torch.zeros(1, dtype=torch.int64)]),
+        )
+        for k, d in perfect.items()
+    }
+    with_far = end_to_end_frame_map(action, far, real_data, kfs, torch.device("cpu"))
+    assert with_far.frame_map.map < gt_result.frame_map.map - 0.01
+    assert with_far.matched.found == e2e.matched.found
+    assert with_far.matched.frame_map == pytest.approx(gt_result.frame_map.map, abs=1e-6)
+
+
+def test_match_to_persons_is_greedy_by_score_and_one_to_one() -> None:
+    persons = np.array([[10.0, 10.0, 20.0, 30.0], [40.0, 5.0, 50.0, 15.0]])
+    boxes = np.array(
+        [
+            [11.0, 10.0, 21.0, 30.0],  # person 0, IoU 0.82, lower score
+            [10.0, 11.0, 20.0, 31.0],  # person 0, IoU 0.90, higher score: takes it
+            [40.0, 5.0, 44.0, 15.0],  # person 1, IoU 0.4: no match
+            [0.0, 0.0, 3.0, 3.0],  # no one
+        ]
+    )
+    assert match_to_persons(boxes, np.array([0.6, 0.9, 0.8, 0.99]), persons) == [None, 0, None, None]
+    assert match_to_persons(boxes, np.array([0.95, 0.9, 0.8, 0.99]), persons) == [0, None, None, None]
+    assert match_to_persons(boxes, np.ones(4), persons, iou_threshold=0.3) == [0, None, 1, None]
+    assert match_to_persons(boxes, np.ones(4), np.zeros((0, 4))) == [None] * 4
 
 
 def test_action_eval_with_detector_option(
@@ -160,6 +202,16 @@ def test_action_eval_with_detector_option(
     assert lines[2] == (
         f"end-to-end frame-mAP@0.5 {e2e['frame_map']:.3f} on the detector's boxes "
         f"({e2e['num_person_detections']} person detections of {det_ckpt})"
+    )
+    m = e2e["matched_boxes"]
+    assert m["num_persons"] == len(outcome.predictions) and 0 <= m["found"] <= m["num_persons"]
+    assert lines[3] == (
+        f"  of which found {m['found']} of {m['num_persons']} persons: top-1 {format_number(m['accuracy'])}, "
+        f"frame-mAP@0.5 {format_number(m['frame_map'])} without the boxes that found no one"
+    )
+    assert (
+        f"The detector found {m['found']} of the {m['num_persons']} annotated persons"
+        in (tmp_path / "e" / "report.md").read_text()
     )
     plain = run_evaluation(load_options(str(action_ckpt), [f"out={tmp_path / 'p'}"]))
     assert plain.end_to_end is None and "end_to_end" not in plain.report

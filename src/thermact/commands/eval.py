@@ -457,19 +457,23 @@ def run_end_to_end(
         "frame_map": e2e.frame_map.map,
         "per_class_ap": {trained.classes[c.label]: c.ap for c in e2e.frame_map.per_class},
         "num_person_detections": e2e.num_person_detections,
+        "matched_boxes": e2e.matched.summary(),
         "detector_metrics": det_metrics.summary(),
         "fall_alerts": fall_alert_reports(live, data, test_kfs),
     }
 
 
 def end_to_end_markdown(e2e: Mapping[str, Any], gt_frame_map: float | None) -> str:
-    f = format_number
+    f, m = format_number, e2e["matched_boxes"]
     return (
         "\n## End to end: action model on detector boxes\n\n"
         f"Detector `{e2e['detector']}`: person AP@0.5 {f(e2e['detector_metrics']['person_ap'])}, "
         f"{e2e['num_person_detections']} person detections scored (detector score x class probability).\n\n"
         "| boxes | frame-mAP@0.5 |\n| --- | --- |\n"
         f"| ground truth | {f(gt_frame_map)} |\n| detector | {f(e2e['frame_map'])} |\n"
+        f"| detector, only the boxes that found an annotated person | {f(m['frame_map'])} |\n\n"
+        f"The detector found {m['found']} of the {m['num_persons']} annotated persons (IoU ≥ 0.5); on their "
+        f"detected boxes the top class is right for {f(m['accuracy'])} of them.\n"
         + fall_alerts_markdown(e2e.get("fall_alerts") or [])
     )
 
@@ -545,12 +549,13 @@ def outcome_lines(outcome: EvalOutcome) -> list[str]:
     detector boxes right below the frame-mAP on ground-truth boxes) and where the files went."""
     lines = summary_lines(outcome.result, outcome.metadata)
     if outcome.end_to_end is not None:
-        e2e = outcome.end_to_end
-        lines.insert(
-            2,
-            f"end-to-end frame-mAP@0.5 {format_number(e2e['frame_map'])} on the detector's boxes "
+        e2e, m, f = outcome.end_to_end, outcome.end_to_end["matched_boxes"], format_number
+        lines[2:2] = [
+            f"end-to-end frame-mAP@0.5 {f(e2e['frame_map'])} on the detector's boxes "
             f"({e2e['num_person_detections']} person detections of {e2e['detector']})",
-        )
+            f"  of which found {m['found']} of {m['num_persons']} persons: top-1 {f(m['accuracy'])}, "
+            f"frame-mAP@0.5 {f(m['frame_map'])} without the boxes that found no one",
+        ]
     return [
         *lines,
         f"wrote {', '.join(p.name for p in outcome.files.values())} to {outcome.out_dir}",
