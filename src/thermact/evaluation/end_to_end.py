@@ -121,9 +121,14 @@ def match_to_persons(
 
 
 def _matched_boxes(
-    preds: Predictions, det_scores: np.ndarray, keyframes: Sequence[Keyframe], num_classes: int
+    preds: Predictions,
+    det_scores: np.ndarray,
+    keyframes: Sequence[Keyframe],
+    gt: Sequence[GroundTruth],
+    num_classes: int,
 ) -> MatchedBoxes:
-    """:class:`MatchedBoxes` of the rows of ``preds`` (detections with scores ``det_scores``)."""
+    """:class:`MatchedBoxes` of the rows of ``preds`` (detections with scores ``det_scores``;
+    ``gt``: the labelled persons of ``keyframes``, as frame-mAP takes them)."""
     rows: dict[str, list[int]] = {}
     for r, key in enumerate(preds.keyframe_ids):
         rows.setdefault(key, []).append(r)
@@ -133,15 +138,15 @@ def _matched_boxes(
         persons = [b for b in kf.persons if b.label is not None]
         num_persons += len(persons)
         idx = rows.get(kf.keyframe_id, [])
-        gt = np.array([b.xyxy for b in persons], dtype=np.float64).reshape(-1, 4)
-        for r, m in zip(idx, match_to_persons(preds.boxes[idx], det_scores[idx], gt), strict=True):
+        xyxy = np.array([b.xyxy for b in persons], dtype=np.float64).reshape(-1, 4)
+        for r, m in zip(idx, match_to_persons(preds.boxes[idx], det_scores[idx], xyxy), strict=True):
             if m is not None:
                 labels[r] = int(persons[m].label)  # type: ignore[arg-type]
     found = np.flatnonzero(labels >= 0)
     if not len(found):
         return MatchedBoxes(num_persons, 0, None, None)
     accuracy = float(np.mean(preds.scores[found].argmax(axis=1) == labels[found]))
-    fmap = frame_map(_scored_detections(preds, det_scores, found), _ground_truth(keyframes), num_classes)
+    fmap = frame_map(_scored_detections(preds, det_scores, found), gt, num_classes)
     return MatchedBoxes(num_persons, len(found), accuracy, fmap.map)
 
 
@@ -190,8 +195,10 @@ def end_to_end_frame_map(
     ``tta``: see :mod:`thermact.models.tta`.
     """
     detected: list[Keyframe] = []
+    person_scores: dict[str, torch.Tensor] = {}
     for kf in keyframes:
         d = person_boxes(person_dets.get(kf.keyframe_id, Detections.empty()))
+        person_scores[kf.keyframe_id] = d.scores
         boxes = tuple(
             Box((b[0], b[1], b[2], b[3]), "person", 0, "detected", i) for i, b in enumerate(d.boxes.tolist())
         )
@@ -202,14 +209,12 @@ def end_to_end_frame_map(
     preds = predict(with_tta(action.model, tta, mode), loader, device, mode=mode)
     det_scores = np.array(
         [
-            float(person_boxes(person_dets[key]).scores[int(t)])
+            float(person_scores[key][int(t)])
             for key, t in zip(preds.keyframe_ids, preds.track_ids, strict=True)
         ],
         dtype=np.float64,
     )
-    num_classes = len(action.classes)
-    fmap = frame_map(
-        _scored_detections(preds, det_scores, range(len(preds))), _ground_truth(keyframes), num_classes
-    )
-    matched = _matched_boxes(preds, det_scores, keyframes, num_classes)
+    num_classes, gt = len(action.classes), _ground_truth(keyframes)
+    fmap = frame_map(_scored_detections(preds, det_scores, range(len(preds))), gt, num_classes)
+    matched = _matched_boxes(preds, det_scores, keyframes, gt, num_classes)
     return EndToEnd(fmap, preds, len(preds), matched)
