@@ -1,7 +1,8 @@
 """How many 6 fps sensors one CPU core serves in real time, end to end, with PyTorch and onnxruntime.
 
 End to end = :class:`thermact.inference.StreamingPredictor`: dead-pixel repair and ring buffer,
-the person detector on every frame, the tracker, and the action model on each tracked person once
+the person detector on every frame (its person boxes grown to the body heat around them,
+:mod:`thermact.models.heat_boxes`), the tracker, and the action model on each tracked person once
 per second (``cadence_s=1``), on the model's causal clip (2.7 s; 8 frames for the live model).
 One core: PyTorch with ``torch.set_num_threads(1)``, onnxruntime with one intra-op and one
 inter-op thread.
@@ -14,7 +15,7 @@ started together, sensor ``j`` delayed by ``j / N`` of a frame interval so arriv
 1. **Throughput**: all frames of ``--sensors`` sensors pushed as fast as possible, one frame per
    sensor per ``push_many`` (what a saturated server sees). *Sensors per core* = frames processed
    per second / 6. The stage times of the predictor say where the time goes: detector (normalise,
-   network, decode), action model (normalise, network, softmax), tracking (tracker and clip
+   network, decode, growth), action model (normalise, network, softmax), tracking (tracker and clip
    assembly), ingest (checks, repair, ring buffer) and other (Python bookkeeping).
 2. **Latency**: a single-server queue simulated on a virtual clock: frames arrive at their replay
    times; whenever the server is free it takes every frame that has arrived and processes it
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backends",
         default="pytorch,pytorch-bf16,onnxruntime",
-        help="comma-separated: pytorch, pytorch-bf16 (bfloat16 autocast), onnxruntime",
+        help="comma-separated: pytorch, pytorch-bf16 (bfloat16 autocast), onnxruntime, pytorch-no-growth "
+        "(fp32 with the detector's person boxes as decoded, not grown to body heat: what that step costs)",
     )
     args = parser.parse_args(argv)
     configure_cpu_math()
@@ -273,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.detector, args.action_config, args.detector_config, tmp
         )
         for backend in args.backends.split(","):
-            if backend in ("pytorch", "pytorch-bf16"):
+            if backend in ("pytorch", "pytorch-bf16", "pytorch-no-growth"):
                 precision: Precision = "bf16" if backend == "pytorch-bf16" else "fp32"
                 action: ActionModelLike = load_action_model(ckpt, precision=precision)
-                detector: DetectorLike = load_detector(det, precision=precision)
+                runner = load_detector(det, precision=precision)
+                if backend == "pytorch-no-growth":
+                    runner.heat_growth = None
+                detector: DetectorLike = runner
             elif backend == "onnxruntime":
                 action = load_action_model(export_action_onnx(restore_model(ckpt), tmp / "a.onnx"), threads=1)
                 detector = load_detector(

@@ -120,3 +120,35 @@ def test_flip_averaged_runner_scores_and_where_it_is_refused(
         load_action_model(tmp_path / "action.onnx", tta="flips")  # refused before the file is read
     with pytest.raises(ConfigError, match="tta=flips needs a checkpoint or a restored model"):
         as_action_model(fake_action(trained.classes), tta="flips")
+
+
+def test_detector_runner_grows_person_boxes_to_the_heat_of_the_current_frame(
+    detector_ckpt: Path, real_data: Any
+) -> None:
+    """A detector's runner grows its person boxes (config ``eval.heat_growth_c``, on by default) on
+    the raw °C current frame: exactly :func:`grow_person_boxes` over the boxes as decoded, same
+    scores; ``eval.heat_growth_c=null`` (an old export without it alike) turns it off."""
+    import dataclasses
+
+    import torch
+
+    from thermact.inference.runners import DetectorRunner
+    from thermact.models.heat_boxes import HeatGrowth, grow_person_boxes
+    from thermact.tasks.person import restore_detector
+
+    trained = restore_detector(detector_ckpt)
+    grown = DetectorRunner.from_trained(trained)
+    assert grown.heat_growth == HeatGrowth(3.0, 0.3, 0.3)
+    off = dataclasses.replace(
+        trained.config, eval=dataclasses.replace(trained.config.eval, heat_growth_c=None)
+    )
+    plain = DetectorRunner.from_trained(dataclasses.replace(trained, config=off))
+    assert plain.heat_growth is None
+    frames = np.asarray(next(iter(real_data.recordings.values())).frames, dtype=np.float32)
+    clips = np.stack([frames[i - 2 : i + 1] for i in range(2, len(frames), len(frames) // 20)])
+    got, decoded = grown.detect(clips, 0.3), plain.detect(clips, 0.3)
+    want = grow_person_boxes(torch.from_numpy(clips[:, -1].copy()), decoded, HeatGrowth())
+    assert sum(len(d) for d in got) >= 10
+    assert sum(int((w.boxes != d.boxes).any(dim=1).sum()) for w, d in zip(want, decoded, strict=True)) >= 1
+    for g, w, d in zip(got, want, decoded, strict=True):
+        assert torch.equal(g.boxes, w.boxes) and torch.equal(g.scores, d.scores)

@@ -18,6 +18,7 @@ from thermact.inference.pipeline import FrameInput
 from thermact.inference.runners import ActionRunner, DetectorRunner, load_action_model, load_detector
 from thermact.inference.sensor import raw_frames
 from thermact.inference.streaming import StreamingPredictor, interleave
+from thermact.models.heat_boxes import HeatGrowth
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
 
@@ -92,6 +93,8 @@ def test_onnx_runtime_gives_the_same_tracks_and_top_classes_as_torch(
     np.testing.assert_allclose([r[4] for r in got], [r[4] for r in ref], atol=1e-3)
     assert isinstance(onnx_pred.pipeline.action, ActionRunner)
     assert isinstance(onnx_pred.pipeline.detector, DetectorRunner)
+    # the export carries the growth of person boxes to their heat (models.heat_boxes) with it
+    assert onnx_pred.pipeline.detector.heat_growth == HeatGrowth() == torch_pred.pipeline.detector.heat_growth
 
 
 def test_end_to_end_on_a_bundled_recording(

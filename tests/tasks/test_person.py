@@ -138,6 +138,27 @@ def test_config_dispatch_and_errors(tmp_path: Path, small_split: Path) -> None:
         restore_detector(action_like)
 
 
+def test_heat_growth_keys(tmp_path: Path, small_split: Path) -> None:
+    """``eval.heat_growth_c`` / ``eval.heat_growth_margin`` (models.heat_boxes): on by default at
+    3 °C and 0.3, off with null, checked; the context score is the operating point."""
+    from thermact.models.heat_boxes import HeatGrowth
+
+    assert _cfg(tmp_path, small_split).eval.heat_growth == HeatGrowth(3.0, 0.3, 0.3)
+    cfg = _cfg(
+        tmp_path,
+        small_split,
+        "eval.heat_growth_c=2.0",
+        "eval.heat_growth_margin=0.5",
+        "eval.score_threshold=0.4",
+    )
+    assert cfg.eval.heat_growth == HeatGrowth(2.0, 0.5, 0.4)
+    assert _cfg(tmp_path, small_split, "eval.heat_growth_c=null").eval.heat_growth is None
+    with pytest.raises(ConfigError, match="heat_growth_c"):
+        _cfg(tmp_path, small_split, "eval.heat_growth_c=0")
+    with pytest.raises(ConfigError, match="heat_growth_margin"):
+        _cfg(tmp_path, small_split, "eval.heat_growth_margin=-1")
+
+
 def test_sensor_augmentations_reach_the_detector_training_clips(tmp_path: Path, small_split: Path) -> None:
     from thermact.engine.distributed import DistContext
     from thermact.tasks.person import DetectorRun

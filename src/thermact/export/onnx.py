@@ -313,7 +313,12 @@ def export_detector_onnx(
         META_DET_NORM: json.dumps(trained.norm.to_dict()),
         META_DET_CLIP: json.dumps({"window_s": clip.window_s, "num_frames": clip.num_frames}),
         META_DET_DECODE: json.dumps(
-            {"stride": trained.model.stride, "top_k": ev.top_k, "nms_iou": ev.nms_iou}
+            {
+                "stride": trained.model.stride,
+                "top_k": ev.top_k,
+                "nms_iou": ev.nms_iou,
+                "heat_growth": None if ev.heat_growth is None else dataclasses.asdict(ev.heat_growth),
+            }
         ),
     }
     return export_person_detector(trained.model, path, frame_size, opset, metadata=meta)

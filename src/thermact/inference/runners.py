@@ -35,6 +35,7 @@ from thermact.errors import CheckpointError, ConfigError
 from thermact.export.onnx import META_DET_CLIP, META_DET_DECODE, META_DET_NORM
 from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.models.action import ActionModel
+from thermact.models.heat_boxes import HeatGrowth, grow_person_boxes
 from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
 from thermact.models.postprocess import Detections, ScoreMode, decode, scores_from_logits
@@ -320,6 +321,8 @@ class DetectorRunner:
         window_s, num_frames: its causal clip.
         stride: input pixels per heatmap cell.
         top_k, nms_iou: decoding parameters (:func:`thermact.models.postprocess.decode`).
+        heat_growth: person boxes grown to the body heat of the current frame
+            (:func:`thermact.models.heat_boxes.grow_person_boxes`); None: boxes as decoded.
     """
 
     def __init__(
@@ -332,6 +335,7 @@ class DetectorRunner:
         top_k: int = 20,
         nms_iou: float = 0.5,
         name: str = "person detector",
+        heat_growth: HeatGrowth | None = None,
     ) -> None:
         self.net = net
         self.norm = norm
@@ -340,6 +344,7 @@ class DetectorRunner:
         self.top_k = int(top_k)
         self.nms_iou = float(nms_iou)
         self.name = name
+        self.heat_growth = heat_growth
 
     @property
     def clip(self) -> ClipConfig:
@@ -355,7 +360,10 @@ class DetectorRunner:
             return []
         out = self.net(_normalize_clips(clips, self.norm))
         size = (int(clips.shape[-2]), int(clips.shape[-1]))
-        return decode(out, self.stride, size, self.top_k, score_threshold, self.nms_iou)
+        dets = decode(out, self.stride, size, self.top_k, score_threshold, self.nms_iou)
+        if self.heat_growth is None:
+            return dets
+        return grow_person_boxes(torch.from_numpy(np.array(clips[:, -1])), dets, self.heat_growth)
 
     @classmethod
     def from_trained(
@@ -378,6 +386,7 @@ class DetectorRunner:
             ev.top_k if top_k is None else top_k,
             ev.nms_iou if nms_iou is None else nms_iou,
             name=str(trained.path),
+            heat_growth=ev.heat_growth,
         )
 
     @classmethod
@@ -420,7 +429,21 @@ class DetectorRunner:
             int(top_k if top_k is not None else decode_meta["top_k"]),
             float(nms_iou if nms_iou is not None else decode_meta["nms_iou"]),
             name=str(path),
+            heat_growth=_heat_growth_of(decode_meta.get("heat_growth"), path),
         )
+
+
+def _heat_growth_of(meta: Any, path: Path) -> HeatGrowth | None:
+    """The ``heat_growth`` entry of an exported detector's decoding metadata (absent: off, as
+    exported before it existed)."""
+    if meta is None:
+        return None
+    try:
+        return HeatGrowth(**meta)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: metadata {META_DET_DECODE!r} has a bad 'heat_growth': {err}"
+        ) from None
 
 
 def load_action_model(

@@ -41,7 +41,15 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CUE_NAMES", "HOT_DELTA_C", "NETWORK_CUES", "BoxCueEncoder", "box_cues", "box_pixel_masks"]
+__all__ = [
+    "CUE_NAMES",
+    "HOT_DELTA_C",
+    "NETWORK_CUES",
+    "BoxCueEncoder",
+    "box_cues",
+    "box_pixel_masks",
+    "frame_backgrounds",
+]
 
 CUE_NAMES: tuple[str, ...] = (
     "width_px",
@@ -91,9 +99,9 @@ def box_pixel_masks(boxes: Tensor, frame_size: tuple[int, int]) -> Tensor:
     return rows[:, :, None] & cols[:, None, :]
 
 
-def _backgrounds(key: Tensor, masks: Tensor, batch_index: Tensor) -> Tensor:
-    """``[B]`` median of each key frame ``[B, H, W]`` outside the boxes of its clip (midpoint median,
-    as NumPy's; all pixels when the boxes cover the frame)."""
+def frame_backgrounds(key: Tensor, masks: Tensor, batch_index: Tensor) -> Tensor:
+    """``[B]`` median of each frame ``key [B, H, W]`` outside the boxes ``masks [K, H, W]`` that
+    ``batch_index [K]`` gives it (midpoint median, as NumPy's; all pixels when they cover the frame)."""
     owner = batch_index[None, :] == torch.arange(key.shape[0], device=key.device)[:, None]  # [B, K]
     # boxes covering each pixel, [B, H * W] (a product, not index_put: exports to ONNX exactly)
     occupied = owner.to(key.dtype) @ masks.flatten(1).to(key.dtype)
@@ -130,7 +138,7 @@ def box_cues(frames: Tensor, rois: Tensor, key_index: int, hot_delta: float = HO
     masks = box_pixel_masks(boxes, (height, width))
     area = masks.sum(dim=(1, 2)).to(frames.dtype)
     key = frames[:, key_index]
-    background = _backgrounds(key, masks, index)[index]
+    background = frame_backgrounds(key, masks, index)[index]
     at_key = key[index]
     mean_key = (at_key * masks).sum(dim=(1, 2)) / area
     peak = at_key.masked_fill(~masks, float("-inf")).amax(dim=(1, 2))

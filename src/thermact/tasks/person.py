@@ -40,6 +40,7 @@ from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
 from thermact.engine.samplers import EpochSampler
 from thermact.evaluation.detection import detection_metrics
+from thermact.models.heat_boxes import HeatGrowth, grow_person_boxes
 from thermact.models.person_detector import (
     DetectorModelConfig,
     DetectorOutput,
@@ -97,6 +98,11 @@ class DetectorEvalSection:
     """IoU above which non-maximum suppression drops a box."""
     min_score: float = 0.01
     """Lowest detection score kept for the AP computation."""
+    heat_growth_c: float | None = 3.0
+    """Grow each person box to the body heat around it: a pixel this many °C above the background is
+    heat (``models.heat_boxes``; null: boxes as decoded)."""
+    heat_growth_margin: float = 0.3
+    """Farthest that growth, as a fraction of the box's width / height on each side."""
 
     def __post_init__(self) -> None:
         for name in ("every_epochs", "top_k"):
@@ -105,6 +111,16 @@ class DetectorEvalSection:
         check_number("score_threshold", self.score_threshold, low=0.0, high=1.0)
         check_number("nms_iou", self.nms_iou, low=0.0, high=1.0, low_open=True)
         check_number("min_score", self.min_score, low=0.0, high=1.0)
+        if self.heat_growth_c is not None:
+            check_number("heat_growth_c", self.heat_growth_c, low=0.0, low_open=True)
+        check_number("heat_growth_margin", self.heat_growth_margin, low=0.0)
+
+    @property
+    def heat_growth(self) -> HeatGrowth | None:
+        """The growth of person boxes the keys ask for (None: off)."""
+        if self.heat_growth_c is None:
+            return None
+        return HeatGrowth(self.heat_growth_c, self.heat_growth_margin, self.score_threshold)
 
 
 def _detector_data() -> DataSection:
@@ -173,8 +189,12 @@ def predict_detections(
     min_score: float = 0.01,
     nms_iou: float = 0.5,
     amp_dtype: torch.dtype | None = None,
+    growth: HeatGrowth | None = None,
+    unit_c: float = 1.0,
 ) -> dict[str, Detections]:
-    """Keyframe id → decoded detections (on the CPU) for every batch of ``loader`` (eval mode)."""
+    """Keyframe id → decoded detections (on the CPU) for every batch of ``loader`` (eval mode),
+    person boxes grown to the heat of the keyframe with ``growth`` (``unit_c``: °C per unit of the
+    loader's normalised frames)."""
     was_training = model.training
     model.eval()
     out: dict[str, Detections] = {}
@@ -184,10 +204,11 @@ def predict_detections(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 raw: DetectorOutput = model(frames)
             size = (int(frames.shape[-2]), int(frames.shape[-1]))
-            for key, dets in zip(
-                batch.keyframe_ids, decode(raw, stride, size, top_k, min_score, nms_iou), strict=True
-            ):
-                out[key] = Detections(dets.boxes.cpu(), dets.scores.cpu(), dets.labels.cpu())
+            decoded = decode(raw, stride, size, top_k, min_score, nms_iou)
+            decoded = [Detections(d.boxes.cpu(), d.scores.cpu(), d.labels.cpu()) for d in decoded]
+            if growth is not None:
+                decoded = grow_person_boxes(batch.frames[:, 0, -1].float(), decoded, growth, unit_c)
+            out.update(zip(batch.keyframe_ids, decoded, strict=True))
     finally:
         model.train(was_training)
     return out
@@ -270,6 +291,8 @@ class DetectorRun:
             e.min_score,
             e.nms_iou,
             self.amp_dtype,
+            e.heat_growth,
+            self.norm.std_c,
         )
         shards = self.ctx.gather(dets)
         if not self.ctx.is_main:
