@@ -6,7 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -27,7 +26,6 @@ from thermact.evaluation.end_to_end import (
     MatchedBoxes,
     detect_keyframes,
     end_to_end_frame_map,
-    match_to_persons,
 )
 from thermact.evaluation.evaluate import predict, score_predictions
 from thermact.evaluation.report import format_number
@@ -157,22 +155,6 @@ def test_end_to_end_on_perfect_boxes_equals_gt_box_frame_map(
     assert with_far.frame_map.map < gt_result.frame_map.map - 0.01
     assert with_far.matched.found == e2e.matched.found
     assert with_far.matched.frame_map == pytest.approx(gt_result.frame_map.map, abs=1e-6)
-
-
-def test_match_to_persons_is_greedy_by_score_and_one_to_one() -> None:
-    persons = np.array([[10.0, 10.0, 20.0, 30.0], [40.0, 5.0, 50.0, 15.0]])
-    boxes = np.array(
-        [
-            [11.0, 10.0, 21.0, 30.0],  # person 0, IoU 0.82, lower score
-            [10.0, 11.0, 20.0, 31.0],  # person 0, IoU 0.90, higher score: takes it
-            [40.0, 5.0, 44.0, 15.0],  # person 1, IoU 0.4: no match
-            [0.0, 0.0, 3.0, 3.0],  # no one
-        ]
-    )
-    assert match_to_persons(boxes, np.array([0.6, 0.9, 0.8, 0.99]), persons) == [None, 0, None, None]
-    assert match_to_persons(boxes, np.array([0.95, 0.9, 0.8, 0.99]), persons) == [0, None, None, None]
-    assert match_to_persons(boxes, np.ones(4), persons, iou_threshold=0.3) == [0, None, 1, None]
-    assert match_to_persons(boxes, np.ones(4), np.zeros((0, 4))) == [None] * 4
 
 
 def test_action_eval_with_detector_option(

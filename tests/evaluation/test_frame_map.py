@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from thermact.evaluation.frame_map import Detection, GroundTruth, average_precision, frame_map, iou_matrix
+from thermact.evaluation.frame_map import (
+    Detection,
+    GroundTruth,
+    average_precision,
+    frame_map,
+    greedy_match,
+    iou_matrix,
+)
 
 A = (0.0, 0.0, 10.0, 10.0)
 B = (20.0, 20.0, 30.0, 30.0)
@@ -74,3 +82,21 @@ def test_average_precision_all_point_interpolation() -> None:
     # TP, FP, TP with 3 GT: recall .33,.33,.67; precision 1,.5,.67 → AP = 1/3*1 + 1/3*2/3
     ap, _, _ = average_precision([1, 0, 1], 3)
     assert ap == pytest.approx(1 / 3 + 2 / 9)
+
+
+def test_greedy_match_is_by_score_and_one_to_one() -> None:
+    """One keyframe's matching, as frame-mAP and the end-to-end split (found persons) use it."""
+    persons = np.array([[10.0, 10.0, 20.0, 30.0], [40.0, 5.0, 50.0, 15.0]])
+    boxes = np.array(
+        [
+            [11.0, 10.0, 21.0, 30.0],  # person 0, IoU 0.82, lower score
+            [10.0, 11.0, 20.0, 31.0],  # person 0, IoU 0.90, higher score: takes it
+            [40.0, 5.0, 44.0, 15.0],  # person 1, IoU 0.4: no match
+            [0.0, 0.0, 3.0, 3.0],  # no one
+        ]
+    )
+    ious = iou_matrix(boxes, persons)
+    assert greedy_match(ious, [0.6, 0.9, 0.8, 0.99], 0.5) == [None, 0, None, None]
+    assert greedy_match(ious, [0.95, 0.9, 0.8, 0.99], 0.5) == [0, None, None, None]
+    assert greedy_match(ious, np.ones(4), 0.3) == [0, None, 1, None]  # ties: row order
+    assert greedy_match(iou_matrix(boxes, np.zeros((0, 4))), np.ones(4), 0.5) == [None] * 4

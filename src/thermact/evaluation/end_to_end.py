@@ -26,13 +26,20 @@ from thermact.data.dataset import ClipDataset, collate_clips
 from thermact.data.detection import DetectionClipDataset, collate_detection
 from thermact.data.source import ThermalData
 from thermact.evaluation.evaluate import Predictions, predict
-from thermact.evaluation.frame_map import Detection, FrameMAP, GroundTruth, frame_map, iou_matrix
+from thermact.evaluation.frame_map import (
+    Detection,
+    FrameMAP,
+    GroundTruth,
+    frame_map,
+    greedy_match,
+    iou_matrix,
+)
 from thermact.inference.runners import DetectorLike
 from thermact.models.postprocess import Detections, person_boxes
 from thermact.models.tta import TTA, with_tta
 from thermact.tasks.action import TrainedActionModel
 
-__all__ = ["EndToEnd", "MatchedBoxes", "detect_keyframes", "end_to_end_frame_map", "match_to_persons"]
+__all__ = ["EndToEnd", "MatchedBoxes", "detect_keyframes", "end_to_end_frame_map"]
 
 
 def detect_keyframes(
@@ -64,7 +71,8 @@ class MatchedBoxes:
     num_persons: int
     """Annotated persons with an action label."""
     found: int
-    """Of them, matched by a detection (:func:`match_to_persons`)."""
+    """Of them, matched by a detection (IoU ≥ 0.5, one per person, highest score first:
+    :func:`~thermact.evaluation.frame_map.greedy_match`)."""
     accuracy: float | None
     """Top-1 accuracy on the matched detections (None: none matched)."""
     frame_map: float | None
@@ -93,33 +101,6 @@ class EndToEnd:
         }
 
 
-def match_to_persons(
-    boxes: np.ndarray, scores: np.ndarray, persons: np.ndarray, iou_threshold: float = 0.5
-) -> list[int | None]:
-    """Greedy one-to-one matching of one keyframe's detections to its annotated persons.
-
-    Args:
-        boxes: ``[N, 4]`` detected XYXY boxes; scores: ``[N]`` their detector scores.
-        persons: ``[M, 4]`` annotated XYXY boxes.
-
-    Returns:
-        per detection, the index of the person it matches (IoU ≥ ``iou_threshold``, highest
-        score first, each person at most once, as frame-mAP counts a true positive) or None.
-    """
-    ious = iou_matrix(boxes, persons)
-    taken = np.zeros(len(persons), dtype=bool)
-    match: list[int | None] = [None] * len(boxes)
-    for i in np.argsort(-np.asarray(scores), kind="stable"):
-        if not len(persons):
-            break
-        row = np.where(taken, -1.0, ious[i])
-        best = int(np.argmax(row))
-        if row[best] >= iou_threshold:
-            taken[best] = True
-            match[int(i)] = best
-    return match
-
-
 def _matched_boxes(
     preds: Predictions,
     det_scores: np.ndarray,
@@ -139,7 +120,8 @@ def _matched_boxes(
         num_persons += len(persons)
         idx = rows.get(kf.keyframe_id, [])
         xyxy = np.array([b.xyxy for b in persons], dtype=np.float64).reshape(-1, 4)
-        for r, m in zip(idx, match_to_persons(preds.boxes[idx], det_scores[idx], xyxy), strict=True):
+        matches = greedy_match(iou_matrix(preds.boxes[idx], xyxy), det_scores[idx], 0.5)
+        for r, m in zip(idx, matches, strict=True):
             if m is not None:
                 labels[r] = int(persons[m].label)  # type: ignore[arg-type]
     found = np.flatnonzero(labels >= 0)

@@ -107,6 +107,29 @@ def average_precision(
     return ap, precision, recall
 
 
+def greedy_match(
+    ious: npt.NDArray[np.float64], scores: npt.ArrayLike, iou_threshold: float
+) -> list[int | None]:
+    """Step 2 of the module docstring on one keyframe: detections (rows of ``ious [N, M]``, with
+    ``scores [N]``) in score order, ties in row order, each take the unmatched ground-truth box
+    (column) they overlap most if its IoU is ``>= iou_threshold``.
+
+    Returns:
+        per detection, the column it matched or None.
+    """
+    taken = np.zeros(ious.shape[1], dtype=bool)
+    match: list[int | None] = [None] * ious.shape[0]
+    if not ious.shape[1]:
+        return match
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        row = np.where(taken, -1.0, ious[i])
+        best = int(np.argmax(row))
+        if row[best] >= iou_threshold:
+            taken[best] = True
+            match[int(i)] = best
+    return match
+
+
 def match_detections(
     detections: Sequence[Detection], ground_truth: Sequence[GroundTruth], label: int, iou_threshold: float
 ) -> tuple[npt.NDArray[np.float64], int]:
@@ -118,19 +141,20 @@ def match_detections(
     num_gt = sum(len(v) for v in gts.values())
     dets = [d for d in detections if d.label == label]
     order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
-    used = {key: np.zeros(len(boxes), dtype=bool) for key, boxes in gts.items()}
+    rank = np.empty(len(dets), dtype=np.int64)
+    rank[order] = np.arange(len(dets))
+    by_key: dict[Hashable, list[int]] = {}
+    for i, det in enumerate(dets):
+        by_key.setdefault(det.key, []).append(i)
     tp = np.zeros(len(dets), dtype=np.float64)
-    for rank, i in enumerate(order):
-        det = dets[i]
-        boxes = gts.get(det.key)
+    for key, idx in by_key.items():
+        boxes = gts.get(key)
         if not boxes:
             continue
-        ious = iou_matrix([det.box], boxes)[0]
-        ious[used[det.key]] = -1.0
-        best = int(np.argmax(ious))
-        if ious[best] >= iou_threshold:
-            used[det.key][best] = True
-            tp[rank] = 1.0
+        ious = iou_matrix([dets[i].box for i in idx], boxes)
+        for i, m in zip(idx, greedy_match(ious, [dets[i].score for i in idx], iou_threshold), strict=True):
+            if m is not None:
+                tp[rank[i]] = 1.0
     return tp, num_gt
 
 
