@@ -278,10 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             if backend in ("pytorch", "pytorch-bf16", "pytorch-no-growth"):
                 precision: Precision = "bf16" if backend == "pytorch-bf16" else "fp32"
                 action: ActionModelLike = load_action_model(ckpt, precision=precision)
-                runner = load_detector(det, precision=precision)
-                if backend == "pytorch-no-growth":
-                    runner.heat_growth = None
-                detector: DetectorLike = runner
+                growth = backend != "pytorch-no-growth"
+                detector: DetectorLike = load_detector(det, precision=precision, heat_growth=growth)
             elif backend == "onnxruntime":
                 action = load_action_model(export_action_onnx(restore_model(ckpt), tmp / "a.onnx"), threads=1)
                 detector = load_detector(

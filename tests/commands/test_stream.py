@@ -87,3 +87,22 @@ def test_bad_options_and_inputs(tmp_path: Path, detector_ckpt: Path) -> None:
     assert load_stream_options(["tta=flips"]).tta == "flips"
     with pytest.raises(DataError, match="nowhere"):
         run_stream(str(tmp_path / "nowhere"), load_stream_options([]), echo=False)
+
+
+def test_heat_growth_option_reaches_the_detector(
+    tmp_path: Path, action_ckpt: Path, detector_ckpt: Path
+) -> None:
+    """``heat_growth=false``: the detector's boxes as decoded, with PyTorch and with onnxruntime
+    (the export carries the growth otherwise)."""
+    from thermact.commands.stream import _models
+    from thermact.inference.runners import DetectorRunner
+    from thermact.models.heat_boxes import HeatGrowth
+
+    base = [f"checkpoint={action_ckpt}", f"detector={detector_ckpt}"]
+    for onnx in ("false", "true"):
+        grown = _models(load_stream_options([*base, f"onnx={onnx}"]), tmp_path)[1]
+        plain = _models(load_stream_options([*base, f"onnx={onnx}", "heat_growth=false"]), tmp_path)[1]
+        assert isinstance(grown, DetectorRunner) and isinstance(plain, DetectorRunner)
+        assert grown.heat_growth == HeatGrowth() and plain.heat_growth is None
+    with pytest.raises(ConfigError, match="heat_growth"):
+        load_stream_options(["heat_growth=maybe"])

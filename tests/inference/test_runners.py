@@ -144,6 +144,7 @@ def test_detector_runner_grows_person_boxes_to_the_heat_of_the_current_frame(
     )
     plain = DetectorRunner.from_trained(dataclasses.replace(trained, config=off))
     assert plain.heat_growth is None
+    assert load_detector(detector_ckpt, heat_growth=False).heat_growth is None
     frames = np.asarray(next(iter(real_data.recordings.values())).frames, dtype=np.float32)
     clips = np.stack([frames[i - 2 : i + 1] for i in range(2, len(frames), len(frames) // 20)])
     got, decoded = grown.detect(clips, 0.3), plain.detect(clips, 0.3)

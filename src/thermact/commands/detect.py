@@ -3,7 +3,7 @@
 Usage::
 
     thermact detect [RECORDING.h5 | DIR] checkpoint=ACTION.pt detector=DETECTOR.pt [out=DIR]
-                    [cadence_s=1.0] [score_threshold=0.3] [animation=auto|gif|mp4|none] [every=3]
+                    [cadence_s=1.0] [score_threshold=0.3] [heat_growth=true] [animation=auto|gif|mp4|none] [every=3]
 
 ``DIR`` is a dataset directory (its ``frames/*.h5``) or a directory of ``.h5`` recordings; the
 default is the bundled dataset. Each recording is fed frame by frame, as one live sensor, through the
@@ -80,6 +80,9 @@ class DetectOptions:
     """Seconds between two classifications of one track."""
     score_threshold: float = 0.3
     """Lowest person-detection score tracked."""
+    heat_growth: bool = True
+    """Grow the person boxes to the body heat around them as the detector's config says
+    (``eval.heat_growth_c``, README: Person detector); false: the boxes as decoded."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """auto (CUDA when present), cpu or cuda."""
     precision: Precision = "fp32"
@@ -244,7 +247,9 @@ def _detect_all(
     action = load_action_model(
         opts.checkpoint, device, threads=opts.threads, precision=opts.precision, tta=opts.tta
     )
-    detector = load_detector(opts.detector, device, threads=opts.threads, precision=opts.precision)
+    detector = load_detector(
+        opts.detector, device, threads=opts.threads, precision=opts.precision, heat_growth=opts.heat_growth
+    )
     problems = ProblemLog(lenient=lenient)
     recordings = load_recordings(target, problems)  # read (and check) all inputs before writing anything
     ids = [r.recording_id for r in recordings]

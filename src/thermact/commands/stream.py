@@ -69,6 +69,9 @@ class StreamOptions:
     """Seconds between two classifications of one person."""
     score_threshold: float = 0.3
     """Lowest person-detection score tracked."""
+    heat_growth: bool = True
+    """Grow the person boxes to the body heat around them as the detector's config says
+    (``eval.heat_growth_c``, README: Person detector); false: the boxes as decoded."""
     lying_min_s: float = 10.0
     """Seconds of 'lying with risk' before an event is raised."""
     lying_clear_s: float = 2.0
@@ -116,7 +119,9 @@ def _models(opts: StreamOptions, tmp: Path) -> tuple[ActionModelLike, DetectorLi
     if not opts.onnx or (opts.checkpoint.endswith(".onnx") and opts.detector.endswith(".onnx")):
         return load_action_model(
             opts.checkpoint, threads=opts.threads, precision=opts.precision, tta=opts.tta
-        ), load_detector(opts.detector, threads=opts.threads, precision=opts.precision)
+        ), load_detector(
+            opts.detector, threads=opts.threads, precision=opts.precision, heat_growth=opts.heat_growth
+        )
     action_path = Path(opts.checkpoint)
     if action_path.suffix != ".onnx":
         load_action_model(action_path)  # checks the kind of checkpoint, with a clear error
@@ -125,7 +130,7 @@ def _models(opts: StreamOptions, tmp: Path) -> tuple[ActionModelLike, DetectorLi
     if detector_path.suffix != ".onnx":
         detector_path = export_detector_onnx(restore_detector(detector_path), tmp / "detector.onnx")
     return load_action_model(action_path, threads=opts.threads), load_detector(
-        detector_path, threads=opts.threads
+        detector_path, threads=opts.threads, heat_growth=opts.heat_growth
     )
 
 

@@ -473,17 +473,23 @@ def load_detector(
     device: str | torch.device = "cpu",
     threads: int = 1,
     precision: Precision = "fp32",
+    heat_growth: bool = True,
 ) -> DetectorRunner:
     """A person detector from a detector checkpoint (``.pt``) or an ``.onnx`` file with metadata
-    (``precision`` applies to checkpoints).
+    (``precision`` applies to checkpoints). ``heat_growth=False``: its person boxes as decoded, not
+    grown to the body heat as its config says (:mod:`thermact.models.heat_boxes`).
 
     Raises:
         CheckpointError: missing or unreadable file, or an action-model checkpoint.
     """
     p = Path(path)
     if p.suffix == ".onnx":
-        return DetectorRunner.from_onnx(OnnxPersonDetector(p, intra_op_threads=threads))
-    return DetectorRunner.from_trained(restore_detector(p, device), device, precision=precision)
+        runner = DetectorRunner.from_onnx(OnnxPersonDetector(p, intra_op_threads=threads))
+    else:
+        runner = DetectorRunner.from_trained(restore_detector(p, device), device, precision=precision)
+    if not heat_growth:
+        runner.heat_growth = None
+    return runner
 
 
 def as_action_model(
