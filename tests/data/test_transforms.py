@@ -402,3 +402,48 @@ def test_clip_median_reference_removes_the_ambient_offset() -> None:
     as_tensor = normalize(torch.from_numpy(clip), stats)
     np.testing.assert_allclose(as_tensor.numpy(), normalize(clip, stats))
     assert NormStats.from_dict(stats.to_dict()) == stats
+
+
+def test_shift_moves_content_and_boxes_together_and_repeats_the_edge() -> None:
+    from thermact.data.transforms import shift
+
+    frames = np.full((2, 40, 60), 20.0, dtype=np.float32)
+    frames[:, 10:14, 30:36] = 30.0  # a warm body in box [30, 10, 36, 14]
+    frames[:, :, 0] = 25.0  # a warm left edge column
+    valid = np.ones_like(frames, dtype=bool)
+    valid[:, 20, 30] = False  # a dead pixel moves with the content
+    boxes = np.array([[30.0, 10.0, 36.0, 14.0]], dtype=np.float32)
+    f, v, b = shift(frames, valid, boxes, 4, -3)
+    assert b.tolist() == [[34.0, 7.0, 40.0, 11.0]]
+    assert (f[:, 7:11, 34:40] == 30.0).all() and f[:, 7:11, 34:40].size == 2 * 24
+    assert (f[:, :, :5] == 25.0).all()  # the edge column repeated into the uncovered border
+    assert np.argwhere(~v).tolist() == [[0, 17, 34], [1, 17, 34]]
+    ft, vt, bt = shift(torch.from_numpy(frames), torch.from_numpy(valid), torch.from_numpy(boxes), 4, -3)
+    assert (
+        torch.equal(ft, torch.from_numpy(f))
+        and torch.equal(vt, torch.from_numpy(v))
+        and bt.tolist() == b.tolist()
+    )
+    # clipped at the frame
+    assert shift(frames, valid, boxes, 30, 30)[2].tolist() == [[60.0, 40.0, 60.0, 40.0]]
+
+
+def test_augment_shift_keeps_every_box_centre_in_the_frame_and_is_off_by_default() -> None:
+    frames, valid = random_clip(7, t=4)
+    boxes = torch.tensor([[0.0, 5.0, 4.0, 9.0], [50.0, 30.0, 60.0, 40.0]])
+    aug = Augment(p_hflip=0.0, p_vflip=0.0, offset_c=(0, 0), gain=(1, 1), box_jitter=0.0, shift_px=8)
+    seen = set()
+    for s in range(40):
+        f, _, b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(s))
+        d = (b - boxes)[0, :2]
+        seen.add(tuple(d.tolist()))
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        assert ((cx > 0) & (cx < 60) & (cy > 0) & (cy < 40)).all()
+    assert len(seen) > 10
+    assert Augment().shift_px == 0 and Augment().to_dict()["shift_px"] == 0
+    plain = Augment(box_jitter=0.1)
+    a = plain.apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    b = Augment(box_jitter=0.1, shift_px=0).apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="shift_px"):
+        Augment(shift_px=-1)

@@ -287,6 +287,42 @@ def rotate180(frames: Arr, valid: Arr, boxes: Arr) -> tuple[Arr, Arr, Arr]:
     )
 
 
+def shift(frames: Arr, valid: Arr, boxes: Arr, dx: int, dy: int) -> tuple[Arr, Arr, Arr]:
+    """The clip moved by ``(dx, dy)`` pixels (content and boxes to the right / down for positive
+    values); the uncovered border repeats the edge pixels. Boxes are clipped to the frame."""
+    _check_boxes(boxes)
+    height, width = frames.shape[-2], frames.shape[-1]
+    rows = np.clip(np.arange(height) - dy, 0, height - 1)
+    cols = np.clip(np.arange(width) - dx, 0, width - 1)
+    if isinstance(frames, torch.Tensor):
+        r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+        frames, valid = frames[..., r[:, None], c[None, :]], valid[..., r[:, None], c[None, :]]
+    else:
+        frames, valid = frames[..., rows[:, None], cols[None, :]], valid[..., rows[:, None], cols[None, :]]
+    moved = (
+        boxes + boxes.new_tensor([dx, dy, dx, dy])
+        if isinstance(boxes, torch.Tensor)
+        else boxes + np.array([dx, dy, dx, dy], dtype=boxes.dtype)
+    )
+    limits = [width, height, width, height]
+    if isinstance(moved, torch.Tensor):
+        moved = torch.minimum(moved.clamp_min(0), moved.new_tensor(limits))
+    else:
+        moved = np.minimum(np.maximum(moved, 0), np.array(limits, dtype=moved.dtype))
+    return frames, valid, moved
+
+
+def _shift_range(boxes: Arr, size: int, axis: int, most: int) -> tuple[int, int]:
+    """Integer shifts in ``[-most, most]`` along ``axis`` (0: x, 1: y) that keep every box centre
+    strictly inside ``[0, size]``."""
+    lo, hi = -most, most
+    if boxes.shape[0]:
+        centres = (boxes[:, axis] + boxes[:, axis + 2]) / 2
+        lo = max(lo, int(np.floor(-float(centres.min()))) + 1)
+        hi = min(hi, int(np.ceil(size - float(centres.max()))) - 1)
+    return (lo, hi) if lo <= hi else (0, 0)
+
+
 def temperature_jitter(frames: Arr, offset_c: float, gain: float, center_c: float | None = None) -> Arr:
     """``center + gain * (frames - center) + offset`` in °C (new tensor/array, same shape and dtype).
 
@@ -428,10 +464,13 @@ class Augment:
         offset_c: range ``(low, high)`` of a uniform temperature offset in °C.
         gain: range ``(low, high)`` of a uniform contrast gain around the clip mean.
         box_jitter: largest box-edge shift as a fraction of the box size, in ``[0, 0.5)``.
+        shift_px: largest shift of the whole clip along x and y in pixels (:func:`shift`, last),
+            uniform over the integer shifts that keep every box centre inside the frame.
 
     Randomness comes only from the ``generator`` passed to each call, and the same number of
-    values is drawn whatever the probabilities, so a given generator state always gives the same
-    result. The whole clip (all ``T`` frames) gets the same transform.
+    values is drawn whatever the probabilities (two more with ``shift_px > 0``), so a given
+    generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
+    transform.
     """
 
     def __init__(
@@ -442,6 +481,7 @@ class Augment:
         offset_c: tuple[float, float] = (-1.0, 1.0),
         gain: tuple[float, float] = (0.9, 1.1),
         box_jitter: float = 0.05,
+        shift_px: int = 0,
     ) -> None:
         self.p_hflip = _check_prob("p_hflip", p_hflip)
         self.p_vflip = _check_prob("p_vflip", p_vflip)
@@ -453,6 +493,9 @@ class Augment:
         if not 0.0 <= box_jitter < 0.5:
             raise ValueError(f"box_jitter must be in [0, 0.5), got {box_jitter}")
         self.box_jitter = float(box_jitter)
+        if shift_px < 0:
+            raise ValueError(f"shift_px must be >= 0, got {shift_px}")
+        self.shift_px = int(shift_px)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
@@ -466,6 +509,7 @@ class Augment:
             "offset_c": list(self.offset_c),
             "gain": list(self.gain),
             "box_jitter": self.box_jitter,
+            "shift_px": self.shift_px,
         }
 
     def apply(
@@ -493,4 +537,13 @@ class Augment:
             frames = temperature_jitter(frames, offset, gain)
         if self.box_jitter > 0 and boxes.shape[0] > 0:
             boxes = jitter_boxes(boxes, self.box_jitter, (frames.shape[-2], frames.shape[-1]), generator)
+        if self.shift_px > 0:
+            v = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+            (x_lo, x_hi), (y_lo, y_hi) = (
+                _shift_range(boxes, frames.shape[-1], 0, self.shift_px),
+                _shift_range(boxes, frames.shape[-2], 1, self.shift_px),
+            )
+            dx = x_lo + min(int(v[0] * (x_hi - x_lo + 1)), x_hi - x_lo)
+            dy = y_lo + min(int(v[1] * (y_hi - y_lo + 1)), y_hi - y_lo)
+            frames, valid, boxes = shift(frames, valid, boxes, dx, dy)
         return frames, valid, boxes

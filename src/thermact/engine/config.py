@@ -23,7 +23,7 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
                                  # | background (subtract the recording's per-pixel room)
       num_workers: 0
       lenient: false
-    augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05,
+    augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05, shift_px: 0,
               time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0}  # sensor_augment
     optim:
       optimizer: adamw           # adamw | sgd
@@ -125,6 +125,9 @@ class AugmentSection:
     """Range of a temperature gain around the clip's median."""
     box_jitter: float = 0.05
     """Box jitter, as a fraction of the box size."""
+    shift_px: int = 0
+    """Largest shift of the whole clip, in pixels along x and y (the sensor mounted elsewhere over the
+    room; edge pixels repeat into the uncovered border; every box keeps its centre in the frame)."""
     time_stretch: tuple[float, float] = (1.0, 1.0)
     """Range of a factor on the clip's time window (sensor behaviour, thermact.data.sensor_augment)."""
     frame_drop: float = 0.0
@@ -144,6 +147,7 @@ class AugmentSection:
             if b < a:
                 raise ValueError(f"{name}: must be a range [low, high] with low <= high, got [{a}, {b}]")
         check_number("box_jitter", self.box_jitter, low=0.0, high=1.0)
+        check_number("shift_px", self.shift_px, low=0)
         lo, hi = self.time_stretch
         check_number("time_stretch", lo, low=0.0, low_open=True)
         check_number("time_stretch", hi, low=lo)

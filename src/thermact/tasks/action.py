@@ -211,7 +211,7 @@ def augment_of(section: AugmentSection) -> Augment | None:
     if not section.enabled:
         return None
     a = section
-    return Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter)
+    return Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter, a.shift_px)
 
 
 def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
