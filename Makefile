@@ -37,7 +37,7 @@ models: $(STAMP)
 		run_dir=$(MODELS_DIR)/thermal_net_live exist_ok=true
 	$(BIN)/thermact train config=person_detector_live data.root=thermal_v2 data.split=all \
 		"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01 \
-		"augment.offset_c=[-3.0,3.0]" "augment.gain=[0.8,1.2]" \
+		"augment.offset_c=[-3.0,3.0]" "augment.gain=[0.8,1.2]" augment.shift_px=6 \
 		run_dir=$(MODELS_DIR)/person_detector_live exist_ok=true
 	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/thermal_net_live.pt

@@ -56,8 +56,9 @@ def test_the_shipped_models_load_and_say_what_they_are() -> None:
     assert len(action.classes) == 14 and action.checkpoint["dataset"]["name"] == "thermal_v2"
     detector = restore_detector("person_detector_live", "cpu")
     assert detector.config.model.name == "person_detector_t" and detector.config.data.split == "all"
-    det_aug = detector.config.augment  # sensor augmentations and a wider temperature jitter (model card)
+    det_aug = detector.config.augment  # sensor augmentations, a wider temperature jitter, shifts (model card)
     assert det_aug.dead_pixels == 0.01 and det_aug.offset_c == (-3.0, 3.0) and det_aug.gain == (0.8, 1.2)
+    assert det_aug.shift_px == 6 and detector.config.eval.heat_growth is not None  # boxes grown (default)
     for model in SHIPPED_MODELS.values():  # inference checkpoints: no optimiser state, small
         assert "optimizer" not in load_checkpoint(model.path) and model.path.stat().st_size < 2_000_000
     assert (WEIGHTS_DIR / "MODEL_CARD.md").is_file()

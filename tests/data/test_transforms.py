@@ -434,7 +434,7 @@ def test_augment_shift_keeps_every_box_centre_in_the_frame_and_is_off_by_default
     aug = Augment(p_hflip=0.0, p_vflip=0.0, offset_c=(0, 0), gain=(1, 1), box_jitter=0.0, shift_px=8)
     seen = set()
     for s in range(40):
-        f, _, b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(s))
+        _, _, b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(s))
         d = (b - boxes)[0, :2]
         seen.add(tuple(d.tolist()))
         cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
