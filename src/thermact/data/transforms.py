@@ -301,11 +301,7 @@ def shift(frames: Arr, valid: Arr, boxes: Arr, dx: int, dy: int) -> tuple[Arr, A
         frames, valid = frames[..., r[:, None], c[None, :]], valid[..., r[:, None], c[None, :]]
     else:
         frames, valid = frames[..., rows[:, None], cols[None, :]], valid[..., rows[:, None], cols[None, :]]
-    moved = (
-        boxes + boxes.new_tensor([dx, dy, dx, dy])
-        if isinstance(boxes, torch.Tensor)
-        else boxes + np.array([dx, dy, dx, dy], dtype=boxes.dtype)
-    )
+    moved = _map_boxes(boxes, [0, 1, 2, 3], [1.0, 1.0, 1.0, 1.0], [dx, dy, dx, dy])
     limits = [width, height, width, height]
     if isinstance(moved, torch.Tensor):
         moved = torch.minimum(moved.clamp_min(0), moved.new_tensor(limits))
