@@ -318,3 +318,31 @@ def test_validation_with_flip_averaging_is_thermact_eval_with_tta(tmp_path: Path
     assert logged["accuracy"] == pytest.approx(report["accuracy"], abs=1e-9)
     with pytest.raises(ConfigError, match="eval.tta"):
         _cfg(tmp_path / "ia", small_split, "eval.tta=flips", *IA)
+
+
+def test_weight_average_is_evaluated_saved_and_resumed_exactly(tmp_path: Path, small_split: Path) -> None:
+    """``optim.ema_decay``: ``model`` holds the average (what validation scored, what ``thermact
+    eval`` loads), ``raw_model`` the trained weights; an interrupted run resumes both exactly."""
+    from thermact.commands.eval import load_options, run_evaluation
+
+    full = train(ACTION, _cfg(tmp_path / "full", small_split, "optim.ema_decay=0.9"))
+    ckpt = load_checkpoint(full.last_checkpoint)
+    averaged, raw = ckpt["model"], ckpt["raw_model"]
+    assert ckpt["config"]["optim"]["ema_decay"] == 0.9
+    assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
+    logged = json.loads((full.run_dir / "metrics.jsonl").read_text().splitlines()[-1])["val"]
+    opts = load_options(str(full.last_checkpoint), [f"out={tmp_path / 'eval'}", "device=cpu"])
+    report = run_evaluation(opts).result.summary()
+    assert logged["frame_map"] == pytest.approx(report["frame_map"], abs=1e-6)
+    assert logged["accuracy"] == pytest.approx(report["accuracy"], abs=1e-9)
+
+    part = train(ACTION, _cfg(tmp_path / "part", small_split, "optim.ema_decay=0.9"), max_steps=3)
+    assert part.interrupted
+    stopped = tmp_path / "part" / "interrupted.pt"
+    with pytest.raises(ConfigError, match=r"optim\.ema_decay"):
+        train(ACTION, _cfg(tmp_path / "part", small_split, f"resume={stopped}"))
+    resumed = train(ACTION, _cfg(tmp_path / "part", small_split, "optim.ema_decay=0.9", f"resume={stopped}"))
+    assert resumed.losses == full.losses[3:]
+    again = load_checkpoint(resumed.last_checkpoint)
+    for key in ("model", "raw_model"):
+        assert all(torch.equal(ckpt[key][k], again[key][k]) for k in ckpt[key]), key

@@ -15,9 +15,11 @@ A checkpoint is a plain dict of tensors and plain Python types (loadable with
     norm            temperature normalisation statistics {mean_c, std_c}
     metrics         the validation metrics at save time (optional)
     progress, history  the loop's counters and loss/metric history (resume)
+    raw_model       with ``optim.ema_decay``: the optimiser's own weights (resume), while ``model``
+                    holds their moving average (:mod:`thermact.engine.ema`), what inference uses
 
 An *inference checkpoint* (:func:`inference_state`, ``thermact export format=weights``) drops the
-training state (optimizer, scaler, rng, progress, history): what a deployed model needs.
+training state (optimizer, scaler, rng, progress, history, raw_model): what a deployed model needs.
 
 Writing is atomic: the bytes go to a temporary file in the same directory, which is then renamed.
 """
@@ -133,7 +135,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return data
 
 
-TRAINING_STATE_KEYS = frozenset({"optimizer", "scaler", "rng", "progress", "history"})
+TRAINING_STATE_KEYS = frozenset({"optimizer", "scaler", "rng", "progress", "history", "raw_model"})
 """Checkpoint entries that only resuming a training run needs."""
 
 

@@ -37,6 +37,7 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
       min_lr: 0.0
       clip_grad_norm: 5.0        # null: no clipping
       freeze_stages: 0           # backbone stages kept frozen (SlowFast transfer)
+      ema_decay: null            # e.g. 0.998: evaluate and save a moving average of the weights
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ class OptimSection:
     """Gradient norm clipping (null: none)."""
     freeze_stages: int = 0
     """Backbone stages kept frozen (transfer from pretrained weights)."""
+    ema_decay: float | None = None
+    """Per-step decay of an exponential moving average of the weights, which is then what the
+    run evaluates and saves (thermact.engine.ema); null: the trained weights themselves."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "accumulate"):
@@ -192,6 +196,8 @@ class OptimSection:
         check_number("min_lr", self.min_lr, low=0.0, high=self.lr)
         if self.clip_grad_norm is not None:
             check_number("clip_grad_norm", self.clip_grad_norm, low=0.0, low_open=True)
+        if self.ema_decay is not None:
+            check_number("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
         if self.freeze_stages < 0:
             raise ValueError(f"freeze_stages: must be >= 0, got {self.freeze_stages}")
 

@@ -3,8 +3,9 @@
 :func:`fit` runs the remaining epochs of a run; :func:`train_epoch` reads top to bottom: for each
 batch, **forward** (the task's loss), **backward** (gradients accumulate over ``accumulate``
 batches), and every ``accumulate`` batches the optimiser **step** with the LR of the pure schedule
-:func:`thermact.engine.schedule.lr_at`, then the log. After each epoch :func:`end_epoch` evaluates
-(every ``eval_every`` epochs), writes ``best.pt`` when the chosen metric improves, and ``last.pt``.
+:func:`thermact.engine.schedule.lr_at` (and the weight average's update, with ``optim.ema_decay``),
+then the log. After each epoch :func:`end_epoch` evaluates (every ``eval_every`` epochs; the weight
+average when there is one), writes ``best.pt`` when the chosen metric improves, and ``last.pt``.
 Ctrl-C (or ``max_steps``) writes ``interrupted.pt``. What is trained, on what data and how it is
 evaluated is the task's business (:class:`~thermact.engine.task.TaskRun`); what a checkpoint
 holds is :func:`state_payload`'s.
@@ -29,6 +30,7 @@ from torch import nn
 from thermact.data.transforms import NormStats
 from thermact.engine.checkpoint import capture_rng_state, save_checkpoint
 from thermact.engine.distributed import DistContext
+from thermact.engine.ema import WeightAverage
 from thermact.engine.schedule import lr_at
 from thermact.engine.task import TaskRun
 from thermact.errors import OutputError
@@ -289,6 +291,7 @@ def train_epoch(
     history: History,
     stop: GracefulStop,
     max_steps: int | None = None,
+    ema: WeightAverage | None = None,
 ) -> None:
     """The rest of epoch ``progress.epoch``: forward, backward, step (see the module docstring).
     Raises :class:`StopRequestedError` right after a step when a stop was asked for."""
@@ -316,6 +319,8 @@ def train_epoch(
             lr = lr_at(progress.step, s.lr, schedule.total_steps, schedule.warmup_steps, 0.1, s.min_lr)
             optimizer_step(run.model, optimizer, scaler, lr, s.clip_grad_norm)  # step
             progress.step += 1
+            if ema is not None:
+                ema.update(run.model, progress.step)
             rate = seen * ctx.world_size / max(1e-9, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
             if progress.step % s.log_every == 0:
@@ -334,8 +339,8 @@ def train_epoch(
 def end_epoch(
     run: TaskRun, net: nn.Module, s: LoopSettings, progress: Progress, log: RunLog, ctx: DistContext
 ) -> tuple[Progress, dict[str, Any], bool]:
-    """Close epoch ``progress.epoch``: evaluate when due. Returns the (rank-0) progress, the
-    metrics (empty when not evaluated) and whether they are the best so far."""
+    """Close epoch ``progress.epoch``: evaluate ``net`` when due. Returns the (rank-0) progress,
+    the metrics (empty when not evaluated) and whether they are the best so far."""
     epoch = progress.epoch
     progress.epoch += 1
     progress.batch_in_epoch = 0
@@ -366,6 +371,7 @@ def fit(
     payload: Callable[[Progress, History, dict[str, Any] | None], dict[str, Any]],
     max_steps: int | None = None,
     tensorboard: Any = None,
+    ema: WeightAverage | None = None,
 ) -> TrainResult:
     """Run the remaining epochs of a run (see the module docstring).
 
@@ -377,6 +383,7 @@ def fit(
         payload: builds a checkpoint dict for the current state (called on rank 0 only).
         max_steps: stop as if interrupted after that many optimiser steps (tests).
         tensorboard: a ``SummaryWriter`` on rank 0, or None.
+        ema: the weight average, updated after every step and evaluated instead of ``net``.
     """
     schedule = Schedule.of(run, settings)
     log = RunLog(run_dir, ctx, tensorboard)
@@ -413,8 +420,10 @@ def fit(
                     history,
                     stop,
                     max_steps,
+                    ema,
                 )
-                progress, metrics, improved = end_epoch(run, net, settings, progress, log, ctx)
+                evaluated = ema.module if ema is not None else net
+                progress, metrics, improved = end_epoch(run, evaluated, settings, progress, log, ctx)
                 if improved:
                     history.best_metrics = dict(metrics, epoch=progress.epoch)
                     save("best.pt", metrics)
@@ -453,10 +462,14 @@ def state_payload(
     norm: NormStats,
     metrics: dict[str, Any] | None,
     history: History | None = None,
+    ema: WeightAverage | None = None,
 ) -> dict[str, Any]:
-    """Everything a checkpoint holds (see :mod:`thermact.engine.checkpoint`), as plain types + tensors."""
+    """Everything a checkpoint holds (see :mod:`thermact.engine.checkpoint`), as plain types +
+    tensors. With ``ema``, ``model`` holds the averaged weights and ``raw_model`` ``model``'s own."""
+    raw = {"raw_model": model.state_dict()} if ema is not None else {}
     return {
-        "model": model.state_dict(),
+        "model": (ema.module if ema is not None else model).state_dict(),
+        **raw,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": capture_rng_state(),

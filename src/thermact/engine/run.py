@@ -34,6 +34,7 @@ from thermact.data.splits import Fold, SplitDefinition
 from thermact.engine.checkpoint import load_checkpoint, restore_rng_state
 from thermact.engine.config import DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext, init_distributed, shutdown_distributed, wrap_ddp
+from thermact.engine.ema import WeightAverage
 from thermact.engine.loop import History, JsonlLog, LoopSettings, Progress, TrainResult, fit, state_payload
 from thermact.engine.samplers import EpochSampler, ShardSampler
 from thermact.engine.task import Task, TaskRun
@@ -261,12 +262,22 @@ def resume_state(
     run: TaskRun,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
+    ema: WeightAverage | None = None,
 ) -> tuple[Progress, History]:
-    """Load a checkpoint's model, optimiser, scaler, RNG and task states; return its progress and history."""
+    """Load a checkpoint's model (and weight average), optimiser, scaler, RNG and task states;
+    return its progress and history."""
     ckpt = load_checkpoint(path, map_location=device)
     check_resume_compatible(ckpt, cfg, run.classes, path)
+    saved_decay = ckpt["config"].get("optim", {}).get("ema_decay")
+    if saved_decay != cfg.optim.ema_decay:
+        raise ConfigError(
+            f"{path}: the config contradicts the checkpoint in optim.ema_decay "
+            f"(checkpoint: {saved_decay!r}, config: {cfg.optim.ema_decay!r})"
+        )
     try:
-        run.model.load_state_dict(ckpt["model"])
+        run.model.load_state_dict(ckpt["raw_model"] if ema is not None else ckpt["model"])
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         detail = " ".join(str(err).strip().splitlines()[:2])
@@ -371,9 +382,11 @@ def _run(
     net = wrap_ddp(run.model, device, ctx)
     optimizer = make_optimizer(run.model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    decay = cfg.optim.ema_decay
+    ema = WeightAverage(run.model, decay) if decay is not None else None
     progress, history = Progress(), History()
     if r.resume:  # before config.yaml: a run that cannot resume leaves its directory as it was
-        progress, history = resume_state(r.resume, device, run.cfg, run, optimizer, scaler)
+        progress, history = resume_state(r.resume, device, run.cfg, run, optimizer, scaler, ema)
     config = config_to_dict(run.cfg)
     if ctx.is_main:
         if r.resume:
@@ -393,12 +406,24 @@ def _run(
 
         def payload(progress: Progress, history: History, metrics: dict[str, Any] | None) -> dict[str, Any]:
             state = state_payload(
-                run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics, history
+                run.model, optimizer, scaler, progress, config, run.classes, run.norm, metrics, history, ema
             )
             return {**state, "clip": dataclasses.asdict(run.clip), **run.state_dict()}
 
         settings = loop_settings(cfg, cfg.eval.every_epochs, run.metric)
         tb = _tensorboard(run_dir, progress.step if r.resume else None) if ctx.is_main else None
         return fit(
-            run, net, optimizer, scaler, settings, progress, history, run_dir, ctx, payload, max_steps, tb
+            run,
+            net,
+            optimizer,
+            scaler,
+            settings,
+            progress,
+            history,
+            run_dir,
+            ctx,
+            payload,
+            max_steps,
+            tb,
+            ema,
         )
