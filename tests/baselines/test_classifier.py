@@ -26,6 +26,19 @@ def session_fold(real_data: ThermalData) -> tuple[FeatureTable, FeatureTable]:
     return train, test
 
 
+def test_rows_of_some_keyframes_are_their_own_table(real_data: ThermalData) -> None:
+    keyframes = real_data.keyframes[:60]
+    table = feature_table(real_data.recordings, keyframes, CLIP)
+    chosen = [k.keyframe_id for k in keyframes[40:50]] + [k.keyframe_id for k in keyframes[3:9]]
+    part = table.of_keyframes(chosen)
+    direct = feature_table(real_data.recordings, keyframes_by_id(real_data, chosen, "test"), CLIP)
+    assert part.keyframe_ids == direct.keyframe_ids and len(part) > 16  # some keyframes hold two people
+    assert part.recording_ids == direct.recording_ids
+    for name in ("features", "labels", "keyframe_ms", "boxes", "track_ids"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(direct, name), err_msg=name)
+    assert len(table.of_keyframes([])) == 0 and table.of_keyframes([]).features.shape == (0, len(CUE_NAMES))
+
+
 def test_feature_table_rows_are_the_person_boxes(real_data: ThermalData) -> None:
     keyframes = real_data.keyframes[:50]
     table = feature_table(real_data.recordings, keyframes, CLIP)

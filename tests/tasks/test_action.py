@@ -18,7 +18,7 @@ from thermact.config import build_config
 from thermact.data.clips import ClipConfig
 from thermact.data.source import ThermalData
 from thermact.data.splits import save_split, session_split
-from thermact.engine.checkpoint import load_checkpoint, save_checkpoint
+from thermact.engine.checkpoint import inference_state, load_checkpoint, save_checkpoint
 from thermact.engine.distributed import DistContext
 from thermact.engine.run import train
 from thermact.errors import CheckpointError, ConfigError
@@ -330,6 +330,7 @@ def test_weight_average_is_evaluated_saved_and_resumed_exactly(tmp_path: Path, s
     averaged, raw = ckpt["model"], ckpt["raw_model"]
     assert ckpt["config"]["optim"]["ema_decay"] == 0.9
     assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
+    assert "raw_model" not in inference_state(ckpt) and inference_state(ckpt)["model"] is averaged
     logged = json.loads((full.run_dir / "metrics.jsonl").read_text().splitlines()[-1])["val"]
     opts = load_options(str(full.last_checkpoint), [f"out={tmp_path / 'eval'}", "device=cpu"])
     report = run_evaluation(opts).result.summary()

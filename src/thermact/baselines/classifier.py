@@ -70,6 +70,23 @@ class FeatureTable:
     def __len__(self) -> int:
         return len(self.keyframe_ids)
 
+    def of_keyframes(self, keyframe_ids: Sequence[str]) -> FeatureTable:
+        """The rows of ``keyframe_ids``, keyframe after keyframe in that order (what
+        :func:`feature_table` of those keyframes gives, without computing the cues again)."""
+        rows_of: dict[str, list[int]] = {}
+        for row, kf_id in enumerate(self.keyframe_ids):
+            rows_of.setdefault(kf_id, []).append(row)
+        rows = np.asarray([r for kf_id in keyframe_ids for r in rows_of.get(kf_id, [])], dtype=np.int64)
+        return FeatureTable(
+            features=self.features[rows],
+            labels=self.labels[rows],
+            keyframe_ids=[self.keyframe_ids[r] for r in rows],
+            recording_ids=[self.recording_ids[r] for r in rows],
+            keyframe_ms=self.keyframe_ms[rows],
+            boxes=self.boxes[rows],
+            track_ids=self.track_ids[rows],
+        )
+
     def predictions(self, scores: npt.NDArray[np.floating[Any]]) -> Predictions:
         """The boxes of this table with class ``scores`` ``[K, C]``, ready for scoring."""
         if scores.shape[0] != len(self):

@@ -76,11 +76,16 @@ def run_baseline(opts: BaselineOptions, lenient: bool = False) -> dict[str, Any]
     clip = opts.data.clip
     split = resolve_split(data, PROTOCOL_SPLITS[opts.protocol], clip)
     num_classes = len(data.classes)
+    sides = [
+        (keyframes_by_id(data, f.train, "training"), keyframes_by_id(data, f.test, "test"))
+        for f in split.folds
+    ]
+    every = {kf.keyframe_id: kf for train, test in sides for kf in (*train, *test)}
+    table = feature_table(data.recordings, list(every.values()), clip)  # each keyframe's cues once
     folds: list[FoldResult] = []
     for index, fold in enumerate(split.folds):
         t0 = time.perf_counter()
-        train = feature_table(data.recordings, keyframes_by_id(data, fold.train, "training"), clip)
-        test = feature_table(data.recordings, keyframes_by_id(data, fold.test, "test"), clip)
+        train, test = table.of_keyframes(fold.train), table.of_keyframes(fold.test)
         preds = fit_predict(opts.kind, train, test, num_classes, opts.seed)
         metrics = dict(score_predictions(preds, num_classes).summary())
         folds.append(FoldResult(index, fold.name, "", metrics, metrics, -1, time.perf_counter() - t0))
