@@ -16,6 +16,7 @@ from thermact.data.source import ThermalData
 from thermact.data.transforms import Augment
 from thermact.errors import ConfigError
 from thermact.tasks.action import ActionRunConfig
+from thermact.tasks.person import DetectorRunConfig
 
 CLIP = ClipConfig(2.7, 8, "causal")
 
@@ -32,6 +33,25 @@ def test_jitter_keeps_the_keyframe_and_real_frames(real_data: ThermalData) -> No
             assert idx[-1] == plain[-1]  # causal: the newest frame is the keyframe's, never dropped
             seen_windows.add(int(ts[idx[-1]] - ts[idx[0]]))
     assert len(seen_windows) > 20  # the span really varies
+
+
+def test_time_shift_moves_the_clip_around_the_keyframe(real_data: ThermalData) -> None:
+    shift = SensorAugment(time_shift_s=0.5)
+    offsets = []
+    for kf in real_data.keyframes[:40]:
+        ts = real_data.recordings[kf.recording_id].timestamps
+        plain = clip_indices(ts, kf.timestamp_ms, CLIP)
+        if plain[0] == 0 or plain[-1] >= len(ts) - 4:
+            continue  # at a recording's edge the grid repeats the edge frame
+        for seed in range(3):
+            idx = shift.indices(ts, kf.timestamp_ms, CLIP, torch.Generator().manual_seed(seed))
+            offsets.append(int(ts[idx[-1]] - ts[plain[-1]]))
+            assert (np.diff(idx) >= 0).all()
+            gaps = np.diff(ts[max(0, plain[-1] - 6) : plain[-1] + 7])
+            assert abs(offsets[-1]) <= 500 + gaps.max()  # within the shift, up to the nearest frame
+    assert min(offsets) < -150 and max(offsets) > 150 and len(set(offsets)) > 5
+    with pytest.raises(ValueError, match="time_shift_s"):
+        SensorAugment(time_shift_s=-0.1)
 
 
 def test_neutral_settings_are_the_plain_grid(real_data: ThermalData) -> None:
@@ -111,12 +131,16 @@ def test_dataset_sensor_stream_leaves_the_other_draws_alone(real_data: ThermalDa
 
 def test_config_keys_are_validated_by_name() -> None:
     cfg = build_config(ActionRunConfig, None, ["augment.frame_drop=0.3", "augment.time_stretch=[0.8,1.25]"])
-    assert dataclasses.astuple(cfg.augment)[-4:] == ((0.8, 1.25), 0.3, 0.0, 0.0)
+    assert dataclasses.astuple(cfg.augment)[-5:] == ((0.8, 1.25), 0.3, 0.0, 0.0, 0.0)
     for override, key in (
         ("augment.frame_drop=1", "augment.frame_drop"),
         ("augment.time_stretch=[1.2,0.9]", "augment.time_stretch"),
         ("augment.dead_pixels=0.9", "augment.dead_pixels"),
         ("augment.p_stale_rows=-0.1", "augment.p_stale_rows"),
+        ("augment.time_shift_s=-1", "augment.time_shift_s"),
     ):
         with pytest.raises(ConfigError, match=key):
             build_config(ActionRunConfig, None, [override])
+    assert build_config(ActionRunConfig, None, ["augment.time_shift_s=0.5"]).augment.time_shift_s == 0.5
+    with pytest.raises(ConfigError, match="augment.time_shift_s"):  # boxes at the last frame: no shift
+        build_config(DetectorRunConfig, None, ["augment.time_shift_s=0.5"])

@@ -12,7 +12,10 @@ Frame timing (:meth:`SensorAugment.indices`, where a clip's frames are picked)
     * stretches the grid's window by a factor drawn from ``time_stretch`` (people move at
       different speeds; a slower sensor covers the same motion with fewer frames), and
     * drops a fraction drawn from ``[0, frame_drop]`` of the recording's frames before the
-      nearest-frame mapping (a lower or irregular frame rate), never the keyframe's own frame.
+      nearest-frame mapping (a lower or irregular frame rate), never the keyframe's own frame;
+    * moves the whole clip by up to ``time_shift_s`` seconds before or after the keyframe, its
+      boxes and labels kept (annotated keyframes lie ~1.2 s apart, a posture lasts longer: a
+      shifted clip is a new view of the same labelled moment, as box jitter is in space).
 
 Packet loss (:func:`stale_rows`)
     When the last packets of a frame are lost, its bottom rows are missing and are repaired from
@@ -107,12 +110,15 @@ class SensorAugment:
         p_stale_rows: probability per frame of packet loss (:func:`stale_rows`).
         dead_pixels: largest fraction of pixels that die for the whole clip, in ``[0, 0.5]``
             (the count is uniform in ``[0, dead_pixels * H * W]``).
+        time_shift_s: largest shift of the clip's keyframe time, in seconds, ``>= 0`` (uniform in
+            ``[-time_shift_s, time_shift_s]``; the shifted time is the frame never dropped).
     """
 
     time_stretch: tuple[float, float] = (1.0, 1.0)
     frame_drop: float = 0.0
     p_stale_rows: float = 0.0
     dead_pixels: float = 0.0
+    time_shift_s: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = self.time_stretch
@@ -124,6 +130,8 @@ class SensorAugment:
             raise ValueError(f"p_stale_rows must be a probability in [0, 1], got {self.p_stale_rows}")
         if not 0.0 <= self.dead_pixels <= 0.5:
             raise ValueError(f"dead_pixels must be in [0, 0.5], got {self.dead_pixels}")
+        if not (math.isfinite(self.time_shift_s) and self.time_shift_s >= 0):
+            raise ValueError(f"time_shift_s must be a number of seconds >= 0, got {self.time_shift_s}")
 
     @property
     def enabled(self) -> bool:
@@ -132,7 +140,7 @@ class SensorAugment:
 
     @property
     def retimes(self) -> bool:
-        return self.time_stretch != (1.0, 1.0) or self.frame_drop > 0
+        return self.time_stretch != (1.0, 1.0) or self.frame_drop > 0 or self.time_shift_s > 0
 
     def indices(
         self,
@@ -145,6 +153,8 @@ class SensorAugment:
         if not self.retimes:
             return clip_indices(timestamps, keyframe_ms, clip)
         u = _uniform(generator, 2)
+        if self.time_shift_s > 0:  # drawn after the others: runs without a shift keep their draws
+            keyframe_ms += round((2.0 * _uniform(generator, 1)[0] - 1.0) * self.time_shift_s * 1000.0)
         lo, hi = self.time_stretch
         stretched = dataclasses.replace(clip, window_s=clip.window_s * (lo + (hi - lo) * u[0]))
         if self.frame_drop <= 0:

@@ -24,7 +24,7 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
       num_workers: 0
       lenient: false
     augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05, shift_px: 0,
-              time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0}  # sensor_augment
+              time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0, time_shift_s: 0.0}  # sensor_augment
     optim:
       optimizer: adamw           # adamw | sgd
       lr: 0.002
@@ -137,6 +137,8 @@ class AugmentSection:
     """Probability per frame of packet loss (its bottom rows from the previous frame)."""
     dead_pixels: float = 0.0
     """Largest fraction of pixels dead for a whole clip (repaired as the reader repairs), <= 0.5."""
+    time_shift_s: float = 0.0
+    """Largest shift of a clip's keyframe time, seconds before or after (boxes and labels kept)."""
 
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_rot180"):
@@ -155,6 +157,7 @@ class AugmentSection:
         check_number("frame_drop", self.frame_drop, low=0.0, high=1.0, high_open=True)
         check_number("p_stale_rows", self.p_stale_rows, low=0.0, high=1.0)
         check_number("dead_pixels", self.dead_pixels, low=0.0, high=0.5)
+        check_number("time_shift_s", self.time_shift_s, low=0.0)
 
 
 @dataclasses.dataclass

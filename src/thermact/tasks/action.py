@@ -217,7 +217,7 @@ def augment_of(section: AugmentSection) -> Augment | None:
 def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
     """The training sensor augmentation of an ``augment:`` section (None when disabled or neutral)."""
     a = section
-    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels)
+    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels, a.time_shift_s)
     return sensor if section.enabled and sensor.enabled else None
 
 

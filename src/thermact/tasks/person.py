@@ -165,6 +165,11 @@ class DetectorRunConfig:
                 "data.normalize: 'background' needs a whole recording; the detector runs live "
                 "(use dataset or clip_median)"
             )
+        if self.augment.time_shift_s:
+            raise ValueError(
+                "augment.time_shift_s: the detector learns the keyframe's boxes at the clip's last "
+                "frame, a shifted clip would put them where the people are not (use 0)"
+            )
 
     @property
     def clip(self) -> ClipConfig:
