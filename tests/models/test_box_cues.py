@@ -151,3 +151,33 @@ def test_box_cues_are_not_combined_with_an_interaction_head() -> None:
         config_from_dict(ModelConfig, {"head": {"box_cues": True, "interaction": {"structure": "parallel"}}})
     with pytest.raises(ValueError, match="box_cue_dim must be >= 1"):
         HeadConfig(box_cues=True, box_cue_dim=0, interaction=InteractionConfig())
+
+
+def test_box_position_adds_the_centre_to_the_cues(real_data: ThermalData) -> None:
+    frames, rois = _real_clips(real_data, 2)
+    plain, placed = BoxCueEncoder(4), BoxCueEncoder(4, position=True)
+    assert placed.norm.num_features == len(CUE_NAMES) == len(NETWORK_CUES) + 2
+    assert [CUE_NAMES[c] for c in placed.columns][6:8] == ["center_x", "center_y"]
+    # the same warm blob at two places: equal cues without the position, different with it
+    clip = torch.full((2, 1, 8, 40, 60), 18.0)
+    clip[0, ..., 10:20, 10:16] = 30.0
+    clip[1, ..., 20:30, 40:46] = 30.0
+    boxes = torch.tensor([[0.0, 9, 9, 17, 21], [1.0, 39, 19, 47, 31]])
+    seen = {}
+    for name, enc in (("plain", plain), ("placed", placed)):
+        enc.eval()
+        torch.manual_seed(0)
+        enc.proj.reset_parameters()
+        with torch.no_grad():
+            seen[name] = enc(clip, boxes)
+    torch.testing.assert_close(seen["plain"][0], seen["plain"][1], rtol=0, atol=1e-6)
+    assert (seen["placed"][0] - seen["placed"][1]).abs().max() > 1e-3
+    centres = box_cues(frames, rois, 7)[:, [6, 7]]  # fractions of the frame on real boxes
+    assert ((centres > 0) & (centres < 1)).all()
+    model = build_model(
+        ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(box_cues=True, box_position=True)),
+        CLIP,
+    )
+    assert isinstance(model.cues, BoxCueEncoder) and len(model.cues.columns) == len(CUE_NAMES)
+    with pytest.raises(ValueError, match="box_position needs head.box_cues"):
+        HeadConfig(box_position=True)

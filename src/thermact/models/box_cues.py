@@ -172,7 +172,8 @@ def box_cues(frames: Tensor, rois: Tensor, key_index: int, hot_delta: float = HO
 
 
 class BoxCueEncoder(nn.Module):
-    """Embeds the :data:`NETWORK_CUES` of each person box: ``relu(linear(batchnorm(cues)))``.
+    """Embeds the :data:`NETWORK_CUES` of each person box: ``relu(linear(batchnorm(cues)))``
+    (with ``position``, all the :data:`CUE_NAMES`: the box centre too, as a fraction of the frame).
 
     Sizes enter as logarithms (a different ceiling height scales them, which becomes a shift).
 
@@ -180,21 +181,27 @@ class BoxCueEncoder(nn.Module):
         dim: size of the embedding.
         keyframe_position: ``"causal"`` (keyframe = last clip frame) or ``"center"`` (frame ``T // 2``).
         hot_delta: the body-heat threshold in the units of the clips the model gets.
+        position: also embed the box centre (``center_x``, ``center_y``).
 
     Shapes: ``forward(frames [B, 1, T, H, W], rois [K, 5])`` → ``[K, dim]``.
     """
 
     def __init__(
-        self, dim: int = 32, keyframe_position: Literal["center", "causal"] = "causal", hot_delta: float = 1.0
+        self,
+        dim: int = 32,
+        keyframe_position: Literal["center", "causal"] = "causal",
+        hot_delta: float = 1.0,
+        position: bool = False,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.keyframe_position = keyframe_position
         self.hot_delta = hot_delta
-        self.columns = [CUE_NAMES.index(n) for n in NETWORK_CUES]
-        self.log_columns = [i for i, n in enumerate(NETWORK_CUES) if n in _LOG_CUES]
-        self.norm = nn.BatchNorm1d(len(NETWORK_CUES))
-        self.proj = nn.Linear(len(NETWORK_CUES), dim)
+        names = CUE_NAMES if position else NETWORK_CUES
+        self.columns = [CUE_NAMES.index(n) for n in names]
+        self.log_columns = [i for i, n in enumerate(names) if n in _LOG_CUES]
+        self.norm = nn.BatchNorm1d(len(names))
+        self.proj = nn.Linear(len(names), dim)
         self.relu = nn.ReLU(inplace=False)
 
     def forward(self, clip: Tensor, rois: Tensor) -> Tensor:

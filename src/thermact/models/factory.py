@@ -24,6 +24,7 @@
         spatial_pool: max          # max | avg
         box_cues: false            # append an embedding of each box's size and heat (models.box_cues)
         box_cue_dim: 32
+        box_position: false        # the cues include the box centre in the frame (a room-layout cue)
         interaction:               # AlphAction's IA structure (thermact.models.interaction)
           structure: none          # none | parallel | serial | dense_serial
           blocks: [P, M, P, M]     # P: other persons of the clip, M: memory of neighbouring keyframes
@@ -180,6 +181,9 @@ class HeadConfig:
     """Append an embedding of each box's size, heat and motion to its pooled features (models.box_cues)."""
     box_cue_dim: int = 32
     """Size of that embedding (with box_cues)."""
+    box_position: bool = False
+    """The cues include the box centre as a fraction of the frame (with box_cues): where a person is
+    says much in a known room, less in another (flips turn it into the distance from the edges)."""
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
@@ -193,6 +197,8 @@ class HeadConfig:
             raise ValueError(f"head.box_cue_dim must be >= 1, got {self.box_cue_dim}")
         if self.box_cues and self.interaction.enabled:
             raise ValueError("head.box_cues is not combined with an interaction structure (head.interaction)")
+        if self.box_position and not self.box_cues:
+            raise ValueError("head.box_position needs head.box_cues: true")
 
 
 @dataclass
@@ -375,7 +381,11 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
         extra_dim=cfg.head.box_cue_dim if cfg.head.box_cues else 0,
     )
     interaction = build_interaction(cfg.head.interaction, head.dim_in)
-    cues = BoxCueEncoder(cfg.head.box_cue_dim, clip.keyframe_position) if cfg.head.box_cues else None
+    cues = (
+        BoxCueEncoder(cfg.head.box_cue_dim, clip.keyframe_position, position=cfg.head.box_position)
+        if cfg.head.box_cues
+        else None
+    )
     model = ActionModel(
         backbone,
         head,
