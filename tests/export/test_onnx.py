@@ -301,7 +301,9 @@ def test_interaction_models_are_refused_with_a_clear_error(tmp_path: Path) -> No
     assert not (tmp_path / "ia.onnx").exists()
 
 
+@pytest.mark.parametrize("position", [False, True], ids=["cues", "cues_and_position"])
 def test_box_cue_model_onnx_matches_torch_on_real_clips(
+    position: bool,
     batches: tuple[list[Tensor], list[Tensor]],
     make_informative: Callable[[nn.Module, int], None],
     tmp_path: Path,
@@ -309,7 +311,8 @@ def test_box_cue_model_onnx_matches_torch_on_real_clips(
     """The box cues (masks, room background as a median, motion) export: onnxruntime equals torch on
     real clips with their real person boxes and boxes at the frame border, batch sizes 3 and 1."""
     torch.manual_seed(0)
-    cfg = ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32, box_cues=True, box_cue_dim=16))
+    head = HeadConfig(mlp_dim=32, box_cues=True, box_cue_dim=16, box_position=position)
+    cfg = ModelConfig(num_frames=T, head=head)
     model = build_model(cfg, CLIP, verbose=False)
     make_informative(model, 2)
     assert model.cues is not None
@@ -319,6 +322,7 @@ def test_box_cue_model_onnx_matches_torch_on_real_clips(
             torch.cat(batches[0]), torch.cat([batches[1][0], batches[1][1] + torch.tensor([3.0, 0, 0, 0, 0])])
         )
     model.eval()
+    assert model.cues.norm.num_features == (14 if position else 12)
     path = export_action_model(model, tmp_path / "cues.onnx", T, (H, W))
     runner = OnnxActionModel(path)
     for clips, rois in zip(*batches, strict=True):
