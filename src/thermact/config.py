@@ -195,7 +195,9 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
         name, sep, rest = str(err).partition(": ")
-        if sep and name in owner:  # "<field>: message" from check_number and the like
+        # "<field>: message" from check_number and the like, or "<section>.<key>: message" from a
+        # check across sections (e.g. a run config refusing one augment key)
+        if sep and (name in owner or name.partition(".")[0] in fields):
             raise ConfigError(f"config key {prefix + name!r}: {rest}") from err
         raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'!r}: {err}") from err
     return obj
