@@ -157,6 +157,7 @@ def test_model_info_of_shipped_config(capsys: pytest.CaptureFixture[str]) -> Non
         (["data", "inspect"], ["window_s", "session_gap_s"]),
         (["data", "split"], ["out"]),
         (["model", "info"], ["model.name", "model.num_frames"]),
+        (["model", "ensemble"], ["members", "out", "exist_ok"]),
     ],
 )
 def test_every_command_has_help(args: list[str], keys: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ Usage::
     thermact data inspect [DATASET] [key=value ...] [--lenient]
     thermact data split   [DATASET] [key=value ...] [--lenient]
     thermact model info   [CONFIG]  [key=value ...]
+    thermact model ensemble members=[A.pt,B.pt,..] out=FILE.pt
 
 Arguments of the form ``key=value`` are validated configuration overrides (dotted paths for
 nested keys); any other argument is the positional dataset / config path. ``-q``/``--quiet``
@@ -134,6 +135,12 @@ COMMANDS: dict[str, dict[str, Command]] = {
             "[CONFIG] [key=value ...]",
             "parameters, MACs, stage shapes and temporal receptive field of a configured model",
             model.ModelSection,
+        ),
+        "ensemble": Command(
+            model.main_ensemble,
+            "members=[A.pt,B.pt,..] out=FILE.pt",
+            "one checkpoint averaging trained action models (runs of one recipe, other seeds)",
+            model.EnsembleOptions,
         ),
     },
 }

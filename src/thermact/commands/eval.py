@@ -333,6 +333,12 @@ def _why_all_keyframes(trained: TrainedModel[Any, Any], data: ThermalData) -> st
     return None
 
 
+def model_label(trained: TrainedActionModel) -> str:
+    """The model's name, and how many it averages when it is an ensemble."""
+    members = trained.config.model.members
+    return trained.config.model.name + (f" (ensemble of {members})" if members > 1 else "")
+
+
 def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     """Evaluate ``opts.checkpoint`` and write the report files (see the module docstring)."""
     device = select_device(opts.device)
@@ -367,7 +373,7 @@ def run_evaluation(opts: EvalOptions, lenient: bool = False) -> EvalOutcome:
     files = write_action_files(opts, trained, target, preds, result)
     meta = EvalMetadata(
         checkpoint=str(trained.path),
-        model=trained.config.model.name,
+        model=model_label(trained),
         classes=list(trained.classes),
         dataset=str(data.root),
         split=target.split_spec,

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from thermact.errors import ConfigError
 from thermact.io import atomic_open
 from thermact.models.action import ActionModel
+from thermact.models.ensemble import ActionEnsemble
 from thermact.models.person_detector import PersonDetectorNet
 from thermact.tasks.action import TrainedActionModel
 from thermact.tasks.person import TrainedDetector
@@ -168,7 +169,7 @@ def export_module(
 
 
 def export_action_model(
-    model: ActionModel,
+    model: ActionModel | ActionEnsemble,
     path: str | os.PathLike[str],
     num_frames: int,
     frame_size: tuple[int, int] = (40, 60),
@@ -178,7 +179,7 @@ def export_action_model(
     """Export an action model to ONNX: ``(clip [B, 1, T, H, W], rois [K, 5]) -> logits [K, C]``.
 
     Args:
-        model: the detector (exported in eval mode; the training flags of its modules are restored).
+        model: the action model or ensemble (exported in eval mode; the training flags of its modules are restored).
         path: output ``.onnx`` file (written atomically).
         num_frames: clip length ``T`` (fixed in the graph).
         frame_size: ``(H, W)`` of the clips fed to the model (fixed; the model's own ``input_size``

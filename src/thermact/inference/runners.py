@@ -35,6 +35,7 @@ from thermact.errors import CheckpointError, ConfigError
 from thermact.export.onnx import META_DET_CLIP, META_DET_DECODE, META_DET_NORM
 from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector
 from thermact.models.action import ActionModel
+from thermact.models.ensemble import ActionEnsemble
 from thermact.models.heat_boxes import HeatGrowth, grow_person_boxes
 from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
@@ -500,7 +501,7 @@ def as_action_model(
     it is, so ``tta`` other than none is refused for it)."""
     if isinstance(model, (str, os.PathLike)):
         return load_action_model(model, device, precision=precision, tta=tta)
-    if isinstance(model, TrainedModel) and isinstance(model.model, ActionModel):
+    if isinstance(model, TrainedModel) and isinstance(model.model, (ActionModel, ActionEnsemble)):
         return ActionRunner.from_trained(model, device, precision, tta)
     if tta != "none":
         raise ConfigError(f"tta={tta} needs a checkpoint or a restored model, not a {type(model).__name__}")

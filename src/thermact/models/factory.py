@@ -231,8 +231,12 @@ class ModelConfig:
     no_head: bool = True
     """Drop the pretrained file's classifier tensors."""
     head: HeadConfig = field(default_factory=HeadConfig)
+    members: int = 1
+    """Models averaged (an ensemble written by ``thermact model ensemble``); training builds one."""
 
     def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.num_frames < 1:
@@ -358,6 +362,11 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     ThermalNet has no published weights: its ``pretrained`` is a ``thermact pretrain`` checkpoint,
     whose backbone loads strictly (:func:`thermact.models.masked_clip.load_pretrained_backbone`).
     """
+    if cfg.members != 1:
+        raise ConfigError(
+            f"config key 'model.members': {cfg.members}; an ensemble is not built from a config but "
+            "restored from the checkpoint 'thermact model ensemble' writes"
+        )
     clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
     if clip.num_frames != cfg.num_frames:
         raise ConfigError(

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from thermact.errors import ConfigError
 from thermact.models.action import ActionModel
+from thermact.models.ensemble import ScoreMode, mean_score_logits
 
 __all__ = ["FLIP_VIEWS", "TTA", "FlipAverage", "check_tta", "flip_view", "with_tta"]
 
@@ -53,14 +54,14 @@ class FlipAverage(nn.Module):
     docstring). ``module``: the model (an :class:`ActionModel` without an interaction head, whose
     memory of other keyframes has no flipped counterpart); ``mode``: its score function."""
 
-    def __init__(self, module: nn.Module, mode: Literal["softmax", "sigmoid"] = "softmax") -> None:
+    def __init__(self, module: nn.Module, mode: ScoreMode = "softmax") -> None:
         super().__init__()
         if isinstance(module, ActionModel) and module.interaction is not None:
             raise ValueError("flip averaging is not available for a model with an interaction head")
         if mode not in ("softmax", "sigmoid"):
             raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}")
         self.module = module
-        self.mode = mode
+        self.mode: ScoreMode = mode
         self.train(module.training)
 
     def forward(self, clip: Tensor, rois: Tensor) -> Tensor:
@@ -71,11 +72,7 @@ class FlipAverage(nn.Module):
         shift = torch.arange(n, dtype=rois.dtype, device=rois.device).repeat_interleave(k) * b
         boxes = torch.cat([r for _, r in views])
         boxes = torch.cat([boxes[:, :1] + shift[:, None], boxes[:, 1:]], dim=1)
-        logits = self.module(clips, boxes).float().reshape(n, k, -1)
-        if self.mode == "softmax":
-            return torch.log(torch.softmax(logits, dim=-1).mean(0).clamp_min(1e-12))
-        p = torch.sigmoid(logits).mean(0).clamp(1e-7, 1 - 1e-7)
-        return torch.log(p) - torch.log1p(-p)
+        return mean_score_logits(self.module(clips, boxes).float().reshape(n, k, -1), self.mode)
 
 
 def check_tta(model: nn.Module, tta: TTA, where: str) -> None:
@@ -85,7 +82,7 @@ def check_tta(model: nn.Module, tta: TTA, where: str) -> None:
         raise ConfigError(f"{where}: tta={tta} is not available for a model with an interaction head")
 
 
-def with_tta(model: nn.Module, tta: TTA, mode: Literal["softmax", "sigmoid"] = "softmax") -> nn.Module:
+def with_tta(model: nn.Module, tta: TTA, mode: ScoreMode = "softmax") -> nn.Module:
     """``model`` itself (``tta="none"``) or wrapped in :class:`FlipAverage` (``"flips"``)."""
     if tta == "none":
         return model

@@ -51,6 +51,7 @@ from thermact.engine.samplers import EpochSampler
 from thermact.errors import CheckpointError, ConfigError
 from thermact.evaluation.evaluate import merge_predictions, predict, score_predictions
 from thermact.models.action import ActionModel
+from thermact.models.ensemble import ActionEnsemble
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
 from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
 from thermact.models.memory import FeatureBank
@@ -139,7 +140,8 @@ class ActionRunConfig:
             raise ValueError("eval.tta: flip averaging is not available with an interaction head")
 
 
-TrainedActionModel = TrainedModel[ActionModel, ActionRunConfig]
+TrainedActionModel = TrainedModel[ActionModel | ActionEnsemble, ActionRunConfig]
+"""A restored action model: one network, or an ensemble of them (``model.members`` > 1)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +229,11 @@ class ActionRun:
     def __init__(
         self, cfg: ActionRunConfig, ctx: DistContext, device: torch.device, amp_dtype: torch.dtype | None
     ) -> None:
+        if cfg.model.members != 1:
+            raise ConfigError(
+                f"config key 'model.members': {cfg.model.members}, but a run trains one model (train "
+                "each member with its own seed, then join them with 'thermact model ensemble')"
+            )
         # the saved config holds the architecture a pretrained file implies, not "auto"
         cfg = dataclasses.replace(cfg, model=resolve_model_config(cfg.model))
         self.cfg, self.ctx, self.device, self.amp_dtype = cfg, ctx, device, amp_dtype
@@ -345,11 +352,15 @@ class ActionRun:
 # Restore
 
 
-def _build_for_restore(cfg: ActionRunConfig) -> tuple[ActionModel, ClipConfig]:
-    """The model of a checkpoint's config; its pretrained-weights path is ignored (the checkpoint
-    holds the trained weights)."""
-    model_cfg = dataclasses.replace(cfg.model, pretrained=None)
-    return build_model(model_cfg, cfg.clip, verbose=False), cfg.clip
+def _build_for_restore(cfg: ActionRunConfig) -> tuple[ActionModel | ActionEnsemble, ClipConfig]:
+    """The model of a checkpoint's config (an :class:`ActionEnsemble` of ``model.members`` models
+    when more than one); its pretrained-weights path is ignored (the checkpoint holds the trained
+    weights)."""
+    model_cfg = dataclasses.replace(cfg.model, pretrained=None, members=1)
+    if cfg.model.members == 1:
+        return build_model(model_cfg, cfg.clip, verbose=False), cfg.clip
+    members = [build_model(model_cfg, cfg.clip, verbose=False) for _ in range(cfg.model.members)]
+    return ActionEnsemble(members, cfg.model.head.mode), cfg.clip
 
 
 def restore_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedActionModel:
@@ -373,9 +384,14 @@ def restore_model(path: str | Path, device: str | torch.device = "cpu") -> Train
 
 def memory_of(trained: TrainedActionModel) -> FeatureBank | None:
     """An interaction model's memory bank as its training run saved it (None otherwise)."""
-    if trained.model.interaction is None or trained.checkpoint.get("memory") is None:
+    model = trained.model
+    if (
+        not isinstance(model, ActionModel)
+        or model.interaction is None
+        or trained.checkpoint.get("memory") is None
+    ):
         return None
-    bank = trained.model.new_memory_bank()
+    bank = model.new_memory_bank()
     bank.load_state_dict(trained.checkpoint["memory"], where=f"{trained.path}: memory")
     return bank
 
