@@ -31,16 +31,21 @@ demo: $(STAMP)
 # Retrain the shipped models (src/thermact/shipped.py) from the bundled data: every keyframe of the
 # 19 thermal_v2 recordings, no validation; their inference checkpoints replace src/thermact/weights/.
 MODELS_DIR ?= runs/models
+ACTION_RECIPE = config=thermal_net_live data.root=thermal_v2 data.split=all model.head.box_cues=true \
+	"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01
+
 models: $(STAMP)
-	$(BIN)/thermact train config=thermal_net_live data.root=thermal_v2 data.split=all model.head.box_cues=true \
-		"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01 \
-		run_dir=$(MODELS_DIR)/thermal_net_live exist_ok=true
+	$(BIN)/thermact train $(ACTION_RECIPE) run_dir=$(MODELS_DIR)/thermal_net_live exist_ok=true
+	$(BIN)/thermact train $(ACTION_RECIPE) seed=1 run_dir=$(MODELS_DIR)/thermal_net_live_s1 exist_ok=true
+	$(BIN)/thermact train $(ACTION_RECIPE) seed=2 run_dir=$(MODELS_DIR)/thermal_net_live_s2 exist_ok=true
 	$(BIN)/thermact train config=person_detector_live data.root=thermal_v2 data.split=all \
 		"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01 \
 		"augment.offset_c=[-3.0,3.0]" "augment.gain=[0.8,1.2]" augment.shift_px=6 \
 		run_dir=$(MODELS_DIR)/person_detector_live exist_ok=true
 	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/thermal_net_live.pt
+	$(BIN)/thermact model ensemble exist_ok=true out=src/thermact/weights/thermal_net_live_ens3.pt \
+		"members=[$(MODELS_DIR)/thermal_net_live/last.pt,$(MODELS_DIR)/thermal_net_live_s1/last.pt,$(MODELS_DIR)/thermal_net_live_s2/last.pt]"
 	$(BIN)/thermact export $(MODELS_DIR)/person_detector_live/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/person_detector_live.pt
 

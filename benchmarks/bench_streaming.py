@@ -25,7 +25,9 @@ started together, sensor ``j`` delayed by ``j / N`` of a frame interval so arriv
    that many are served in real time: utilisation below 1 and bounded latency).
 
 Models: ``--checkpoint`` / ``--detector`` (paths or shipped names; defaults: the shipped live
-models ``thermal_net_live`` and ``person_detector_live``; for the larger ones pass
+live models, ``thermal_net_live`` and ``person_detector_live``; ``--checkpoint
+thermal_net_live_ens3`` for the ensemble that ``thermact detect`` uses, three times the action
+compute; for the larger ones pass
 ``runs/thermal_net_s/last.pt`` and ``runs/person_detector/last.pt``). A missing action checkpoint is replaced by a randomly
 initialised model of ``--action-config`` (the compute is the same); a missing detector by one of
 ``--detector-config`` trained for one
@@ -69,7 +71,7 @@ from thermact.inference.streaming import StreamingPredictor
 from thermact.io import write_json_atomic
 from thermact.models.factory import build_model
 from thermact.runtime import configure_cpu_math
-from thermact.shipped import resolve_checkpoint
+from thermact.shipped import DEFAULT_DETECTOR, DEFAULT_STREAM_ACTION_MODEL, resolve_checkpoint
 from thermact.tasks.action import ActionRunConfig, restore_model
 from thermact.tasks.person import PERSON, DetectorRunConfig, restore_detector
 
@@ -249,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", default="thermal_net_live", help="path or shipped model name")
-    parser.add_argument("--detector", default="person_detector_live", help="path or shipped model name")
+    parser.add_argument(
+        "--checkpoint", default=DEFAULT_STREAM_ACTION_MODEL, help="path or shipped model name"
+    )
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="path or shipped model name")
     parser.add_argument("--action-config", default="configs/thermal_net_live.yaml")
     parser.add_argument("--detector-config", default="configs/person_detector_live.yaml")
     parser.add_argument("--sensors", type=int, default=100, help="sensors of the throughput run")

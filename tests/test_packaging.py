@@ -19,6 +19,7 @@ def test_the_wheel_ships_presets_models_and_data(tmp_path: Path) -> None:
     assert len(presets) >= 8 and presets <= names
     for required in (
         "thermact/weights/thermal_net_live.pt",
+        "thermact/weights/thermal_net_live_ens3.pt",
         "thermact/weights/person_detector_live.pt",
         "thermact/weights/MODEL_CARD.md",
         "thermact/datasets/thermal_v1/frames/SL14_R1.h5",

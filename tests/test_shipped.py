@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from thermact.engine.checkpoint import load_checkpoint
 from thermact.errors import CheckpointError
-from thermact.shipped import SHIPPED_MODELS, WEIGHTS_DIR, resolve_checkpoint
+from thermact.shipped import DEFAULT_ACTION_MODEL, SHIPPED_MODELS, WEIGHTS_DIR, resolve_checkpoint
 
 
 def test_a_file_wins_over_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,8 +62,31 @@ def test_the_shipped_models_load_and_say_what_they_are() -> None:
     assert det_aug.dead_pixels == 0.01 and det_aug.offset_c == (-3.0, 3.0) and det_aug.gain == (0.8, 1.2)
     assert det_aug.shift_px == 6 and detector.config.eval.heat_growth is not None  # boxes grown (default)
     for model in SHIPPED_MODELS.values():  # inference checkpoints: no optimiser state, small
-        assert "optimizer" not in load_checkpoint(model.path) and model.path.stat().st_size < 2_000_000
+        assert "optimizer" not in load_checkpoint(model.path) and model.path.stat().st_size < 3_000_000
     assert (WEIGHTS_DIR / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_default_action_model_averages_three_seeds_of_the_live_recipe() -> None:
+    from thermact.models.ensemble import ActionEnsemble
+    from thermact.tasks.action import restore_model
+
+    from thermact.commands.detect import DetectOptions
+    from thermact.commands.stream import StreamOptions
+
+    # offline analysis gets the ensemble, live streams the single network (a third of the compute)
+    assert DEFAULT_ACTION_MODEL == DetectOptions().checkpoint == "thermal_net_live_ens3"
+    assert StreamOptions().checkpoint == "thermal_net_live"
+    ensemble, single = restore_model(DEFAULT_ACTION_MODEL), restore_model("thermal_net_live")
+    assert isinstance(ensemble.model, ActionEnsemble) and len(ensemble.model.members) == 3
+    assert ensemble.config.model == dataclasses.replace(single.config.model, members=3)
+    assert ensemble.config.augment == single.config.augment and ensemble.classes == single.classes
+    assert ensemble.checkpoint["dataset"] == single.checkpoint["dataset"]
+    # its first member is the shipped single model; the others are other seeds' runs
+    first = ensemble.model.members[0].state_dict()
+    assert all(torch.equal(v, first[k]) for k, v in single.model.state_dict().items())
+    other = ensemble.model.members[1].state_dict()
+    assert not torch.equal(other["head.classifier.weight"], first["head.classifier.weight"])
 
 
 @pytest.mark.usefixtures("one_thread")

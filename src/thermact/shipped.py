@@ -1,18 +1,22 @@
 """Trained models that ship inside the package, usable by name wherever a checkpoint is asked for.
 
-=======================  ========  =============================================================
-name                     task      model
-=======================  ========  =============================================================
-``thermal_net_live``     action    ThermalNet-T with box cues on causal 8-frame clips (2.7 s)
-``person_detector_live`` detector  PersonDetector-T on causal 3-frame clips (0.5 s)
-=======================  ========  =============================================================
+=========================  ========  ===========================================================
+name                       task      model
+=========================  ========  ===========================================================
+``thermal_net_live_ens3``  action    three ``thermal_net_live`` runs (seeds 0, 1, 2) averaged
+``thermal_net_live``       action    ThermalNet-T with box cues on causal 8-frame clips (2.7 s)
+``person_detector_live``   detector  PersonDetector-T on causal 3-frame clips (0.5 s)
+=========================  ========  ===========================================================
 
-Both are trained on every keyframe of the 19 recordings of ``thermal_v2`` (``data.split=all``) and
+All are trained on every keyframe of the 19 recordings of ``thermal_v2`` (``data.split=all``) and
 stored as inference checkpoints (``thermact export format=weights``: weights, config, classes and
-normalisation, no optimiser state); ``weights/MODEL_CARD.md`` holds their training data, recipe,
-leave-one-session-out numbers and known failure modes. ``thermact detect``, ``thermact stream``
-and :class:`~thermact.inference.streaming.StreamingPredictor` use them when no checkpoint is
-given; ``make models`` retrains them from the bundled data.
+normalisation, no optimiser state; the ensemble by ``thermact model ensemble``);
+``weights/MODEL_CARD.md`` holds their training data, recipe, leave-one-session-out numbers and
+known failure modes. When no checkpoint is given, ``thermact detect`` and :func:`thermact.predict`
+use the ensemble (:data:`DEFAULT_ACTION_MODEL`), ``thermact stream`` and
+:class:`~thermact.inference.streaming.StreamingPredictor` the single ``thermal_net_live``, a third
+of its compute (:data:`DEFAULT_STREAM_ACTION_MODEL`), and all of them the detector;
+``make models`` retrains them from the bundled data.
 
 :func:`resolve_checkpoint` turns a name or a path into a file: an existing file wins, then a
 shipped name; anything else is an error with a did-you-mean.
@@ -31,6 +35,7 @@ from thermact.errors import CheckpointError
 __all__ = [
     "DEFAULT_ACTION_MODEL",
     "DEFAULT_DETECTOR",
+    "DEFAULT_STREAM_ACTION_MODEL",
     "SHIPPED_MODELS",
     "WEIGHTS_DIR",
     "ShippedModel",
@@ -59,6 +64,12 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
     m.name: m
     for m in (
         ShippedModel(
+            "thermal_net_live_ens3",
+            "action",
+            "thermal_net_live_ens3.pt",
+            "three thermal_net_live runs (seeds 0, 1, 2) averaged: the default action model",
+        ),
+        ShippedModel(
             "thermal_net_live",
             "action",
             "thermal_net_live.pt",
@@ -73,8 +84,13 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
     )
 }
 
-DEFAULT_ACTION_MODEL = "thermal_net_live"
-"""The action model used when none is given."""
+DEFAULT_ACTION_MODEL = "thermal_net_live_ens3"
+"""The action model of recordings analysed offline when none is given (``thermact detect``,
+:func:`thermact.predict`): the ensemble, the most accurate."""
+DEFAULT_STREAM_ACTION_MODEL = "thermal_net_live"
+"""The action model of live streams when none is given (``thermact stream``,
+:class:`~thermact.inference.streaming.StreamingPredictor`): one network, a third of the
+ensemble's compute, for the many-sensors-per-core budget."""
 DEFAULT_DETECTOR = "person_detector_live"
 """The person detector used when none is given."""
 

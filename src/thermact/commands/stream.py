@@ -45,7 +45,7 @@ from thermact.inference.runners import (
 from thermact.inference.streaming import StreamingPredictor, StreamStats, interleave
 from thermact.io import check_writable, write_json_atomic
 from thermact.models.tta import TTA
-from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
+from thermact.shipped import DEFAULT_DETECTOR, DEFAULT_STREAM_ACTION_MODEL
 from thermact.tasks.action import restore_model
 from thermact.tasks.person import restore_detector
 from thermact.tracking.tracker import TrackerConfig
@@ -57,7 +57,7 @@ __all__ = ["StreamOptions", "load_stream_options", "main", "run_stream"]
 class StreamOptions:
     """Options of ``thermact stream``."""
 
-    checkpoint: str = DEFAULT_ACTION_MODEL
+    checkpoint: str = DEFAULT_STREAM_ACTION_MODEL
     """Action model: a checkpoint (.pt), an exported .onnx or a shipped model's name."""
     detector: str = DEFAULT_DETECTOR
     """Person detector: a checkpoint (.pt), an .onnx exported with its metadata or a shipped name."""

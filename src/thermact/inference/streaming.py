@@ -46,7 +46,7 @@ from thermact.inference.pipeline import FrameInput, FrameResult, InferencePipeli
 from thermact.inference.runners import Precision, as_action_model, as_detector
 from thermact.inference.sensor import SensorCounters
 from thermact.models.tta import TTA
-from thermact.shipped import DEFAULT_ACTION_MODEL, DEFAULT_DETECTOR
+from thermact.shipped import DEFAULT_DETECTOR, DEFAULT_STREAM_ACTION_MODEL
 from thermact.tracking.tracker import TrackerConfig
 
 __all__ = ["StreamStats", "StreamingPredictor", "interleave"]
@@ -126,7 +126,7 @@ class StreamingPredictor:
 
     def __init__(
         self,
-        action: Any = DEFAULT_ACTION_MODEL,
+        action: Any = DEFAULT_STREAM_ACTION_MODEL,
         detector: Any = DEFAULT_DETECTOR,
         tracker_config: TrackerConfig | None = None,
         cadence_s: float = 1.0,
