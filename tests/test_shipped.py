@@ -68,11 +68,10 @@ def test_the_shipped_models_load_and_say_what_they_are() -> None:
 
 @pytest.mark.usefixtures("one_thread")
 def test_the_default_action_model_averages_three_seeds_of_the_live_recipe() -> None:
-    from thermact.models.ensemble import ActionEnsemble
-    from thermact.tasks.action import restore_model
-
     from thermact.commands.detect import DetectOptions
     from thermact.commands.stream import StreamOptions
+    from thermact.models.ensemble import ActionEnsemble
+    from thermact.tasks.action import restore_model
 
     # offline analysis gets the ensemble, live streams the single network (a third of the compute)
     assert DEFAULT_ACTION_MODEL == DetectOptions().checkpoint == "thermal_net_live_ens3"

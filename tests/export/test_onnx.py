@@ -20,6 +20,7 @@ from thermact.export.onnx import export_action_model, export_module, export_pers
 from thermact.export.runtime import OnnxActionModel, OnnxPersonDetector, OnnxRunner
 from thermact.export.verify import verify_onnx
 from thermact.models.action import ActionModel
+from thermact.models.ensemble import ActionEnsemble
 from thermact.models.factory import HeadConfig, ModelConfig, build_model
 from thermact.models.head import RoIActionHead
 from thermact.models.slowfast import SlowFast
@@ -334,3 +335,29 @@ def test_box_cue_model_onnx_matches_torch_on_real_clips(
         got = runner(clips.numpy(), rois.numpy())
         assert got.shape == ref.shape and np.abs(ref).max() > 0.5
         assert np.abs(got - ref).max() < 1e-4
+
+
+def test_ensemble_onnx_matches_torch_on_real_clips(
+    batches: tuple[list[Tensor], list[Tensor]],
+    make_informative: Callable[[nn.Module, int], None],
+    tmp_path: Path,
+) -> None:
+    """An ensemble exports as one graph: onnxruntime equals torch (the members' mean scores) on real
+    clips with real and border boxes."""
+    members = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        member = build_model(ModelConfig(num_frames=T, head=HeadConfig(mlp_dim=32)), CLIP, verbose=False)
+        make_informative(member, seed)
+        members.append(member.eval())
+    ensemble = ActionEnsemble(members).eval()
+    runner = OnnxActionModel(export_action_model(ensemble, tmp_path / "ens.onnx", T, (H, W)))
+    for clips, rois in zip(*batches, strict=True):
+        rois = torch.cat([rois, _border_rois(clips.shape[0], 3)])
+        with torch.no_grad():
+            ref = ensemble(clips, rois)
+            each = [torch.softmax(m(clips, rois), 1) for m in members]
+        torch.testing.assert_close(torch.softmax(ref, 1), (each[0] + each[1]) / 2, rtol=0, atol=1e-5)
+        assert (each[0] - each[1]).abs().max() > 0.01
+        got = runner(clips.numpy(), rois.numpy())
+        assert got.shape == ref.shape and np.abs(got - ref.numpy()).max() < 1e-4

@@ -1,4 +1,5 @@
-"""Shared fixtures of the model tests: the weight rule of the parity references."""
+"""Shared fixtures of the model tests: the weight rule of the parity references, the shipped
+single action model and real clips fed to it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch import Tensor
+
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
+from thermact.data.source import ThermalData
+from thermact.tasks.action import TrainedActionModel, restore_model
 
 WeightRule = Callable[[dict[str, list[int]], list[str]], dict[str, Tensor]]
 
@@ -37,3 +42,18 @@ def weights_by_rule() -> WeightRule:
     """``weights_by_rule(keys, bn_keys)``: the tensors of a reference's ``weight_rule``
     (``tests/models/reference/*_reference.pt``) for its key -> shape map."""
     return _weights_by_rule
+
+
+@pytest.fixture(scope="module")
+def shipped() -> TrainedActionModel:
+    """The shipped single action model ``thermal_net_live``."""
+    return restore_model("thermal_net_live", "cpu")
+
+
+@pytest.fixture(scope="module")
+def batch(shipped: TrainedActionModel, real_data: ThermalData) -> ClipBatch:
+    """Three real causal clips of the bundled data, two of them with two persons (5 boxes)."""
+    two = [k for k in real_data.keyframes if len(k.persons) == 2][:2]
+    one = [k for k in real_data.keyframes if len(k.persons) == 1][5:6]
+    dataset = ClipDataset.from_data(real_data, [*two, *one], shipped.clip, norm=shipped.norm)
+    return collate_clips([dataset[i] for i in range(len(dataset))])

@@ -7,27 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
-from thermact.data.source import ThermalData
+from thermact.data.dataset import ClipBatch
 from thermact.data.transforms import hflip, rotate180, vflip
 from thermact.errors import ConfigError
 from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
 from thermact.models.tta import FLIP_VIEWS, FlipAverage, check_tta, flip_view, with_tta
-from thermact.tasks.action import TrainedActionModel, restore_model
-
-
-@pytest.fixture(scope="module")
-def shipped() -> TrainedActionModel:
-    return restore_model("thermal_net_live", "cpu")
-
-
-@pytest.fixture(scope="module")
-def batch(shipped: TrainedActionModel, real_data: ThermalData) -> ClipBatch:
-    """Three real causal clips of the bundled data, two of them with two persons."""
-    two = [k for k in real_data.keyframes if len(k.persons) == 2][:2]
-    one = [k for k in real_data.keyframes if len(k.persons) == 1][5:6]
-    dataset = ClipDataset.from_data(real_data, [*two, *one], shipped.clip, norm=shipped.norm)
-    return collate_clips([dataset[i] for i in range(len(dataset))])
+from thermact.tasks.action import TrainedActionModel
 
 
 def test_flip_view_is_the_flip_of_the_training_augmentations(batch: ClipBatch) -> None:
