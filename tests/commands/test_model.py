@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from thermact.cli import main as cli_main
 from thermact.commands.model import EnsembleOptions, main_ensemble, run_ensemble
 from thermact.commands.model import main_info as main_model_info
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
@@ -155,6 +156,14 @@ def test_ensemble_bad_options_change_nothing(members: list[Path], tmp_path: Path
     assert out.read_bytes() == b"keep" and load_checkpoint(members[1])["model"]
 
 
-def test_training_an_ensemble_is_refused_by_key() -> None:
+def test_training_an_ensemble_is_refused_by_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="config key 'model.members': 3"):
         build_model(ModelConfig(name="thermal_net_t", num_frames=8, members=3), verbose=False)
+    assert cli_main(["train", "model.members=2", f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1
+        and "error: config key 'model.members': 2" in err[0]
+        and "thermact model ensemble" in err[0]
+    )
+    assert not (tmp_path / "run").exists()

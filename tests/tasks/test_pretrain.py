@@ -92,6 +92,7 @@ def test_pretrain_then_fine_tune_from_its_backbone(tmp_path: Path, one_thread: N
         (["pretrain.mask_ratio=1"], "pretrain.mask_ratio"),
         (["pretrain.frame_stride=0"], "pretrain.frame_stride"),
         (["model.num_frames=7"], "model.num_frames"),
+        (["model.members=2"], "config key 'model.members': 2"),
         (["config=person_detector"], "detector config"),
     ],
 )
