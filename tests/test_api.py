@@ -16,6 +16,7 @@ from thermact.api import as_overrides
 from thermact.commands.detect import main as main_detect
 from thermact.config import parse_overrides
 from thermact.errors import ConfigError
+from thermact.shipped import resolve_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,6 +55,22 @@ def test_train_validates_like_the_command_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         thermact.train("thermal_net_live", {"optim.epoch": 3}, run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_ensemble_writes_what_the_command_writes(tmp_path: Path) -> None:
+    from thermact.models.ensemble import ActionEnsemble
+    from thermact.tasks.action import restore_model
+
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(resolve_checkpoint("thermal_net_live").read_bytes())
+    out = thermact.ensemble(["thermal_net_live", copy], tmp_path / "x2.pt")
+    model = restore_model(out).model
+    assert out == tmp_path / "x2.pt" and isinstance(model, ActionEnsemble) and len(model.members) == 2
+    with pytest.raises(ConfigError, match="exists; pass exist_ok=true"):
+        thermact.ensemble(["thermal_net_live", copy], out)
+    with pytest.raises(ConfigError, match="at least two"):
+        thermact.ensemble([copy], tmp_path / "one.pt")
+    assert not (tmp_path / "one.pt").exists()
 
 
 def test_detect_writes_what_the_command_writes(

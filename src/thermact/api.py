@@ -9,6 +9,7 @@ checked exactly as ``key=value`` arguments are (a bad key or value raises
 
     result = thermact.train("thermal_net_live", {"data.root": "thermal_v2", "optim.epochs": 30})
     report = thermact.evaluate(result.last_checkpoint, split="session", fold=1)
+    thermact.ensemble([result.last_checkpoint, "runs/other_seed/last.pt"], out="runs/x2.pt")
     outcomes, events = thermact.detect("recording.h5", out="runs/detect")
     persons = thermact.predict("recording.h5")  # or predict(frames [T, H, W], timestamps_ms [T])
     predictor = thermact.StreamingPredictor()  # the shipped live models
@@ -29,6 +30,8 @@ import yaml
 from thermact.commands._common import load_task_config
 from thermact.commands.detect import RecordingOutcome, load_detect_options, run_detect
 from thermact.commands.eval import EvalOutcome, load_options, run_evaluation
+from thermact.commands.model import EnsembleOptions, run_ensemble
+from thermact.config import build_options
 from thermact.data.recording import Recording
 from thermact.engine.loop import TrainResult
 from thermact.engine.run import train as train_task
@@ -68,6 +71,18 @@ def evaluate(checkpoint: str | Path, options: Mapping[str, Any] | None = None, *
     """``thermact eval checkpoint=CHECKPOINT key=value ...`` of an action model; returns the
     metrics, predictions and written files."""
     return run_evaluation(load_options(str(checkpoint), as_overrides(options, **kwargs)))
+
+
+def ensemble(members: Sequence[str | Path], out: str | Path, exist_ok: bool = False) -> Path:
+    """``thermact model ensemble members=[..] out=OUT``: one checkpoint averaging the action
+    models ``members`` (paths or shipped names); returns where it was written."""
+    opts = build_options(
+        EnsembleOptions,
+        "out",
+        None,
+        as_overrides(members=[str(m) for m in members], out=out, exist_ok=exist_ok),
+    )
+    return run_ensemble(opts)
 
 
 def detect(
