@@ -17,6 +17,7 @@ from thermact.engine.checkpoint import inference_state, load_checkpoint, save_ch
 from thermact.errors import CheckpointError, ConfigError
 from thermact.models.ensemble import ActionEnsemble
 from thermact.models.factory import ModelConfig, build_model
+from thermact.shipped import resolve_checkpoint
 from thermact.tasks.action import TrainedActionModel, restore_model
 
 
@@ -151,6 +152,11 @@ def test_ensemble_bad_options_change_nothing(members: list[Path], tmp_path: Path
         main_ensemble(None, [f"members=[{members[0]},{members[1]}]", f"out={tmp_path / 'e.onnx'}"])
     with pytest.raises(ConfigError, match="is one of the members"):
         run_ensemble(EnsembleOptions(pair, str(members[1]), exist_ok=True))
+    shipped = resolve_checkpoint("thermal_net_live")  # a member given by its shipped name
+    before = shipped.read_bytes()
+    with pytest.raises(ConfigError, match="is one of the members"):
+        run_ensemble(EnsembleOptions([pair[0], "thermal_net_live"], str(shipped), exist_ok=True))
+    assert shipped.read_bytes() == before
     with pytest.raises(CheckpointError, match="did you mean 'thermal_net_live'"):
         run_ensemble(EnsembleOptions([pair[0], "thermal_net_lve"], str(tmp_path / "x.pt")))
     assert out.read_bytes() == b"keep" and load_checkpoint(members[1])["model"]

@@ -24,6 +24,7 @@ from thermact.models.ensemble import member_state
 from thermact.models.factory import ModelConfig
 from thermact.models.info import detector_info, format_model_info, model_info
 from thermact.models.person_detector import DetectorModelConfig
+from thermact.shipped import resolve_checkpoint
 from thermact.tasks.action import TrainedActionModel, restore_model
 
 __all__ = [
@@ -180,7 +181,7 @@ def run_ensemble(opts: EnsembleOptions) -> Path:
     if out.exists() and not opts.exist_ok:
         raise ConfigError(f"output path {str(out)!r} exists; pass exist_ok=true to replace it")
     payload = ensemble_checkpoint(opts.members)
-    if out.exists() and any(out.resolve() == Path(p).resolve() for p in payload["ensemble"]["members"]):
+    if out.exists() and any(out.resolve() == resolve_checkpoint(p).resolve() for p in opts.members):
         raise ConfigError(f"output path {str(out)!r} is one of the members")
     save_checkpoint(out, payload)
     restore_model(out)
