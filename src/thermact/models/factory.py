@@ -323,8 +323,15 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
     """The backbone named by ``cfg.name`` (random init; see :func:`build_model` for weights).
 
     ``auto`` architecture keys give PySlowFast's (``conv_bn_relu``, 1): resolve them first
-    (:func:`resolve_model_config`) to build the network of a checkpoint's source.
+    (:func:`resolve_model_config`) to build the network of a checkpoint's source. One network:
+    ``model.members`` other than 1 (an ensemble's checkpoint) is refused, so training and
+    pretraining runs train single networks (ensembles are joined by ``thermact model ensemble``).
     """
+    if cfg.members != 1:
+        raise ConfigError(
+            f"config key 'model.members': {cfg.members}, but a run trains one network (train each "
+            "member with its own seed, then join them with 'thermact model ensemble')"
+        )
     match cfg.name:
         case "thermal_net_t" | "thermal_net_s" | "thermal_net_m":
             for key, value in (
@@ -362,11 +369,6 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     ThermalNet has no published weights: its ``pretrained`` is a ``thermact pretrain`` checkpoint,
     whose backbone loads strictly (:func:`thermact.models.masked_clip.load_pretrained_backbone`).
     """
-    if cfg.members != 1:
-        raise ConfigError(
-            f"config key 'model.members': {cfg.members}; an ensemble is not built from a config but "
-            "restored from the checkpoint 'thermact model ensemble' writes"
-        )
     clip = clip if clip is not None else ClipConfig(num_frames=cfg.num_frames)
     if clip.num_frames != cfg.num_frames:
         raise ConfigError(

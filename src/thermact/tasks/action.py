@@ -229,11 +229,6 @@ class ActionRun:
     def __init__(
         self, cfg: ActionRunConfig, ctx: DistContext, device: torch.device, amp_dtype: torch.dtype | None
     ) -> None:
-        if cfg.model.members != 1:
-            raise ConfigError(
-                f"config key 'model.members': {cfg.model.members}, but a run trains one model (train "
-                "each member with its own seed, then join them with 'thermact model ensemble')"
-            )
         # the saved config holds the architecture a pretrained file implies, not "auto"
         cfg = dataclasses.replace(cfg, model=resolve_model_config(cfg.model))
         self.cfg, self.ctx, self.device, self.amp_dtype = cfg, ctx, device, amp_dtype

@@ -134,8 +134,6 @@ def unlabelled_keyframes(
 
 def build_masked_clip_model(model: ModelConfig) -> MaskedClipModel:
     """The backbone of ``model`` (random weights) with its reconstruction decoder; ThermalNet only."""
-    if model.members != 1:
-        raise ConfigError(f"config key 'model.members': {model.members}, but pretraining trains one backbone")
     backbone = build_backbone(dataclasses.replace(model, pretrained=None))
     if not isinstance(backbone, ThermalNet):
         raise ConfigError(
