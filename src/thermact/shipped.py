@@ -67,7 +67,7 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
             "thermal_net_live_ens3",
             "action",
             "thermal_net_live_ens3.pt",
-            "three thermal_net_live runs (seeds 0, 1, 2) averaged: the default action model",
+            "three thermal_net_live runs (seeds 0, 1, 2) averaged: the default of offline analysis",
         ),
         ShippedModel(
             "thermal_net_live",
