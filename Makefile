@@ -64,7 +64,8 @@ unit: $(STAMP)
 # only on the CI machine's own kernels fails here.
 ISA_TESTS = tests/inference tests/export tests/commands/test_detect.py tests/commands/test_stream.py \
 	tests/commands/test_export.py tests/models/test_slowfast.py tests/models/test_pretrained_parity.py \
-	tests/tasks/test_person.py tests/models/test_tta.py tests/models/test_ensemble.py tests/test_shipped.py
+	tests/tasks/test_person.py tests/models/test_tta.py tests/models/test_ensemble.py tests/test_shipped.py \
+	tests/ops/test_cpu_layout.py tests/models/test_person_decode.py
 unit-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q -p no:cacheprovider $(ISA_TESTS)
 

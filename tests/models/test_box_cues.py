@@ -13,7 +13,14 @@ from thermact.data.clips import ClipConfig, clip_indices
 from thermact.data.source import ThermalData
 from thermact.data.transforms import hflip, rotate180
 from thermact.errors import ConfigError
-from thermact.models.box_cues import CUE_NAMES, NETWORK_CUES, BoxCueEncoder, box_cues, box_pixel_masks
+from thermact.models.box_cues import (
+    CUE_NAMES,
+    NETWORK_CUES,
+    BoxCueEncoder,
+    box_cues,
+    box_pixel_masks,
+    midpoint_median,
+)
 from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
 
 CLIP = ClipConfig(2.7, 8, "causal")
@@ -181,3 +188,13 @@ def test_box_position_adds_the_centre_to_the_cues(real_data: ThermalData) -> Non
     assert isinstance(model.cues, BoxCueEncoder) and len(model.cues.columns) == len(CUE_NAMES)
     with pytest.raises(ValueError, match="box_position needs head.box_cues"):
         HeadConfig(box_position=True)
+
+
+def test_midpoint_median_is_numpys_median_of_the_kept_values() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for values in (torch.randn(9, 50, generator=gen), torch.randint(0, 4, (9, 50), generator=gen).float()):
+        keep = torch.rand(9, 50, generator=gen) < torch.linspace(0.02, 1.0, 9)[:, None]
+        keep[:, 7] |= ~keep.any(dim=1)  # every row keeps one at least
+        got = midpoint_median(values, keep)
+        want = [np.median(v[k]) for v, k in zip(values.numpy(), keep.numpy(), strict=True)]
+        assert got.tolist() == pytest.approx(want, abs=0) and got.dtype == values.dtype

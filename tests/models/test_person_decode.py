@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from thermact.models.person_detector import DetectorOutput
 from thermact.models.person_targets import encode_targets
-from thermact.models.postprocess import Detections, decode, person_boxes
+from thermact.models.postprocess import Detections, decode, local_max_3x3, person_boxes
+from thermact.ops.nms import batched_nms
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread
 
@@ -60,3 +62,28 @@ def test_detections_select_and_empty() -> None:
     )
     assert len(person_boxes(d)) == 1 and person_boxes(d).scores.tolist() == pytest.approx([0.2])
     assert len(Detections.empty()) == 0 and Detections.empty().boxes.shape == (0, 4)
+
+
+def test_peaks_are_the_3x3_maxima() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for heat in (
+        torch.rand(3, 2, 7, 9, generator=gen),
+        torch.randint(0, 3, (2, 2, 5, 4), generator=gen).float(),
+    ):
+        assert torch.equal(local_max_3x3(heat), F.max_pool2d(heat, 3, stride=1, padding=1))
+
+
+def test_nms_of_a_batch_is_batched_nms_of_each_image() -> None:
+    gen = torch.Generator().manual_seed(0)
+    # rounded logits: many equal scores, so the order among ties matters too
+    heat = (torch.randn(6, 2, 20, 30, generator=gen) * 2).round()
+    size = torch.randn(6, 2, 20, 30, generator=gen) * 0.3 + 2.0
+    out = DetectorOutput(heat, size, torch.rand(6, 2, 20, 30, generator=gen))
+    unsuppressed = decode(out, 2, (40, 60), top_k=20, score_threshold=0.2, nms_iou=1.0)
+    for iou in (0.1, 0.3, 0.5):
+        decoded = decode(out, 2, (40, 60), top_k=20, score_threshold=0.2, nms_iou=iou)
+        for raw, got in zip(unsuppressed, decoded, strict=True):
+            keep = batched_nms(raw.boxes, raw.scores, raw.labels, iou)
+            assert len(got) > 0 and (iou > 0.1 or len(got) < len(raw))
+            assert torch.equal(got.boxes, raw.boxes[keep]) and torch.equal(got.labels, raw.labels[keep])
+            assert torch.equal(got.scores, raw.scores[keep])

@@ -1,13 +1,14 @@
-"""Tests for thermact.ops.nms (box_area, box_iou, nms, batched_nms) on hand-computed cases."""
+"""Tests for thermact.ops.nms (box_area, box_iou, nms, batched_nms, sorted_nms_mask) on hand-computed cases."""
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
-from thermact.ops.nms import batched_nms, box_area, box_iou, nms
+from thermact.ops.nms import batched_nms, box_area, box_iou, nms, sorted_nms_mask
 
 
 def _greedy_reference(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> list[int]:
@@ -161,3 +162,28 @@ def test_batched_nms_categories_do_not_interact() -> None:
     assert batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5).shape == (
         0,
     )
+
+
+def test_sorted_nms_mask_keeps_what_batched_nms_keeps_per_image() -> None:
+    gen = torch.Generator().manual_seed(1)
+    for thr in (0.1, 0.3, 0.5, 0.7):
+        xy = torch.rand(7, 20, 2, generator=gen) * 30
+        wh = torch.rand(7, 20, 2, generator=gen) * 15 + 1
+        boxes = torch.cat([xy, xy + wh], dim=2)
+        # sorted by decreasing score, with ties (equal scores: the earlier one wins)
+        scores = (torch.rand(7, 20, generator=gen) * 4).round().sort(dim=1, descending=True).values
+        labels = torch.randint(0, 2, (7, 20), generator=gen)
+        candidates = torch.rand(7, 20, generator=gen) < 0.8
+        keep = sorted_nms_mask(boxes, labels, candidates, thr)
+        for b in range(7):
+            idx = torch.nonzero(candidates[b]).flatten()
+            kept = idx[batched_nms(boxes[b, idx], scores[b, idx], labels[b, idx], thr)].sort().values
+            assert np.flatnonzero(keep[b]).tolist() == kept.tolist()
+    # a box that is not a candidate suppresses nothing; same-category duplicates keep the first
+    boxes = torch.tensor([[[0.0, 0, 10, 10], [0.0, 0, 10, 10], [0.0, 0, 10, 10], [0.0, 0, 10, 10]]])
+    mask = sorted_nms_mask(
+        boxes, torch.tensor([[0, 0, 0, 1]]), torch.tensor([[False, True, True, True]]), 0.5
+    )
+    assert mask.tolist() == [[False, True, False, True]]
+    with pytest.raises(ValueError, match=r"\[B, n, 4\]"):
+        sorted_nms_mask(torch.zeros(3, 4), torch.zeros(3), torch.ones(3, dtype=torch.bool), 0.5)

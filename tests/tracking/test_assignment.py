@@ -102,6 +102,23 @@ def test_gated_assignment_matches_brute_force(seed: int) -> None:
         assert got == pytest.approx(_brute_gated(cost, max_cost), abs=1e-9)
 
 
+def test_gated_assignment_without_conflicts_takes_every_allowed_pair() -> None:
+    """People apart: each track gates one detection and each detection one track (the path
+    without a solver); the result is still the optimum, and a conflict falls back to the solver."""
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        n, m = (int(v) for v in rng.integers(2, 5, size=2))
+        cost = np.full((n, m), np.inf)
+        rows, cols = rng.permutation(n)[: min(n, m)], rng.permutation(m)[: min(n, m)]
+        cost[rows, cols] = rng.uniform(0.0, 2.0, size=len(rows))
+        res = gated_assignment(cost, 1.0)
+        allowed = sorted([int(i), int(j)] for i, j in zip(rows, cols, strict=True) if cost[i, j] <= 1.0)
+        assert res.matches.tolist() == allowed
+        assert sum(cost[i, j] - 1.0 for i, j in allowed) == pytest.approx(_brute_gated(cost, 1.0), abs=1e-12)
+    conflict = np.array([[0.2, 0.3, np.inf], [0.1, np.inf, np.inf], [np.inf, np.inf, 0.5]])
+    assert gated_assignment(conflict, 1.0).matches.tolist() == [[0, 1], [1, 0], [2, 2]]
+
+
 def test_gated_assignment_single_row_or_column_ties_go_to_lower_index() -> None:
     res = gated_assignment(np.array([[0.5, 0.2, 0.2, np.inf]]), 3.0)
     assert res.matches.tolist() == [[0, 1]]

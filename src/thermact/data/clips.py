@@ -84,8 +84,8 @@ def nearest_indices(timestamps: npt.NDArray[np.int64], times: npt.NDArray[np.int
     ``timestamps`` must be strictly increasing. Times before the first / after the last frame map
     to index 0 / T-1 (edge replication).
     """
-    right = np.clip(np.searchsorted(timestamps, times, side="left"), 0, len(timestamps) - 1)
-    left = np.clip(right - 1, 0, len(timestamps) - 1)
+    right = np.minimum(np.searchsorted(timestamps, times, side="left"), len(timestamps) - 1)
+    left = np.maximum(right - 1, 0)
     choose_left = np.abs(times - timestamps[left]) <= np.abs(timestamps[right] - times)
     return np.where(choose_left, left, right).astype(np.int64)
 

@@ -366,7 +366,9 @@ class InferencePipeline:
         ended_per_frame: list[tuple[int, ...]] = []
         requests = ActionRequests()
         for i, (a, d) in enumerate(zip(accepted, dets, strict=True)):
-            tracked, ended = a.state.update_tracks(a.timestamp_ms, d.select(d.labels == PERSON))
+            person = d.labels.cpu().numpy() == PERSON
+            boxes, scores = d.boxes.cpu().numpy()[person], d.scores.cpu().numpy()[person]
+            tracked, ended = a.state.update_tracks(a.timestamp_ms, boxes, scores)
             tracked_per_frame.append(tracked)
             ended_per_frame.append(ended)
             due = a.state.due(tracked, a.timestamp_ms, self.cadence_ms)

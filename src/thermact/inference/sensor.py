@@ -26,7 +26,6 @@ import numpy.typing as npt
 
 from thermact.data.clips import nearest_indices
 from thermact.data.recording import invalid_mask, repair_invalid_pixels
-from thermact.models.postprocess import Detections
 from thermact.tracking.tracker import TrackedBox, Tracker, TrackerConfig
 
 __all__ = [
@@ -179,12 +178,13 @@ class SensorState:
         return len(self.last_classified) + len(self.last_scores) + len(self.alive)
 
     def update_tracks(
-        self, timestamp_ms: int, persons: Detections
+        self, timestamp_ms: int, boxes: FloatArray, scores: FloatArray
     ) -> tuple[list[TrackedBox], tuple[int, ...]]:
-        """Feed this frame's person detections to the tracker; forget the per-track state of the
-        tracks that ended. Returns the tracked boxes of the confirmed tracks and the ended ids."""
-        self.counters.detections += len(persons)
-        tracked = self.tracker.update(timestamp_ms, persons.boxes.numpy(), persons.scores.numpy())
+        """Feed this frame's person detections (pixel XYXY ``boxes [N, 4]``, ``scores [N]``) to the
+        tracker; forget the per-track state of the tracks that ended. Returns the tracked boxes of
+        the confirmed tracks and the ended ids."""
+        self.counters.detections += len(boxes)
+        tracked = self.tracker.update(timestamp_ms, boxes, scores)
         alive = {tr.id for tr in self.tracker.tracks if tr.id > 0}
         ended = tuple(sorted(self.alive - alive))
         for tid in ended:

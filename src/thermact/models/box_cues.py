@@ -49,6 +49,7 @@ __all__ = [
     "box_cues",
     "box_pixel_masks",
     "frame_backgrounds",
+    "midpoint_median",
 ]
 
 CUE_NAMES: tuple[str, ...] = (
@@ -87,10 +88,11 @@ def box_pixel_masks(boxes: Tensor, frame_size: tuple[int, int]) -> Tensor:
     height, width = frame_size
 
     def axis(lo: Tensor, hi: Tensor, size: int) -> Tensor:
-        centres = torch.arange(size, dtype=boxes.dtype, device=boxes.device) + 0.5
+        index = torch.arange(size, device=boxes.device)
+        centres = index.to(boxes.dtype) + 0.5
         inside = (centres >= lo[:, None]) & (centres <= hi[:, None])
         nearest = ((lo + hi) / 2).floor().clamp(0, size - 1).long()
-        fallback = torch.nn.functional.one_hot(nearest, size).bool()
+        fallback = index == nearest[:, None]
         empty = ~inside.any(dim=1, keepdim=True)
         return inside | (fallback & empty)  # (not torch.where: onnxruntime has no bool Where)
 
@@ -107,10 +109,30 @@ def frame_backgrounds(key: Tensor, masks: Tensor, batch_index: Tensor) -> Tensor
     occupied = owner.to(key.dtype) @ masks.flatten(1).to(key.dtype)
     free = occupied == 0
     free = free | ~free.any(dim=1, keepdim=True)
-    values, _ = key.flatten(1).masked_fill(~free, float("inf")).sort(dim=1)
-    count = free.sum(dim=1, keepdim=True)
-    low, high = values.gather(1, (count - 1) // 2), values.gather(1, count // 2)
-    return ((low + high) / 2)[:, 0]
+    return midpoint_median(key.flatten(1), free)
+
+
+def midpoint_median(values: Tensor, keep: Tensor) -> Tensor:
+    """``[B]`` median of the ``keep`` entries of each row of ``values [B, N]`` (every row keeps at
+    least one): the mean of the two middle ones for an even count, as ``numpy.median``.
+
+    Computed by selection (``nanmedian`` gives the lower middle one; the upper one is the same
+    value unless fewer than ``count // 2 + 1`` kept entries are at most it, and then the smallest
+    kept entry above it), about 2x faster on a CPU than sorting every row; when exporting to ONNX,
+    which has no median, by sorting (the same values).
+    """
+    count = keep.sum(dim=1)
+    if torch.onnx.is_in_onnx_export():
+        ordered, _ = values.masked_fill(~keep, float("inf")).sort(dim=1)
+        low = ordered.gather(1, ((count - 1) // 2)[:, None])[:, 0]
+        high = ordered.gather(1, (count // 2)[:, None])[:, 0]
+        return (low + high) / 2
+    kept = values.masked_fill(~keep, float("nan"))
+    low = kept.nanmedian(dim=1).values
+    at_most = (kept <= low[:, None]).sum(dim=1)  # NaN compares false
+    above = kept.masked_fill(~(kept > low[:, None]), float("inf")).amin(dim=1)
+    high = torch.where(at_most >= count // 2 + 1, low, above)
+    return (low + high) / 2
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from thermact.models.box_cues import box_pixel_masks, frame_backgrounds
+from thermact.models.box_cues import box_pixel_masks, frame_backgrounds, midpoint_median
 from thermact.models.postprocess import PERSON, Detections
 
 __all__ = ["HeatGrowth", "grow_person_boxes", "grow_to_heat"]
@@ -138,7 +138,8 @@ def grow_to_heat(
     shift = origin.repeat(1, 2)
     own = box_pixel_masks(b - shift, (win_h, win_w))
     region = box_pixel_masks(reach - shift, (win_h, win_w))
-    surroundings = frame_backgrounds(window, ~(region & ~own), torch.arange(b.shape[0], device=b.device))
+    ring = (region & ~own).flatten(1)  # each box's surroundings (all its window when empty)
+    surroundings = midpoint_median(window.flatten(1), ring | ~ring.any(dim=1, keepdim=True))
     warm = window >= (torch.maximum(background, surroundings) + hot_delta)[:, None, None]
     reached = _flood_fill(own & warm, warm & region)
     in_row, in_col = reached.any(dim=2), reached.any(dim=1)  # [N, h], [N, w]

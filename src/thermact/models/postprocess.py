@@ -13,7 +13,8 @@ scored pixel-XYXY boxes per image. Steps of :func:`decode` for each image:
 3. box of a peak at cell ``(i, j)``: centre ``((j + dx) * s, (i + dy) * s)`` pixels with the
    predicted offset ``(dx, dy)`` and stride ``s``, size ``exp(size)`` pixels; clipped to the
    ``H x W`` frame (boxes that collapse to zero area are dropped);
-4. class-wise greedy NMS at ``nms_iou`` (:func:`thermact.ops.nms.batched_nms`), sorted by score.
+4. class-wise greedy NMS at ``nms_iou``, sorted by score (:func:`thermact.ops.nms.sorted_nms_mask`:
+   the boxes :func:`thermact.ops.nms.batched_nms` keeps, for all images at once).
 
 The result per image is :class:`Detections` (boxes ``[N, 4]`` pixel XYXY, scores ``[N]``, labels
 ``[N]`` with 0 = person); :func:`person_boxes` keeps the persons.
@@ -29,12 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from thermact.models.person_detector import DetectorOutput
-from thermact.ops.nms import batched_nms
+from thermact.ops.nms import sorted_nms_mask
 
 __all__ = [
     "PERSON",
     "Detections",
     "decode",
+    "local_max_3x3",
     "person_boxes",
     "predict_labels",
     "scores_from_logits",
@@ -130,6 +132,15 @@ def person_boxes(dets: Detections, person_label: int = PERSON) -> Detections:
     return dets.select(dets.labels == person_label)
 
 
+def local_max_3x3(x: Tensor) -> Tensor:
+    """The maximum of each ``3x3`` neighbourhood of ``x [B, K, h, w]`` (``max_pool2d(x, 3, 1, 1)``,
+    computed as two separable passes of elementwise maxima: the same values, ~10x faster on a CPU
+    for these small maps)."""
+    padded = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
 @torch.no_grad()
 def decode(
     out: DetectorOutput,
@@ -153,11 +164,10 @@ def decode(
     """
     heat = torch.sigmoid(out.heatmap.float())
     b, k, h, w = heat.shape
-    peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
+    peaks = heat == local_max_3x3(heat)
     scores_all = torch.where(peaks, heat, torch.zeros_like(heat)).reshape(b, -1)
     n = min(top_k, k * h * w)
-    top_scores, top_idx = scores_all.topk(n, dim=1)  # [B, n]
-    # boxes of all peaks of the batch at once, then per image only the (few) kept ones
+    top_scores, top_idx = scores_all.topk(n, dim=1)  # [B, n], by decreasing score
     labels = top_idx // (h * w)
     cell = top_idx % (h * w)
     gather = cell[:, None, :].expand(b, 2, n)
@@ -175,18 +185,16 @@ def decode(
         ],
         dim=2,
     )  # [B, n, 4]
-    keep = (top_scores >= score_threshold) & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    valid = (
+        (top_scores >= score_threshold) & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    )
+    keep = torch.from_numpy(sorted_nms_mask(boxes, labels, valid, nms_iou)).to(valid.device)
     counts = keep.sum(dim=1).tolist()
     kept_boxes, kept_scores, kept_labels = boxes[keep], top_scores[keep], labels[keep]
     results: list[Detections] = []
     start = 0
     for count in counts:
-        bx = kept_boxes[start : start + count]
-        sc = kept_scores[start : start + count]
-        lb = kept_labels[start : start + count]
-        start += count
-        if count > 1:
-            kept = batched_nms(bx, sc, lb, nms_iou)
-            bx, sc, lb = bx[kept], sc[kept], lb[kept]
-        results.append(Detections(bx, sc, lb))
+        end = start + count
+        results.append(Detections(kept_boxes[start:end], kept_scores[start:end], kept_labels[start:end]))
+        start = end
     return results

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
-__all__ = ["batched_nms", "box_area", "box_iou", "nms"]
+__all__ = ["batched_nms", "box_area", "box_iou", "nms", "sorted_nms_mask"]
 
 
 def _check_boxes(boxes: Tensor, name: str) -> None:
@@ -114,3 +114,53 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
         ``int64 [K_kept]`` indices into ``boxes`` sorted by decreasing score (ties by original index).
     """
     return _greedy_nms(boxes, scores, idxs, iou_threshold)
+
+
+def sorted_nms_mask(
+    boxes: Tensor, labels: Tensor, candidates: Tensor, iou_threshold: float
+) -> npt.NDArray[np.bool_]:
+    """Class-wise greedy NMS of many images at once, over candidates already sorted by score.
+
+    The same boxes as :func:`batched_nms` run on each image's candidates alone (with the labels as
+    categories): each image's ``n`` candidates must be in order of decreasing score (as
+    ``Tensor.topk`` returns them; among equal scores, the earlier one wins, as the stable sort of
+    :func:`batched_nms` decides). The IoUs are computed as there (float32, no clamping of areas),
+    so the kept sets are identical; the greedy pass runs over the ``n`` positions for all images
+    together instead of one call per image.
+
+    Args:
+        boxes: ``[B, n, 4]`` pixel XYXY.
+        labels: ``[B, n]`` integer category of each candidate.
+        candidates: bool ``[B, n]``: the boxes that take part (the others are neither kept nor
+            suppress anything).
+        iou_threshold: a candidate is dropped when its IoU with a kept, earlier candidate of the
+            same category is strictly above it.
+
+    Returns:
+        bool ``[B, n]`` NumPy mask of the kept candidates.
+    """
+    if boxes.dim() != 3 or boxes.shape[2] != 4 or labels.shape != boxes.shape[:2]:
+        raise ValueError(
+            f"sorted_nms_mask: boxes must be [B, n, 4] and labels [B, n], got {list(boxes.shape)}, "
+            f"{list(labels.shape)}"
+        )
+    b: npt.NDArray[np.floating] = boxes.detach().to("cpu", torch.float32).numpy()
+    cat = labels.detach().cpu().numpy()
+    keep = candidates.detach().cpu().numpy().copy()
+    n = b.shape[1]
+    x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    area = (x2 - x1) * (y2 - y1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.maximum(
+            np.minimum(x2[:, :, None], x2[:, None, :]) - np.maximum(x1[:, :, None], x1[:, None, :]), 0
+        )
+        h = np.maximum(
+            np.minimum(y2[:, :, None], y2[:, None, :]) - np.maximum(y1[:, :, None], y1[:, None, :]), 0
+        )
+        inter = w * h
+        over = inter / (area[:, :, None] + area[:, None, :] - inter) > iou_threshold  # [B, n, n]
+    over &= cat[:, :, None] == cat[:, None, :]
+    over &= np.triu(np.ones((n, n), dtype=bool), k=1)  # only later candidates are suppressed
+    for i in range(n - 1):
+        keep &= ~(keep[:, i, None] & over[:, i])
+    return keep

@@ -151,6 +151,10 @@ def gated_assignment(cost: npt.ArrayLike, max_cost: float) -> AssignmentResult:
         best = int(np.argmin(flat))  # first of equal costs: the lower index
         pair = (0, best) if n == 1 else (best, 0)
         return _result(np.asarray([pair], dtype=np.int64), n, m)
+    if allowed.sum(axis=0).max() == 1 and allowed.sum(axis=1).max() == 1 and (c[allowed] < max_cost).all():
+        # no row or column with two allowed pairs (people apart, the common case live), each pair
+        # a gain: every allowed pair is in the one optimal matching, no solver needed
+        return _result(np.argwhere(allowed).astype(np.int64), n, m)
     gain = np.where(allowed, c - max_cost, 0.0)  # <= 0 where allowed
     transposed = n > m
     if transposed:

@@ -157,15 +157,7 @@ class TrackedBox:
 
 
 def _xyxy_to_cxcywh(boxes: FloatArray) -> FloatArray:
-    return np.stack(
-        [
-            (boxes[:, 0] + boxes[:, 2]) / 2,
-            (boxes[:, 1] + boxes[:, 3]) / 2,
-            boxes[:, 2] - boxes[:, 0],
-            boxes[:, 3] - boxes[:, 1],
-        ],
-        axis=1,
-    )
+    return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
 def _center_distance(boxes: FloatArray, det_cxcywh: FloatArray) -> FloatArray:
@@ -178,7 +170,7 @@ def pairwise_iou(a: FloatArray, b: FloatArray) -> FloatArray:
     """IoU of XYXY boxes ``a [N, 4]`` and ``b [M, 4]`` → ``[N, M]`` (0 where the union is empty)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
+    wh = np.maximum(rb - lt, 0.0)
     inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -419,10 +411,12 @@ class Tracker:
         if not tracks or not det_boxes.shape[0]:
             return [], list(range(det_boxes.shape[0]))
         cfg = self.config
-        pred = np.array([tr.box for tr in tracks], dtype=np.float64)
-        last = np.array([tr.last_box for tr in tracks], dtype=np.float64)
-        iou = np.maximum(pairwise_iou(pred, det_boxes), pairwise_iou(last, det_boxes))
-        dist = np.minimum(_center_distance(pred, det_cxcywh), _center_distance(last, det_cxcywh))
+        n = len(tracks)
+        # rows 0..n-1: predicted boxes, n..2n-1: the boxes where the tracks were last seen
+        hypotheses = np.array([tr.box for tr in tracks] + [tr.last_box for tr in tracks], dtype=np.float64)
+        iou_both, dist_both = pairwise_iou(hypotheses, det_boxes), _center_distance(hypotheses, det_cxcywh)
+        iou = np.maximum(iou_both[:n], iou_both[n:])
+        dist = np.minimum(dist_both[:n], dist_both[n:])
         allowed = (iou >= cfg.iou_threshold) | (dist <= cfg.max_center_distance_px)
         cost = (1.0 - iou) + np.minimum(dist / cfg.max_center_distance_px, 1.0)
         result = gated_assignment(np.where(allowed, cost, np.inf), ASSIGNMENT_GATE)
