@@ -9,7 +9,8 @@ region that its own warm pixels belong to, looking no further than a margin arou
 1. background of a box: the warmer of (a) the median of its frame outside the boxes to grow and
    the *context* boxes (confident detections, which keep other people's heat out of it) and (b) the
    median of its surroundings, the ring between the box and the box grown by ``margin`` times its
-   width and height on every side (both :func:`~thermact.models.box_cues.frame_backgrounds`).
+   width and height on every side (:func:`~thermact.models.box_cues.frame_backgrounds` and
+   :func:`~thermact.models.box_cues.midpoint_median`).
    (b) keeps a warm corner of the room (a desk, a sunlit wall 2-3 °C above the floor) beside a
    person out of the growth: with (a) alone at 2.5 °C, half of the standing people of a V1
    session got boxes too wide to match;
