@@ -56,8 +56,9 @@ def test_only_convolutions_over_time_or_space_alone_are_rewritten() -> None:
     both = nn.Conv3d(4, 4, (3, 3, 3), padding=1)
     strided_in_time = nn.Conv3d(4, 4, (1, 3, 3), stride=(2, 1, 1))
     padded_in_space = nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 1, 1))
+    same = nn.Conv3d(4, 4, (3, 1, 1), padding="same")  # padding given by name: left as it is
     assert is_temporal(nn.Conv3d(4, 4, (3, 1, 1))) and is_spatial(nn.Conv3d(4, 4, (1, 3, 3)))
-    assert not any(is_temporal(c) or is_spatial(c) for c in (both, strided_in_time, padded_in_space))
+    assert not any(is_temporal(c) or is_spatial(c) for c in (both, strided_in_time, padded_in_space, same))
     with pytest.raises(ValueError, match="k x 1 x 1"):
         TemporalConv(both)
     with pytest.raises(ValueError, match="1 x kh x kw"):

@@ -31,69 +31,84 @@ from torch import Tensor, nn
 __all__ = ["SpatialConv", "TemporalConv", "is_spatial", "is_temporal", "to_cpu_layout"]
 
 
+def _padding(conv: nn.Conv3d) -> tuple[int, ...] | None:
+    """The padding of ``conv`` per dimension, None for ``padding="same"`` / ``"valid"`` (left as
+    Conv3d: rare here, and the 2D computation would need the padding spelled out)."""
+    return None if isinstance(conv.padding, str) else tuple(int(p) for p in conv.padding)
+
+
 def is_temporal(conv: nn.Module) -> TypeGuard[nn.Conv3d]:
     """Whether ``conv`` is a ``Conv3d`` over time only: kernel ``k x 1 x 1``, spatial stride 1,
     no spatial padding (what :class:`TemporalConv` computes)."""
+    if not isinstance(conv, nn.Conv3d) or conv.padding_mode != "zeros":
+        return False
+    padding = _padding(conv)
     return (
-        isinstance(conv, nn.Conv3d)
-        and conv.kernel_size[1:] == (1, 1)
+        conv.kernel_size[1:] == (1, 1)
         and conv.stride[1:] == (1, 1)
-        and tuple(conv.padding[1:]) == (0, 0)
-        and conv.padding_mode == "zeros"
+        and padding is not None
+        and padding[1:] == (0, 0)
     )
 
 
-class TemporalConv(nn.Module):
+def is_spatial(conv: nn.Module) -> TypeGuard[nn.Conv3d]:
+    """Whether ``conv`` is a ``Conv3d`` over space only: kernel ``1 x kh x kw``, temporal stride 1,
+    no temporal padding (what :class:`SpatialConv` computes)."""
+    if not isinstance(conv, nn.Conv3d) or conv.padding_mode != "zeros":
+        return False
+    padding = _padding(conv)
+    return conv.kernel_size[0] == 1 and conv.stride[0] == 1 and padding is not None and padding[0] == 0
+
+
+class _Conv3dAs2d(nn.Module):
+    """The weights of a ``Conv3d`` with one kernel axis of size 1, dropped, for ``F.conv2d``
+    (channels-last): ``axis`` 2 (time) or 4 (width: the kernel is ``k x 1`` over ``(T, H * W)``)."""
+
+    def __init__(self, conv: nn.Conv3d, axis: int, dims: slice) -> None:
+        super().__init__()
+        weight = conv.weight.detach().select(axis, 0).contiguous(memory_format=torch.channels_last)
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        bias = conv.bias
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+        padding = _padding(conv)
+        assert padding is not None
+        self.stride = tuple(conv.stride[dims])
+        self.padding = padding[dims]
+        self.dilation = tuple(conv.dilation[dims])
+        self.groups = conv.groups
+
+    def conv2d(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class TemporalConv(_Conv3dAs2d):
     """A ``k x 1 x 1`` ``Conv3d`` computed as a ``k x 1`` ``Conv2d`` over ``[B, C, T, H * W]``.
 
     Args:
-        conv: the 3D convolution (see :func:`is_temporal`); its weights are copied as
+        conv: the 3D convolution (see :func:`is_temporal`); its weights are kept as
             ``weight [O, I / groups, k, 1]`` (channels-last) and ``bias [O]``.
 
     Shapes: ``x [B, C, T, H, W]`` → ``[B, O, T', H, W]``, ``T'`` as the 3D convolution gives it.
     """
 
     def __init__(self, conv: nn.Conv3d) -> None:
-        super().__init__()
         if not is_temporal(conv):
             raise ValueError(
                 f"TemporalConv needs a k x 1 x 1 Conv3d without spatial stride or padding, got {conv}"
             )
-        weight = conv.weight.detach()[..., 0].contiguous(memory_format=torch.channels_last)
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.bias = (
-            None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-        )
-        self.stride = (conv.stride[0], 1)
-        self.padding = (int(conv.padding[0]), 0)
-        self.dilation = (conv.dilation[0], 1)
-        self.groups = conv.groups
+        super().__init__(conv, axis=4, dims=slice(0, 2))  # (T, H) of the kernel: (k, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        out = F.conv2d(
-            x.flatten(3), self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        out = self.conv2d(x.flatten(3))
         return out.view(*out.shape[:3], height, width)
 
 
-def is_spatial(conv: nn.Module) -> TypeGuard[nn.Conv3d]:
-    """Whether ``conv`` is a ``Conv3d`` over space only: kernel ``1 x kh x kw``, temporal stride 1,
-    no temporal padding (what :class:`SpatialConv` computes)."""
-    return (
-        isinstance(conv, nn.Conv3d)
-        and conv.kernel_size[0] == 1
-        and conv.stride[0] == 1
-        and int(conv.padding[0]) == 0
-        and conv.padding_mode == "zeros"
-    )
-
-
-class SpatialConv(nn.Module):
+class SpatialConv(_Conv3dAs2d):
     """A ``1 x kh x kw`` ``Conv3d`` computed as a ``kh x kw`` ``Conv2d`` over the ``B * T`` frames.
 
     Args:
-        conv: the 3D convolution (see :func:`is_spatial`); its weights are copied as
+        conv: the 3D convolution (see :func:`is_spatial`); its weights are kept as
             ``weight [O, I / groups, kh, kw]`` (channels-last) and ``bias [O]``.
 
     Shapes: ``x [B, C, T, H, W]`` → ``[B, O, T, H', W']``, ``H', W'`` as the 3D convolution gives
@@ -101,27 +116,15 @@ class SpatialConv(nn.Module):
     """
 
     def __init__(self, conv: nn.Conv3d) -> None:
-        super().__init__()
         if not is_spatial(conv):
             raise ValueError(
                 f"SpatialConv needs a 1 x kh x kw Conv3d without temporal stride or padding, got {conv}"
             )
-        weight = conv.weight.detach()[:, :, 0].contiguous(memory_format=torch.channels_last)
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.bias = (
-            None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-        )
-        self.stride = tuple(conv.stride[1:])
-        self.padding = tuple(int(p) for p in conv.padding[1:])
-        self.dilation = tuple(conv.dilation[1:])
-        self.groups = conv.groups
+        super().__init__(conv, axis=2, dims=slice(1, 3))
 
     def forward(self, x: Tensor) -> Tensor:
         batch, _, frames = x.shape[:3]
-        frames_2d = x.transpose(1, 2).flatten(0, 1)  # [B * T, C, H, W]
-        out = F.conv2d(
-            frames_2d, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        out = self.conv2d(x.transpose(1, 2).flatten(0, 1))  # over [B * T, C, H, W]
         return out.view(batch, frames, *out.shape[1:]).transpose(1, 2)
 
 

@@ -33,13 +33,18 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """
     _check_boxes(boxes1, "box_iou: boxes1")
     _check_boxes(boxes2, "box_iou: boxes2")
+    return _pairwise_iou(boxes1, boxes2)
+
+
+def _pairwise_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """:func:`box_iou` over leading batch dimensions: ``[..., N, 4]``, ``[..., M, 4]`` → ``[..., N, M]``."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
-    lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
+    lt = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+    rb = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1[:, None] + area2[None, :] - inter)
+    return inter / (area1[..., :, None] + area2[..., None, :] - inter)
 
 
 def _greedy_nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshold: float) -> Tensor:
@@ -124,9 +129,9 @@ def sorted_nms_mask(
     The same boxes as :func:`batched_nms` run on each image's candidates alone (with the labels as
     categories): each image's ``n`` candidates must be in order of decreasing score (as
     ``Tensor.topk`` returns them; among equal scores, the earlier one wins, as the stable sort of
-    :func:`batched_nms` decides). The IoUs are computed as there (float32, no clamping of areas),
-    so the kept sets are identical; the greedy pass runs over the ``n`` positions for all images
-    together instead of one call per image.
+    :func:`batched_nms` decides). The IoUs are those of :func:`box_iou` (float32, the same
+    arithmetic as the greedy pass of :func:`batched_nms`), so the kept sets are identical; the
+    greedy pass runs over the ``n`` positions for all images together instead of one call per image.
 
     Args:
         boxes: ``[B, n, 4]`` pixel XYXY.
@@ -144,21 +149,11 @@ def sorted_nms_mask(
             f"sorted_nms_mask: boxes must be [B, n, 4] and labels [B, n], got {list(boxes.shape)}, "
             f"{list(labels.shape)}"
         )
-    b: npt.NDArray[np.floating] = boxes.detach().to("cpu", torch.float32).numpy()
+    b = boxes.detach().to("cpu", torch.float32)
+    n = b.shape[1]
+    over = (_pairwise_iou(b, b) > iou_threshold).numpy()  # [B, n, n]; a NaN IoU is never over
     cat = labels.detach().cpu().numpy()
     keep = candidates.detach().cpu().numpy().copy()
-    n = b.shape[1]
-    x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    area = (x2 - x1) * (y2 - y1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.maximum(
-            np.minimum(x2[:, :, None], x2[:, None, :]) - np.maximum(x1[:, :, None], x1[:, None, :]), 0
-        )
-        h = np.maximum(
-            np.minimum(y2[:, :, None], y2[:, None, :]) - np.maximum(y1[:, :, None], y1[:, None, :]), 0
-        )
-        inter = w * h
-        over = inter / (area[:, :, None] + area[:, None, :] - inter) > iou_threshold  # [B, n, n]
     over &= cat[:, :, None] == cat[:, None, :]
     over &= np.triu(np.ones((n, n), dtype=bool), k=1)  # only later candidates are suppressed
     for i in range(n - 1):
