@@ -447,3 +447,63 @@ def test_augment_shift_keeps_every_box_centre_in_the_frame_and_is_off_by_default
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     with pytest.raises(ValueError, match="shift_px"):
         Augment(shift_px=-1)
+
+
+def test_transpose_swaps_x_and_y_and_its_boxes_cover_the_same_pixels() -> None:
+    from thermact.data.transforms import transpose
+    from thermact.models.box_cues import box_pixel_masks
+
+    frames, valid = random_clip(11, t=2)
+    boxes = torch.tensor([[3.0, 4.0, 15.0, 12.0], [20.5, 10.0, 31.0, 37.5]])
+    for dx, dy in [(0, 0), (7, 12), (20, 20)]:
+        f, v, b = transpose(frames, valid, boxes, dx, dy)
+        assert f.shape == frames.shape and v.shape == valid.shape
+        for i, j in [(0, 25), (5, 30), (39, 59), (17, 3)]:  # output (i, j) = input (j - dx, i + dy), clipped
+            src = (min(max(j - dx, 0), H - 1), min(max(i + dy, 0), W - 1))
+            assert f[1, i, j] == frames[1, src[0], src[1]] and v[0, i, j] == valid[0, src[0], src[1]]
+        x1, y1, x2, y2 = boxes.unbind(1)
+        expected = torch.stack([y1 + dx, x1 - dy, y2 + dx, x2 - dy], 1).clamp_min(0)
+        assert torch.equal(b, torch.minimum(expected, torch.tensor([W, H, W, H])))
+        # a box inside the frame after the move covers the moved pixels of the original box
+        marks = box_pixel_masks(boxes[:1], (H, W)).float()
+        moved_marks = transpose(marks, marks > 0, boxes[:1], dx, dy)[0]
+        if dx >= 0 and 12.0 - dy <= H and 3.0 - dy >= 0:
+            assert torch.equal(box_pixel_masks(b[:1], (H, W))[0], moved_marks[0] > 0)
+    # square frames: a plain transpose, twice = identity; NumPy gives the same as torch
+    sq = frames[:, :, :H]
+    f, v, b = transpose(sq, valid[:, :, :H], boxes[:1])
+    assert torch.equal(f, sq.transpose(-1, -2)) and b.tolist() == [[4.0, 3.0, 12.0, 15.0]]
+    assert torch.equal(transpose(*transpose(sq, valid[:, :, :H], boxes[:1]))[0], sq)
+    fn, vn, bn = transpose(frames.numpy(), valid.numpy(), boxes.numpy(), 7, 12)
+    ft, vt, bt = transpose(frames, valid, boxes, 7, 12)
+    assert (
+        np.array_equal(fn, ft.numpy()) and np.array_equal(vn, vt.numpy()) and np.array_equal(bn, bt.numpy())
+    )
+
+
+def test_augment_transpose_keeps_box_centres_turns_people_and_is_off_by_default() -> None:
+    frames, valid = random_clip(5, t=2)
+    lying = torch.tensor([[10.0, 18.0, 30.0, 24.0], [40.0, 5.0, 44.0, 9.0]])  # a long box along x
+    aug = Augment(p_hflip=0.0, p_vflip=0.0, offset_c=(0, 0), gain=(1, 1), box_jitter=0.0, p_transpose=1.0)
+    offsets = set()
+    for s in range(30):
+        _, _, b = aug.apply(frames, valid, lying, torch.Generator().manual_seed(s))
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        assert (
+            w.tolist() == [6.0, 4.0] and 10.0 <= h[0] <= 20.0 and 2.0 <= h[1] <= 4.0
+        )  # along y now (edges clipped)
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        assert ((cx > 0) & (cx < W) & (cy > 0) & (cy < H)).all()
+        offsets.add((b[0, 0] - lying[0, 1]).item())
+    assert len(offsets) > 10  # placed anywhere along x
+    # boxes spread wider than the frame's height along x cannot all stay: the clip is left as it is
+    wide = torch.tensor([[1.0, 5.0, 5.0, 9.0], [54.0, 5.0, 58.0, 9.0]])
+    f, _, b = aug.apply(frames, valid, wide, torch.Generator().manual_seed(0))
+    assert torch.equal(f, frames) and torch.equal(b, wide)
+    # off by default, and the default draws nothing more (recipes without it keep their random stream)
+    assert Augment().p_transpose == 0.0 and Augment().to_dict()["p_transpose"] == 0.0
+    a = Augment(box_jitter=0.1).apply(frames, valid, lying, torch.Generator().manual_seed(3))
+    c = Augment(box_jitter=0.1, p_transpose=0.0).apply(frames, valid, lying, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+    with pytest.raises(ValueError, match="p_transpose"):
+        Augment(p_transpose=1.5)

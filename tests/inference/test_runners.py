@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from thermact.inference.runners import load_action_model, load_detector, prepare_for_inference
+from thermact.inference.runners import load_action_model, load_detector
+from thermact.ops.fuse import prepare_for_inference
 from thermact.ops.nms import box_iou
 
 

@@ -13,6 +13,7 @@ from thermact.models.losses import (
     class_groups,
     class_weights_from_counts,
     cross_entropy_loss,
+    distillation_loss,
     group_nll_loss,
     sigmoid_bce_loss,
     sigmoid_focal_loss,
@@ -187,3 +188,32 @@ def test_group_nll_ignores_ignored_targets_and_the_real_class_names() -> None:
     kept = group_nll_loss(logits[:2], torch.tensor([3, 10]), torch.tensor(groups))
     with_ignored = group_nll_loss(logits, torch.tensor([3, 10, -100]), torch.tensor(groups))
     assert with_ignored.item() == pytest.approx(kept.item(), rel=1e-6)
+
+
+def test_distillation_hand_values_gradient_and_no_gradient_into_the_teacher() -> None:
+    # student p = (1/4, 3/4), teacher q = (3/4, 1/4) at T = 1: KL(q || p) = (3/4 - 1/4) * ln 3 per box
+    student, _ = _two_class()
+    teacher = student.flip(1)
+    assert float(distillation_loss(student[:1], teacher[:1], 1.0)) == pytest.approx(0.5 * LN3)
+    # at T = 2 both are softened: p = softmax(z / 2) = (1, sqrt 3) / (1 + sqrt 3); times T^2 = 4
+    r3 = math.sqrt(3.0)
+    p, q = torch.tensor([1.0, r3]) / (1 + r3), torch.tensor([r3, 1.0]) / (1 + r3)
+    expected = 4.0 * float((q * (q / p).log()).sum())
+    assert float(distillation_loss(student, teacher, 2.0)) == pytest.approx(expected)
+    # the same distribution (logits shifted by a constant) costs nothing
+    assert float(distillation_loss(student, student + 5.0, 3.0)) == pytest.approx(0.0, abs=1e-6)  # float32
+    # d/dz of T^2 KL = T (softmax(z / T) - q) / K; the teacher gets no gradient
+    z = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    t = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    distillation_loss(z, t, 2.0).backward()
+    assert z.grad is not None and t.grad is None
+    grad = 2.0 * (torch.softmax(z.detach() / 2, 1) - torch.softmax(t.detach() / 2, 1)) / 5
+    assert torch.allclose(z.grad, grad.float().double(), atol=1e-6)
+    empty = torch.zeros(0, 4, requires_grad=True)
+    out = distillation_loss(empty, torch.zeros(0, 4))
+    out.backward()
+    assert float(out.detach()) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_loss(student, teacher, 0.0)

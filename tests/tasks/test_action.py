@@ -347,3 +347,63 @@ def test_weight_average_is_evaluated_saved_and_resumed_exactly(tmp_path: Path, s
     again = load_checkpoint(resumed.last_checkpoint)
     for key in ("model", "raw_model"):
         assert all(torch.equal(ckpt[key][k], again[key][k]) for k in ckpt[key]), key
+
+
+def test_distillation_from_a_teacher_per_fold(tmp_path: Path, small_split: Path) -> None:
+    """``loss.distill_from``: the loss is ``(1 - w) * loss + w * distillation`` on the teacher's
+    logits of the same clips; a teacher normalised otherwise is fed its own normalisation; a
+    teacher fed other clips is refused, naming the key."""
+    from thermact.data.transforms import NormStats, denormalize, normalize
+    from thermact.models.losses import distillation_loss
+    from thermact.tasks.action import Teacher
+
+    teacher_run = train(ACTION, _cfg(tmp_path / "teacher0", small_split, "optim.epochs=1"))
+    keys = [f"loss.distill_from={tmp_path / 'teacher{fold}' / 'last.pt'}", "loss.distill_weight=0.25"]
+    cfg = _cfg(tmp_path / "student", small_split, *keys, "loss.distill_temperature=3.0")
+    run = ACTION.build(cfg, DistContext(), torch.device("cpu"), None)
+    assert run.teacher is not None and (run.teacher.scale, run.teacher.shift) == (1.0, 0.0)  # same fold
+    net = run.model.eval()
+    batch = next(iter(run.train_loader))
+    total, parts = run.loss(net, batch)
+    assert total is not None
+    with torch.no_grad():
+        logits = net(batch.frames, batch.rois)
+        teacher = restore_model(teacher_run.last_checkpoint).model(batch.frames, batch.rois)
+        assert torch.allclose(run.teacher(batch.frames, batch.rois), teacher, atol=1e-4)
+        distill = distillation_loss(logits, teacher, 3.0)
+        plain = run.loss_fn(logits, batch.labels)
+    assert parts["distill"] == pytest.approx(float(distill), rel=1e-4)
+    assert float(total.detach()) == pytest.approx(float(0.75 * plain + 0.25 * distill), rel=1e-4)
+    assert float(distill) > 0.0
+
+    # a teacher trained with other statistics sees the clip in its own units
+    trained = restore_model(teacher_run.last_checkpoint)
+    other = NormStats(trained.norm.mean_c + 2.0, trained.norm.std_c * 1.5)
+    shifted = Teacher(trained, cfg, other, trained.classes, torch.device("cpu"))
+    own_units = normalize(denormalize(batch.frames, other), trained.norm)
+    with torch.no_grad():
+        assert torch.allclose(
+            shifted(batch.frames, batch.rois), trained.model(own_units, batch.rois), atol=1e-4
+        )
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"loss\.distill_from.*clip"):
+        Teacher(
+            dataclasses.replace(trained, clip=ClipConfig(4.0, 8, "center")),
+            cfg,
+            trained.norm,
+            trained.classes,
+            cpu,
+        )
+    with pytest.raises(ConfigError, match=r"loss\.distill_from.*classes"):
+        Teacher(trained, cfg, trained.norm, trained.classes[::-1], cpu)
+    with pytest.raises(CheckpointError, match="teacher9"):
+        ACTION.build(
+            _cfg(tmp_path / "s9", small_split, f"loss.distill_from={tmp_path / 'teacher9' / 'last.pt'}"),
+            DistContext(),
+            torch.device("cpu"),
+            None,
+        )
+    with pytest.raises(ConfigError, match="distill_from"):
+        _cfg(tmp_path / "bce", small_split, keys[0], "loss.kind=bce")
+    with pytest.raises(ConfigError, match="distill_weight"):
+        _cfg(tmp_path / "w", small_split, keys[0], "loss.distill_weight=1.5")

@@ -296,18 +296,65 @@ def shift(frames: Arr, valid: Arr, boxes: Arr, dx: int, dy: int) -> tuple[Arr, A
     height, width = frames.shape[-2], frames.shape[-1]
     rows = np.clip(np.arange(height) - dy, 0, height - 1)
     cols = np.clip(np.arange(width) - dx, 0, width - 1)
+    moved = _map_boxes(boxes, [0, 1, 2, 3], [1.0, 1.0, 1.0, 1.0], [dx, dy, dx, dy])
+    frames, valid = _gather(frames, valid, rows[:, None], cols[None, :])
+    return frames, valid, _clip_to_frame(moved, height, width)
+
+
+def _gather(frames: Arr, valid: Arr, rows: npt.NDArray[Any], cols: npt.NDArray[Any]) -> tuple[Arr, Arr]:
+    """``frames[..., rows, cols]`` and the same of ``valid`` (index arrays broadcasting to ``[H, W]``)."""
     if isinstance(frames, torch.Tensor):
         r, c = torch.from_numpy(rows), torch.from_numpy(cols)
-        frames, valid = frames[..., r[:, None], c[None, :]], valid[..., r[:, None], c[None, :]]
-    else:
-        frames, valid = frames[..., rows[:, None], cols[None, :]], valid[..., rows[:, None], cols[None, :]]
-    moved = _map_boxes(boxes, [0, 1, 2, 3], [1.0, 1.0, 1.0, 1.0], [dx, dy, dx, dy])
+        return frames[..., r, c], valid[..., r, c]
+    return frames[..., rows, cols], valid[..., rows, cols]
+
+
+def _clip_to_frame(boxes: Arr, height: int, width: int) -> Arr:
     limits = [width, height, width, height]
-    if isinstance(moved, torch.Tensor):
-        moved = torch.minimum(moved.clamp_min(0), moved.new_tensor(limits))
-    else:
-        moved = np.minimum(np.maximum(moved, 0), np.array(limits, dtype=moved.dtype))
-    return frames, valid, moved
+    if isinstance(boxes, torch.Tensor):
+        return torch.minimum(boxes.clamp_min(0), boxes.new_tensor(limits))
+    clipped: npt.NDArray[Any] = np.minimum(np.maximum(boxes, 0), np.array(limits, dtype=boxes.dtype))
+    return clipped
+
+
+def transpose(frames: Arr, valid: Arr, boxes: Arr, dx: int = 0, dy: int = 0) -> tuple[Arr, Arr, Arr]:
+    """Mirror about the main diagonal (x ↔ y; with :func:`hflip` or :func:`vflip` a quarter turn),
+    back in an ``H x W`` frame.
+
+    Output pixel ``(i, j)`` is input pixel ``(j - dx, i + dy)``, indices clipped to the frame: the
+    transposed ``W x H`` picture is moved right by ``dx`` and up by ``dy``, cropped to ``H x W``,
+    its uncovered border repeating the edge pixels (as in :func:`shift`). Box ``[x1, y1, x2, y2]``
+    → ``[y1 + dx, x1 - dy, y2 + dx, x2 - dy]``, clipped to the frame. A square frame with
+    ``dx = dy = 0`` is a plain transpose. Shapes and types as in :func:`hflip` (frames and mask come
+    back as new arrays).
+    """
+    _check_boxes(boxes)
+    height, width = frames.shape[-2], frames.shape[-1]
+    rows = np.clip(np.arange(width) - dx, 0, height - 1)  # output column j reads input row j - dx
+    cols = np.clip(np.arange(height) + dy, 0, width - 1)  # output row i reads input column i + dy
+    moved = _map_boxes(boxes, [1, 0, 3, 2], [1.0, 1.0, 1.0, 1.0], [dx, -dy, dx, -dy])
+    frames, valid = _gather(frames, valid, rows[None, :], cols[:, None])
+    return frames, valid, _clip_to_frame(moved, height, width)
+
+
+def _transpose_offsets(boxes: Arr, height: int, width: int, u: float, v: float) -> tuple[int, int] | None:
+    """The ``(dx, dy)`` of :func:`transpose` picked by ``u, v`` in ``[0, 1)`` among those that keep
+    every box centre strictly inside the ``H x W`` frame (``dx`` in ``[0, W - H]``, ``dy`` in
+    ``[0, W - H]`` for a wide frame, negative ranges for a tall one); None if there is none."""
+    lo_x, hi_x = sorted((0, width - height))
+    lo_y, hi_y = sorted((0, width - height))
+    if boxes.shape[0]:
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2  # becomes the row i = cx - dy: 0 < cx - dy < height
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2  # becomes the column j = cy + dx: 0 < cy + dx < width
+        lo_y = max(lo_y, int(np.floor(float(cx.max()) - height)) + 1)
+        hi_y = min(hi_y, int(np.ceil(float(cx.min()))) - 1)
+        lo_x = max(lo_x, int(np.floor(-float(cy.min()))) + 1)
+        hi_x = min(hi_x, int(np.ceil(width - float(cy.max()))) - 1)
+    if lo_x > hi_x or lo_y > hi_y:
+        return None
+    dx = lo_x + min(int(u * (hi_x - lo_x + 1)), hi_x - lo_x)
+    dy = lo_y + min(int(v * (hi_y - lo_y + 1)), hi_y - lo_y)
+    return dx, dy
 
 
 def _shift_range(boxes: Arr, size: int, axis: int, most: int) -> tuple[int, int]:
@@ -464,9 +511,13 @@ class Augment:
         box_jitter: largest box-edge shift as a fraction of the box size, in ``[0, 0.5)``.
         shift_px: largest shift of the whole clip along x and y in pixels (:func:`shift`, last),
             uniform over the integer shifts that keep every box centre inside the frame.
+        p_transpose: probability of a mirror about the diagonal (:func:`transpose`, after the
+            flips: with them, every quarter turn of the room), placed uniformly among the offsets
+            that keep every box centre in the frame (none: the clip is left as it is).
 
     Randomness comes only from the ``generator`` passed to each call, and the same number of
-    values is drawn whatever the probabilities (two more with ``shift_px > 0``), so a given
+    values is drawn whatever the probabilities (two more with ``shift_px > 0``, three more with
+    ``p_transpose > 0``), so a given
     generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
     transform.
     """
@@ -480,6 +531,7 @@ class Augment:
         gain: tuple[float, float] = (0.9, 1.1),
         box_jitter: float = 0.05,
         shift_px: int = 0,
+        p_transpose: float = 0.0,
     ) -> None:
         self.p_hflip = _check_prob("p_hflip", p_hflip)
         self.p_vflip = _check_prob("p_vflip", p_vflip)
@@ -494,6 +546,7 @@ class Augment:
         if shift_px < 0:
             raise ValueError(f"shift_px must be >= 0, got {shift_px}")
         self.shift_px = int(shift_px)
+        self.p_transpose = _check_prob("p_transpose", p_transpose)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
@@ -508,6 +561,7 @@ class Augment:
             "gain": list(self.gain),
             "box_jitter": self.box_jitter,
             "shift_px": self.shift_px,
+            "p_transpose": self.p_transpose,
         }
 
     def apply(
@@ -529,6 +583,11 @@ class Augment:
             frames, valid, boxes = vflip(frames, valid, boxes)
         if u[2] < self.p_rot180:
             frames, valid, boxes = rotate180(frames, valid, boxes)
+        if self.p_transpose > 0:
+            w = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+            offsets = _transpose_offsets(boxes, frames.shape[-2], frames.shape[-1], w[1], w[2])
+            if w[0] < self.p_transpose and offsets is not None:
+                frames, valid, boxes = transpose(frames, valid, boxes, *offsets)
         offset = self.offset_c[0] + (self.offset_c[1] - self.offset_c[0]) * u[3]
         gain = self.gain[0] + (self.gain[1] - self.gain[0]) * u[4]
         if offset != 0.0 or gain != 1.0:

@@ -24,7 +24,7 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
       num_workers: 0
       lenient: false
     augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05, shift_px: 0,
-              time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0, time_shift_s: 0.0}  # sensor_augment
+              p_transpose: 0.0, time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0, time_shift_s: 0.0}  # sensor_augment
     optim:
       optimizer: adamw           # adamw | sgd
       lr: 0.002
@@ -129,6 +129,9 @@ class AugmentSection:
     shift_px: int = 0
     """Largest shift of the whole clip, in pixels along x and y (the sensor mounted elsewhere over the
     room; edge pixels repeat into the uncovered border; every box keeps its centre in the frame)."""
+    p_transpose: float = 0.0
+    """Probability of a mirror about the diagonal (x and y swapped; with the flips, every quarter
+    turn of the room), the picture cropped and edge-padded back to the frame, every box centre kept."""
     time_stretch: tuple[float, float] = (1.0, 1.0)
     """Range of a factor on the clip's time window (sensor behaviour, thermact.data.sensor_augment)."""
     frame_drop: float = 0.0
@@ -141,7 +144,7 @@ class AugmentSection:
     """Largest shift of a clip's keyframe time, seconds before or after (boxes and labels kept)."""
 
     def __post_init__(self) -> None:
-        for name in ("p_hflip", "p_vflip", "p_rot180"):
+        for name in ("p_hflip", "p_vflip", "p_rot180", "p_transpose"):
             check_number(name, getattr(self, name), low=0.0, high=1.0)
         for name, low in (("offset_c", None), ("gain", 0.0)):
             a, b = getattr(self, name)

@@ -41,8 +41,7 @@ from thermact.models.memory import FeatureBank
 from thermact.models.person_detector import DetectorOutput, PersonDetectorNet
 from thermact.models.postprocess import Detections, ScoreMode, decode, scores_from_logits
 from thermact.models.tta import TTA, check_tta, with_tta
-from thermact.ops.cpu_layout import to_cpu_layout
-from thermact.ops.fuse import fold_batchnorm
+from thermact.ops.fuse import prepare_for_inference
 from thermact.tasks.action import TrainedActionModel, restore_model
 from thermact.tasks.person import TrainedDetector, restore_detector
 
@@ -57,7 +56,6 @@ __all__ = [
     "as_detector",
     "load_action_model",
     "load_detector",
-    "prepare_for_inference",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -110,17 +108,6 @@ def _normalize_clips(clips: FloatArray, norm: NormStats) -> FloatArray:
     else:
         out = normalize(clips, norm)
     return np.ascontiguousarray(out[:, None], dtype=np.float32)
-
-
-def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """An eval-mode copy of ``model`` on ``device``, made faster for inference: BatchNorms folded
-    into the convolutions before them (:func:`thermact.ops.fuse.fold_batchnorm`) and, on a CPU,
-    the convolutions laid out for oneDNN (:func:`thermact.ops.cpu_layout.to_cpu_layout`:
-    channels-last weights, temporal 3D convolutions as 2D ones). Same values up to float rounding
-    (~1e-6); ``model`` itself is not changed."""
-    fused, _ = fold_batchnorm(model)
-    fused = fused.to(device)
-    return to_cpu_layout(fused) if device.type == "cpu" else fused
 
 
 @dataclasses.dataclass(frozen=True)

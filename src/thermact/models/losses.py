@@ -28,6 +28,7 @@ __all__ = [
     "class_groups",
     "class_weights_from_counts",
     "cross_entropy_loss",
+    "distillation_loss",
     "group_nll_loss",
     "sigmoid_bce_loss",
     "sigmoid_focal_loss",
@@ -209,6 +210,32 @@ def group_nll_loss(
     nll = -group_log_p.gather(1, groups[targets.long()].long()[:, None])[:, 0]
     w = torch.ones_like(nll) if weight is None else weight.to(nll.dtype)[targets.long()]
     return (nll * w).sum() / w.sum()
+
+
+def distillation_loss(logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0) -> Tensor:
+    """Knowledge distillation (Hinton et al., 2015): ``T² · KL(softmax(t / T) ‖ softmax(s / T))``,
+    averaged over the boxes (scalar).
+
+    ``logits`` ``[K, C]`` the student's, ``teacher_logits`` ``[K, C]`` the teacher's (for an
+    ensemble, the log of its mean probabilities), ``temperature`` ``T > 0``: above 1 it softens
+    both distributions so that the teacher's ranking of the wrong classes (a kneeling person looks
+    more like crouching than walking) carries weight; the ``T²`` keeps the gradient's scale
+    independent of ``T``. No gradient flows into the teacher. ``K = 0`` gives a zero that still
+    depends on ``logits``.
+    """
+    if logits.shape != teacher_logits.shape or logits.dim() != 2:
+        raise ValueError(
+            f"expected student and teacher logits of one shape [K, C], got {list(logits.shape)} "
+            f"and {list(teacher_logits.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    log_p = F.log_softmax(logits.float() / temperature, dim=1)
+    log_q = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
+    kl = (log_q.exp() * (log_q - log_p)).sum(dim=1)
+    return kl.mean() * temperature**2
 
 
 def class_groups(names: Sequence[str], separator: str = "-") -> list[int]:

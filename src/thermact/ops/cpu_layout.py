@@ -17,7 +17,7 @@ than as a 3D one: with the pixels of a frame flattened into one axis, ``[B, C, T
 The values are those of the original model up to float rounding (a different summation order,
 ~1e-6 relative); parameters keep their names, so a state dict still loads after a reshape of the
 temporal weights (see :class:`TemporalConv`). Meant for inference copies
-(:func:`thermact.inference.runners.prepare_for_inference`), not for training.
+(:func:`thermact.ops.fuse.prepare_for_inference`), not for training.
 """
 
 from __future__ import annotations

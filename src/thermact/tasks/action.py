@@ -42,7 +42,7 @@ from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_cl
 from thermact.data.sensor_augment import SensorAugment
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
-from thermact.data.transforms import Augment, compute_norm_stats
+from thermact.data.transforms import Augment, NormStats, compute_norm_stats
 from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
@@ -53,9 +53,10 @@ from thermact.evaluation.evaluate import merge_predictions, predict, score_predi
 from thermact.models.action import ActionModel
 from thermact.models.ensemble import ActionEnsemble
 from thermact.models.factory import ModelConfig, build_model, resolve_model_config
-from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts
+from thermact.models.losses import ActionLoss, class_groups, class_weights_from_counts, distillation_loss
 from thermact.models.memory import FeatureBank
 from thermact.models.tta import TTA, with_tta
+from thermact.ops.fuse import prepare_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,14 @@ class LossSection:
     """none or balanced (class-balanced keyframe sampling)."""
     group_weight: float = 0.0
     """Weight of the class-group NLL added to ce/focal (groups: the class name before '-'; 0: off)."""
+    distill_from: str | None = None
+    """A trained action model or ensemble (checkpoint path or shipped name) to learn from as well:
+    its softened probabilities on every training box (knowledge distillation); ``{fold}`` in the
+    path becomes ``data.fold`` (one teacher per fold of ``thermact cv``)."""
+    distill_weight: float = 0.5
+    """Share of the distillation term: ``(1 - w) * loss + w * distillation``."""
+    distill_temperature: float = 2.0
+    """Softmax temperature of the distillation term (above 1: the teacher's wrong-class ranking counts)."""
 
     def __post_init__(self) -> None:
         check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
@@ -97,6 +106,10 @@ class LossSection:
         check_number("group_weight", self.group_weight, low=0.0)
         if self.group_weight and self.kind not in ("ce", "focal"):
             raise ValueError(f"group_weight: needs kind ce or focal, not {self.kind}")
+        check_number("distill_weight", self.distill_weight, low=0.0, high=1.0)
+        check_number("distill_temperature", self.distill_temperature, low=0.0, low_open=True)
+        if self.distill_from is not None and self.kind not in ("ce", "focal"):
+            raise ValueError(f"distill_from: needs a softmax loss, kind ce or focal, not {self.kind}")
 
 
 @dataclasses.dataclass
@@ -172,6 +185,64 @@ def freeze_backbone_stages(model: ActionModel, num_stages: int) -> None:
             p.requires_grad_(False)
 
 
+class Teacher:
+    """A trained action model or ensemble that a run distils from (``loss.distill_from``): logits
+    ``[K, C]`` of the student's training clips ``[B, 1, T, H, W]`` and RoIs ``[K, 5]``.
+
+    It must be fed as the student is (clip, input size, classes, softmax scores); a teacher
+    normalised with other statistics of the same kind gets the clip mapped to its own (affine:
+    the student's normalised temperatures back to °C, then the teacher's normalisation). Frozen,
+    prepared for inference (:func:`~thermact.ops.fuse.prepare_for_inference`), no gradient.
+    """
+
+    def __init__(
+        self,
+        trained: TrainedActionModel,
+        student: ActionRunConfig,
+        norm: NormStats,
+        classes: Sequence[str],
+        device: torch.device,
+    ) -> None:
+        where = f"config key 'loss.distill_from': {trained.path}"
+        own = trained.config
+        mismatch = [
+            f"{name} {theirs!r} (this run: {ours!r})"
+            for name, theirs, ours in (
+                ("classes", trained.classes, list(classes)),
+                ("clip", trained.clip, student.clip),
+                ("model.input_size", own.model.input_size, student.model.input_size),
+                ("model.head.mode", own.model.head.mode, "softmax"),
+                ("data.normalize", trained.norm.reference, norm.reference),
+            )
+            if theirs != ours
+        ]
+        if mismatch:
+            raise ConfigError(f"{where} cannot teach this run: it has " + "; ".join(mismatch))
+        if isinstance(trained.model, ActionModel) and trained.model.interaction is not None:
+            raise ConfigError(f"{where} has an interaction head (its memory is its own run's): cannot teach")
+        self.model = prepare_for_inference(trained.model, device)
+        self.scale = norm.std_c / trained.norm.std_c
+        same_mean = norm.reference == "clip_median"  # each clip's own median is subtracted by both
+        self.shift = 0.0 if same_mean else (norm.mean_c - trained.norm.mean_c) / trained.norm.std_c
+
+    def __call__(self, clip: Tensor, rois: Tensor) -> Tensor:
+        with torch.no_grad():
+            if self.scale != 1.0 or self.shift != 0.0:
+                clip = clip * self.scale + self.shift
+            out: Tensor = self.model(clip, rois).float()
+        return out
+
+
+def load_teacher(
+    cfg: ActionRunConfig, norm: NormStats, classes: Sequence[str], device: torch.device
+) -> Teacher | None:
+    """The :class:`Teacher` of ``loss.distill_from`` (``{fold}`` → ``data.fold``), None without one."""
+    if cfg.loss.distill_from is None:
+        return None
+    trained = restore_model(cfg.loss.distill_from.replace("{fold}", str(cfg.data.fold)), device)
+    return Teacher(trained, cfg, norm, classes, device)
+
+
 def make_loss(cfg: ActionRunConfig, counts: Sequence[int], classes: Sequence[str]) -> ActionLoss:
     weights = None
     if cfg.loss.class_weights != "none":
@@ -213,7 +284,16 @@ def augment_of(section: AugmentSection) -> Augment | None:
     if not section.enabled:
         return None
     a = section
-    return Augment(a.p_hflip, a.p_vflip, a.p_rot180, a.offset_c, a.gain, a.box_jitter, a.shift_px)
+    return Augment(
+        p_hflip=a.p_hflip,
+        p_vflip=a.p_vflip,
+        p_rot180=a.p_rot180,
+        offset_c=a.offset_c,
+        gain=a.gain,
+        box_jitter=a.box_jitter,
+        shift_px=a.shift_px,
+        p_transpose=a.p_transpose,
+    )
 
 
 def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
@@ -266,6 +346,7 @@ class ActionRun:
         self.model: ActionModel = build_model(cfg.model, self.clip, verbose=ctx.is_main).to(device)
         freeze_backbone_stages(self.model, cfg.optim.freeze_stages)
         self.loss_fn = make_loss(cfg, self.counts, self.classes).to(device)
+        self.teacher = load_teacher(cfg, self.norm, self.classes, device)
         self.bank = self.model.new_memory_bank() if self.model.interaction is not None else None
         self.metric = cfg.eval.metric
         self.summary = (
@@ -308,7 +389,13 @@ class ActionRun:
         loss: Tensor = self.loss_fn(
             logits.float(), loss_targets(self.loss_fn, labels, self.cfg.model.num_classes)
         )
-        return loss, {}
+        if self.teacher is None:
+            return loss, {}
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            teacher_logits = self.teacher(clip, rois)
+        w, temperature = self.cfg.loss.distill_weight, self.cfg.loss.distill_temperature
+        distill = distillation_loss(logits.float(), teacher_logits, temperature)
+        return (1.0 - w) * loss + w * distill, {"distill": float(distill.detach())}
 
     def evaluate(self, net: nn.Module) -> dict[str, Any] | None:
         """Frame-mAP and classification metrics on rank 0, from the predictions of every rank
