@@ -341,31 +341,34 @@ def _transpose_offsets(boxes: Arr, height: int, width: int, u: float, v: float) 
     """The ``(dx, dy)`` of :func:`transpose` picked by ``u, v`` in ``[0, 1)`` among those that keep
     every box centre strictly inside the ``H x W`` frame (``dx`` in ``[0, W - H]``, ``dy`` in
     ``[0, W - H]`` for a wide frame, negative ranges for a tall one); None if there is none."""
-    lo_x, hi_x = sorted((0, width - height))
-    lo_y, hi_y = sorted((0, width - height))
-    if boxes.shape[0]:
-        cx = (boxes[:, 0] + boxes[:, 2]) / 2  # becomes the row i = cx - dy: 0 < cx - dy < height
-        cy = (boxes[:, 1] + boxes[:, 3]) / 2  # becomes the column j = cy + dx: 0 < cy + dx < width
-        lo_y = max(lo_y, int(np.floor(float(cx.max()) - height)) + 1)
-        hi_y = min(hi_y, int(np.ceil(float(cx.min()))) - 1)
-        lo_x = max(lo_x, int(np.floor(-float(cy.min()))) + 1)
-        hi_x = min(hi_x, int(np.ceil(width - float(cy.max()))) - 1)
-    if lo_x > hi_x or lo_y > hi_y:
+    lo, hi = sorted((0, width - height))
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    x_lo, x_hi = _centre_offsets(cy, width, lo, hi)  # cy becomes the column cy + dx
+    minus_lo, minus_hi = _centre_offsets(cx, height, -hi, -lo)  # cx becomes the row cx + (-dy)
+    if x_lo > x_hi or minus_lo > minus_hi:
         return None
-    dx = lo_x + min(int(u * (hi_x - lo_x + 1)), hi_x - lo_x)
-    dy = lo_y + min(int(v * (hi_y - lo_y + 1)), hi_y - lo_y)
-    return dx, dy
+    return _pick(x_lo, x_hi, u), _pick(-minus_hi, -minus_lo, v)
 
 
 def _shift_range(boxes: Arr, size: int, axis: int, most: int) -> tuple[int, int]:
     """Integer shifts in ``[-most, most]`` along ``axis`` (0: x, 1: y) that keep every box centre
     strictly inside ``[0, size]``."""
-    lo, hi = -most, most
-    if boxes.shape[0]:
-        centres = (boxes[:, axis] + boxes[:, axis + 2]) / 2
+    lo, hi = _centre_offsets((boxes[:, axis] + boxes[:, axis + 2]) / 2, size, -most, most)
+    return (lo, hi) if lo <= hi else (0, 0)
+
+
+def _centre_offsets(centres: Arr, size: int, lo: int, hi: int) -> tuple[int, int]:
+    """The integer offsets ``d`` in ``[lo, hi]`` with every ``0 < centre + d < size`` (none if
+    the returned ``lo > hi``)."""
+    if centres.shape[0]:
         lo = max(lo, int(np.floor(-float(centres.min()))) + 1)
         hi = min(hi, int(np.ceil(size - float(centres.max()))) - 1)
-    return (lo, hi) if lo <= hi else (0, 0)
+    return lo, hi
+
+
+def _pick(lo: int, hi: int, u: float) -> int:
+    """The integer of ``[lo, hi]`` that ``u`` in ``[0, 1)`` picks (uniform for a uniform ``u``)."""
+    return lo + min(int(u * (hi - lo + 1)), hi - lo)
 
 
 def temperature_jitter(frames: Arr, offset_c: float, gain: float, center_c: float | None = None) -> Arr:
@@ -600,7 +603,6 @@ class Augment:
                 _shift_range(boxes, frames.shape[-1], 0, self.shift_px),
                 _shift_range(boxes, frames.shape[-2], 1, self.shift_px),
             )
-            dx = x_lo + min(int(v[0] * (x_hi - x_lo + 1)), x_hi - x_lo)
-            dy = y_lo + min(int(v[1] * (y_hi - y_lo + 1)), y_hi - y_lo)
+            dx, dy = _pick(x_lo, x_hi, v[0]), _pick(y_lo, y_hi, v[1])
             frames, valid, boxes = shift(frames, valid, boxes, dx, dy)
         return frames, valid, boxes
