@@ -8,17 +8,17 @@ Conventions (shared with :mod:`thermact.data.dataset`):
 * ``boxes``: float32 ``[N, 4]``, pixel XYXY over the frame: the frame spans
   ``[0, W] × [0, H]`` and pixel ``i`` covers ``[i, i + 1)`` (see :mod:`thermact.ops.boxes`).
 
-The flips, the half-turn, the shift, the jitters, :func:`normalize` and :meth:`Augment.apply` take either
+The flips, the half-turn, the shift, the diagonal mirror, the jitters, :func:`normalize` and :meth:`Augment.apply` take either
 torch tensors or NumPy arrays (all three of one kind) and return the same kind; NumPy results
 are bit-identical to the torch ones (tested). :func:`resize` takes tensors.
 
 Every geometric op maps the three together, so a box covers the same pixels (and thus the same
 temperatures) before and after: a horizontal flip moves pixel column ``j`` to ``W - 1 - j`` and
 the continuous coordinate ``x`` to ``W - x``, so box ``[x1, x2]`` becomes ``[W - x2, W - x1]``.
-Only augmentations that are valid for a sensor looking straight down are provided: mirror images,
-a half-turn and a small shift (the sensor mounted elsewhere over the room; :func:`shift` repeats
-the edge pixels into the uncovered border) of a ceiling view are plausible ceiling views;
-perspective or scale changes are not.
+Only augmentations that are valid for a sensor looking straight down are provided: mirror images
+(about the axes and the diagonal: with them, quarter turns), a half-turn and a small shift (the
+sensor mounted elsewhere over the room; :func:`shift` repeats the edge pixels into the uncovered
+border) of a ceiling view are plausible ceiling views; perspective or scale changes are not.
 
 Normalisation
     ``(frames - mean_c) / std_c`` with :class:`NormStats` computed by :func:`compute_norm_stats`
