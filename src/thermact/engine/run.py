@@ -331,7 +331,9 @@ def train(task: Task[ConfigT, Any], cfg: ConfigT, max_steps: int | None = None) 
     configure_cpu_math()
     ctx, dist_device = init_distributed(cfg.run.device)
     try:
-        return _train(task, cfg, ctx, dist_device, max_steps)
+        result = _train(task, cfg, ctx, dist_device, max_steps)
+        ctx.barrier()  # every rank done before any tears its process group down (gloo aborts otherwise)
+        return result
     finally:
         shutdown_distributed(ctx)
 
