@@ -318,16 +318,11 @@ def _clip_to_frame(boxes: Arr, height: int, width: int) -> Arr:
 
 
 def transpose(frames: Arr, valid: Arr, boxes: Arr, dx: int = 0, dy: int = 0) -> tuple[Arr, Arr, Arr]:
-    """Mirror about the main diagonal (x ↔ y; with :func:`hflip` or :func:`vflip` a quarter turn),
-    back in an ``H x W`` frame.
-
-    Output pixel ``(i, j)`` is input pixel ``(j - dx, i + dy)``, indices clipped to the frame: the
-    transposed ``W x H`` picture is moved right by ``dx`` and up by ``dy``, cropped to ``H x W``,
-    its uncovered border repeating the edge pixels (as in :func:`shift`). Box ``[x1, y1, x2, y2]``
-    → ``[y1 + dx, x1 - dy, y2 + dx, x2 - dy]``, clipped to the frame. A square frame with
-    ``dx = dy = 0`` is a plain transpose. Shapes and types as in :func:`hflip` (frames and mask come
-    back as new arrays).
-    """
+    """Mirror about the main diagonal (x ↔ y; with :func:`hflip` or :func:`vflip` a quarter turn):
+    output pixel ``(i, j)`` is input pixel ``(j - dx, i + dy)``, indices clipped to the ``H x W``
+    frame (the edge pixels repeat into the uncovered border, as in :func:`shift`); box
+    ``[x1, y1, x2, y2]`` → ``[y1 + dx, x1 - dy, y2 + dx, x2 - dy]``, clipped to the frame. Shapes
+    and types as in :func:`hflip` (frames and mask come back as new arrays)."""
     _check_boxes(boxes)
     height, width = frames.shape[-2], frames.shape[-1]
     rows = np.clip(np.arange(width) - dx, 0, height - 1)  # output column j reads input row j - dx
@@ -338,9 +333,8 @@ def transpose(frames: Arr, valid: Arr, boxes: Arr, dx: int = 0, dy: int = 0) -> 
 
 
 def _transpose_offsets(boxes: Arr, height: int, width: int, u: float, v: float) -> tuple[int, int] | None:
-    """The ``(dx, dy)`` of :func:`transpose` picked by ``u, v`` in ``[0, 1)`` among those that keep
-    every box centre strictly inside the ``H x W`` frame (``dx`` in ``[0, W - H]``, ``dy`` in
-    ``[0, W - H]`` for a wide frame, negative ranges for a tall one); None if there is none."""
+    """The ``(dx, dy)`` of :func:`transpose` in ``[0, W - H]`` (``[W - H, 0]`` for a tall frame) picked
+    by ``u, v`` in ``[0, 1)`` among those that keep every box centre inside the frame; None: none."""
     lo, hi = sorted((0, width - height))
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     x_lo, x_hi = _centre_offsets(cy, width, lo, hi)  # cy becomes the column cy + dx
@@ -358,8 +352,7 @@ def _shift_range(boxes: Arr, size: int, axis: int, most: int) -> tuple[int, int]
 
 
 def _centre_offsets(centres: Arr, size: int, lo: int, hi: int) -> tuple[int, int]:
-    """The integer offsets ``d`` in ``[lo, hi]`` with every ``0 < centre + d < size`` (none if
-    the returned ``lo > hi``)."""
+    """The integer offsets ``d`` in ``[lo, hi]`` with every ``0 < centre + d < size`` (returned lo > hi: none)."""
     if centres.shape[0]:
         lo = max(lo, int(np.floor(-float(centres.min()))) + 1)
         hi = min(hi, int(np.ceil(size - float(centres.max()))) - 1)
@@ -520,8 +513,7 @@ class Augment:
 
     Randomness comes only from the ``generator`` passed to each call, and the same number of
     values is drawn whatever the probabilities (two more with ``shift_px > 0``, three more with
-    ``p_transpose > 0``), so a given
-    generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
+    ``p_transpose > 0``), so a given generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
     transform.
     """
 
