@@ -269,7 +269,7 @@ def test_invalid_arguments() -> None:
         roi_align(feat, torch.zeros(0, 5), (0, 2))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu() -> None:
     gen = torch.Generator().manual_seed(9)
     feat = torch.randn(2, 4, 9, 11, generator=gen, dtype=torch.float64)

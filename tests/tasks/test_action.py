@@ -407,3 +407,23 @@ def test_distillation_from_a_teacher_per_fold(tmp_path: Path, small_split: Path)
         _cfg(tmp_path / "bce", small_split, keys[0], "loss.kind=bce")
     with pytest.raises(ConfigError, match="distill_weight"):
         _cfg(tmp_path / "w", small_split, keys[0], "loss.distill_weight=1.5")
+
+
+@pytest.mark.cuda
+def test_trains_on_cuda_and_restores_on_the_cpu(tmp_path: Path, small_split: Path) -> None:
+    """A run on the GPU (bf16 autocast) writes checkpoints that a CPU-only machine rebuilds and
+    that compute there what they compute on the GPU (up to TF32 and bf16 rounding)."""
+    run = train(ACTION, _cfg(tmp_path / "gpu", small_split, "device=cuda", "amp=bf16", "optim.epochs=1"))
+    assert len(run.losses) == 4 and all(0.0 < x < 20.0 for x in run.losses)
+    assert "device cuda" in (run.run_dir / "log.txt").read_text()
+    ckpt = load_checkpoint(run.last_checkpoint)
+    assert all(t.device.type == "cpu" for t in ckpt["model"].values())
+    on_cpu, on_gpu = restore_model(run.last_checkpoint), restore_model(run.last_checkpoint, "cuda")
+    gen = torch.Generator().manual_seed(0)
+    clip = 20.0 + 5.0 * torch.rand(1, 1, 8, 40, 60, generator=gen)
+    clip = (clip - on_cpu.norm.mean_c) / on_cpu.norm.std_c
+    rois = torch.tensor([[0.0, 10.0, 5.0, 24.0, 30.0], [0.0, 30.0, 12.0, 41.0, 20.0]])
+    with torch.no_grad():
+        want = on_cpu.model(clip, rois)
+        got = on_gpu.model(clip.cuda(), rois.cuda()).cpu()
+    torch.testing.assert_close(got, want, rtol=0.0, atol=2e-2)

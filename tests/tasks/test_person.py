@@ -171,3 +171,16 @@ def test_sensor_augmentations_reach_the_detector_training_clips(tmp_path: Path, 
     assert plain.train_set.sensor is None
     changed = [not torch.equal(run.train_set[i].frames, plain.train_set[i].frames) for i in range(8)]
     assert sum(changed) >= 4
+
+
+@pytest.mark.cuda
+def test_detector_trains_on_cuda_and_detects_on_the_cpu(tmp_path: Path, small_split: Path) -> None:
+    run = train(PERSON, _cfg(tmp_path / "gpu", small_split, "device=cuda", "optim.epochs=1"))
+    assert len(run.losses) == 2 and all(x > 0.0 for x in run.losses)
+    assert "device cuda" in (run.run_dir / "log.txt").read_text()
+    on_cpu, on_gpu = restore_detector(run.last_checkpoint), restore_detector(run.last_checkpoint, "cuda")
+    clip = torch.randn(1, 1, 3, 40, 60, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = on_cpu.model(clip), on_gpu.model(clip.cuda())
+    for name in ("heatmap", "size", "offset"):
+        torch.testing.assert_close(getattr(got, name).cpu(), getattr(want, name), rtol=0.0, atol=2e-2)

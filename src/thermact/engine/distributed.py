@@ -1,8 +1,9 @@
 """Multi-process training through ``torchrun`` (DDP), and the single-process default.
 
 ``torchrun --nproc_per_node=N -m thermact train ...`` sets ``RANK``, ``LOCAL_RANK`` and
-``WORLD_SIZE``; :func:`init_distributed` then starts a process group (NCCL on CUDA, gloo on CPU)
-and each process takes its own GPU. Without those variables everything runs in one process and
+``WORLD_SIZE``; :func:`init_distributed` then starts a process group and each process takes its
+own GPU (NCCL for CUDA tensors, with gloo beside it for the small CPU tensors of
+:meth:`DistContext.any`; gloo alone on the CPU). Without those variables everything runs in one process and
 the helpers below are no-ops. Only rank 0 writes files and prints; metrics are computed on rank 0
 from the predictions of all ranks.
 """
@@ -15,6 +16,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from thermact.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +75,27 @@ def init_distributed(device_name: str) -> tuple[DistContext, torch.device | None
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
+        check_gpu_count(local_rank, torch.cuda.device_count())
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend=process_group_backend(use_cuda))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     return DistContext(rank, local_rank, world_size), device
+
+
+def process_group_backend(use_cuda: bool) -> str:
+    """NCCL for CUDA tensors with gloo for CPU ones (collectives of both kinds work), or gloo."""
+    return "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
+
+
+def check_gpu_count(local_rank: int, gpus: int) -> None:
+    """A :class:`ConfigError` when this process's ``LOCAL_RANK`` has no GPU of its own."""
+    if local_rank >= gpus:
+        raise ConfigError(
+            f"config key 'device': torchrun started process LOCAL_RANK={local_rank} but this machine "
+            f"has {gpus} GPU{'s' if gpus != 1 else ''}; start at most {gpus} per node "
+            "(--nproc_per_node) or train on the CPU with device=cpu"
+        )
 
 
 def shutdown_distributed(ctx: DistContext) -> None:
