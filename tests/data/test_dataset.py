@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 from thermact.data.annotations import Box, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig, clip_times
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, sample_seed
+from thermact.data.geometry import hflip
 from thermact.data.source import ThermalData, load_dataset
-from thermact.data.transforms import Augment, NormStats, hflip
+from thermact.data.transforms import Augment, NormStats
 from thermact.errors import DataError
 
 CLIP = ClipConfig(window_s=2.7, num_frames=16)

@@ -1,4 +1,5 @@
-"""Tests for thermact.data.transforms: normalisation, geometric ops, resize and Augment."""
+"""Tests for thermact.data.transforms (normalisation, jitters, Augment) and the geometric ops of
+thermact.data.geometry it draws from (mirrors, shift, diagonal mirror, zoom, resize)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from thermact.data.annotations import boxes_array
 from thermact.data.clips import ClipConfig
+from thermact.data.geometry import hflip, resize, rotate180, shift, transpose, vflip, zoom
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.transforms import (
     Augment,
@@ -19,14 +21,10 @@ from thermact.data.transforms import (
     clip_frame_union,
     compute_norm_stats,
     denormalize,
-    hflip,
     jitter_boxes,
     norm_stats_from_arrays,
     normalize,
-    resize,
-    rotate180,
     temperature_jitter,
-    vflip,
 )
 from thermact.errors import CheckpointError, DataError
 
@@ -405,8 +403,6 @@ def test_clip_median_reference_removes_the_ambient_offset() -> None:
 
 
 def test_shift_moves_content_and_boxes_together_and_repeats_the_edge() -> None:
-    from thermact.data.transforms import shift
-
     frames = np.full((2, 40, 60), 20.0, dtype=np.float32)
     frames[:, 10:14, 30:36] = 30.0  # a warm body in box [30, 10, 36, 14]
     frames[:, :, 0] = 25.0  # a warm left edge column
@@ -450,7 +446,6 @@ def test_augment_shift_keeps_every_box_centre_in_the_frame_and_is_off_by_default
 
 
 def test_transpose_swaps_x_and_y_and_its_boxes_cover_the_same_pixels() -> None:
-    from thermact.data.transforms import transpose
     from thermact.models.box_cues import box_pixel_masks
 
     frames, valid = random_clip(11, t=2)
@@ -507,3 +502,78 @@ def test_augment_transpose_keeps_box_centres_turns_people_and_is_off_by_default(
     assert all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
     with pytest.raises(ValueError, match="p_transpose"):
         Augment(p_transpose=1.5)
+
+
+def test_zoom_samples_between_pixel_centres_and_moves_boxes_with_the_scene() -> None:
+    frames, valid = random_clip(21, t=2)
+    boxes = torch.tensor([[20.0, 10.0, 32.0, 16.0], [0.0, 0.0, 60.0, 40.0]])
+    same = zoom(frames, valid, boxes, 1.0, 17.0, 9.0)
+    assert all(torch.equal(a, b) for a, b in zip(same, (frames, valid, boxes), strict=True))
+    s, cx, cy = 1.5, 26.0, 13.0
+    f, v, b = zoom(frames, valid, boxes, s, cx, cy)
+    assert f.shape == frames.shape and v.dtype == torch.bool
+    assert torch.allclose(b[0], torch.tensor([17.0, 8.5, 35.0, 17.5]))  # cx + s (x - cx), ...
+    assert b[1].tolist() == [0.0, 0.0, 60.0, 40.0]  # clipped to the frame
+    for i, j in [(0, 0), (13, 26), (20, 41), (39, 59)]:  # output (i, j) shows input point (y, x)
+        x = min(max(cx + (j + 0.5 - cx) / s - 0.5, 0.0), W - 1.0)
+        y = min(max(cy + (i + 0.5 - cy) / s - 0.5, 0.0), H - 1.0)
+        x0, y0 = int(x), int(y)
+        x1, y1 = min(x0 + 1, W - 1), min(y0 + 1, H - 1)
+        ax, ay = x - x0, y - y0
+        f0 = frames[1].double()
+        want = (1 - ay) * ((1 - ax) * f0[y0, x0] + ax * f0[y0, x1]) + ay * (
+            (1 - ax) * f0[y1, x0] + ax * f0[y1, x1]
+        )
+        assert float(f[1, i, j]) == pytest.approx(float(want), abs=1e-4)
+        assert v[0, i, j] == valid[0, min(int(y + 0.5), H - 1), min(int(x + 0.5), W - 1)]
+    # zooming out repeats the edge pixels; NumPy gives what torch gives, bit for bit
+    out = zoom(frames, valid, boxes, 0.5, 30.0, 20.0)[0]
+    assert torch.equal(out[:, 0, 0], frames[:, 0, 0]) and torch.equal(out[:, -1, -1], frames[:, -1, -1])
+    fn, vn, bn = zoom(frames.numpy(), valid.numpy(), boxes.numpy(), s, cx, cy)
+    assert np.array_equal(fn, f.numpy()) and np.array_equal(vn, v.numpy()) and np.array_equal(bn, b.numpy())
+    with pytest.raises(ValueError, match="scale"):
+        zoom(frames, valid, boxes, 0.0, cx, cy)
+
+
+def test_zoomed_real_person_keeps_its_heat_and_scales_its_box(data: ThermalData) -> None:
+    kf = data.keyframes[10]
+    rec = data.recordings[kf.recording_id]
+    idx = rec.exact_index(kf.timestamp_ms)
+    assert idx is not None
+    frames = torch.from_numpy(rec.frames[idx : idx + 1].copy())
+    valid = torch.from_numpy(rec.valid[idx : idx + 1].copy())
+    box = torch.from_numpy(boxes_array(kf.persons))[:1]
+    cx, cy = float(box[0, 0] + box[0, 2]) / 2, float(box[0, 1] + box[0, 3]) / 2
+    for s in (0.8, 1.25):
+        f, _, b = zoom(frames, valid, box, s, cx, cy)
+        assert torch.allclose(b[0, 2:] - b[0, :2], s * (box[0, 2:] - box[0, :2]))
+        before = (coverage(box[0]) * frames[0].numpy()).sum() / coverage(box[0]).sum()
+        after = (coverage(b[0]) * f[0].numpy()).sum() / coverage(b[0]).sum()
+        assert after == pytest.approx(before, abs=0.5)  # the mean temperature over the person, °C
+        assert float(f[0].max()) <= float(frames[0].max()) + 1e-4  # bilinear: no new extremes
+
+
+def test_augment_zoom_keeps_box_centres_scales_people_and_is_off_by_default() -> None:
+    frames, valid = random_clip(4, t=2)
+    boxes = torch.tensor([[25.0, 17.0, 35.0, 23.0], [40.0, 20.0, 56.0, 38.0]])
+    aug = Augment(p_hflip=0.0, p_vflip=0.0, offset_c=(0, 0), gain=(1, 1), box_jitter=0.0, zoom=(0.8, 1.25))
+    scales = []
+    for s in range(40):
+        _, _, b = aug.apply(frames, valid, boxes, torch.Generator().manual_seed(s))
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        assert ((cx >= 0) & (cx <= W) & (cy >= 0) & (cy <= H)).all()
+        scales.append(float((b[0, 3] - b[0, 1]) / 6.0))  # the first box stays clear of the frame's edges
+    assert 0.8 - 1e-5 <= min(scales) < 0.9 and 1.15 < max(scales) <= 1.25 + 1e-5
+    assert sum(x < 1 for x in scales) >= 10 and sum(x > 1 for x in scales) >= 10  # log-uniform
+    # boxes at opposite edges cannot all stay in a zoomed-in frame: the clip is left as it is
+    edges = torch.tensor([[0.0, 0.0, 2.0, 2.0], [58.0, 38.0, 60.0, 40.0]])
+    f, _, b = Augment(
+        zoom=(1.2, 1.25), box_jitter=0.0, p_hflip=0, p_vflip=0, offset_c=(0, 0), gain=(1, 1)
+    ).apply(frames, valid, edges, torch.Generator().manual_seed(0))
+    assert torch.equal(f, frames) and torch.equal(b, edges)
+    assert Augment().zoom == (1.0, 1.0) and Augment().to_dict()["zoom"] == [1.0, 1.0]
+    a = Augment(box_jitter=0.1).apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    c = Augment(box_jitter=0.1, zoom=(1.0, 1.0)).apply(frames, valid, boxes, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+    with pytest.raises(ValueError, match="zoom"):
+        Augment(zoom=(0.0, 1.2))

@@ -10,8 +10,8 @@ from torch import nn
 
 from thermact.baselines.classifier import feature_table
 from thermact.data.clips import ClipConfig, clip_indices
+from thermact.data.geometry import hflip, rotate180
 from thermact.data.source import ThermalData
-from thermact.data.transforms import hflip, rotate180
 from thermact.errors import ConfigError
 from thermact.models.box_cues import (
     CUE_NAMES,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from thermact.data.dataset import ClipBatch
-from thermact.data.transforms import hflip, rotate180, vflip
+from thermact.data.geometry import hflip, rotate180, vflip
 from thermact.errors import ConfigError
 from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
 from thermact.models.tta import FLIP_VIEWS, FlipAverage, check_tta, flip_view, with_tta

@@ -38,10 +38,11 @@ import torch
 
 from thermact.data.annotations import ClassList, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig, clip_indices
+from thermact.data.geometry import resize
 from thermact.data.recording import Recording
 from thermact.data.sensor_augment import SensorAugment
 from thermact.data.source import ThermalData
-from thermact.data.transforms import Augment, NormStats, normalize, resize
+from thermact.data.transforms import Augment, NormStats, normalize
 from thermact.errors import DataError
 
 

@@ -1,6 +1,7 @@
-"""Clip transforms: temperature normalisation, resizing and top-down-view augmentations.
+"""Clip transforms: temperature normalisation and the random top-down-view augmentation.
 
-Conventions (shared with :mod:`thermact.data.dataset`):
+Conventions (shared with :mod:`thermact.data.dataset` and :mod:`thermact.data.geometry`, whose
+geometric ops :class:`Augment` draws from):
 
 * ``frames``: float32 ``[T, H, W]`` in °C (or normalised units after :func:`normalize`).
 * ``valid``: bool ``[T, H, W]``, True where the sensor value was valid
@@ -8,17 +9,9 @@ Conventions (shared with :mod:`thermact.data.dataset`):
 * ``boxes``: float32 ``[N, 4]``, pixel XYXY over the frame: the frame spans
   ``[0, W] × [0, H]`` and pixel ``i`` covers ``[i, i + 1)`` (see :mod:`thermact.ops.boxes`).
 
-The flips, the half-turn, the shift, the diagonal mirror, the jitters, :func:`normalize` and :meth:`Augment.apply` take either
-torch tensors or NumPy arrays (all three of one kind) and return the same kind; NumPy results
-are bit-identical to the torch ones (tested). :func:`resize` takes tensors.
-
-Every geometric op maps the three together, so a box covers the same pixels (and thus the same
-temperatures) before and after: a horizontal flip moves pixel column ``j`` to ``W - 1 - j`` and
-the continuous coordinate ``x`` to ``W - x``, so box ``[x1, x2]`` becomes ``[W - x2, W - x1]``.
-Only augmentations that are valid for a sensor looking straight down are provided: mirror images
-(about the axes and the diagonal: with them, quarter turns), a half-turn and a small shift (the
-sensor mounted elsewhere over the room; :func:`shift` repeats the edge pixels into the uncovered
-border) of a ceiling view are plausible ceiling views; perspective or scale changes are not.
+The jitters, :func:`normalize` and :meth:`Augment.apply` take either torch tensors or NumPy
+arrays (all three of one kind) and return the same kind; NumPy results are bit-identical to the
+torch ones (tested).
 
 Normalisation
     ``(frames - mean_c) / std_c`` with :class:`NormStats` computed by :func:`compute_norm_stats`
@@ -37,9 +30,21 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 
 from thermact.data.clips import ClipConfig, clip_indices
+from thermact.data.geometry import (
+    check_boxes,
+    hflip,
+    pick_int,
+    rotate180,
+    shift,
+    shift_range,
+    transpose,
+    transpose_offsets,
+    vflip,
+    zoom,
+    zoom_centre,
+)
 from thermact.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
@@ -224,144 +229,7 @@ def denormalize(frames: ArrayOrTensor, stats: NormStats) -> ArrayOrTensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometric ops (frames [..., H, W], valid [..., H, W], boxes [N, 4] pixel XYXY)
-
-
-def _check_boxes(boxes: Arr) -> None:
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must be [N, 4] pixel XYXY, got shape {list(boxes.shape)}")
-
-
-def _flip(x: Arr, axes: tuple[int, ...]) -> Arr:
-    if isinstance(x, torch.Tensor):
-        return x.flip(axes)
-    return np.flip(x, axes)
-
-
-def _map_boxes(boxes: Arr, order: list[int], sign: list[float], shift: list[float]) -> Arr:
-    """``boxes[:, order] * sign + shift`` (exact for the sign ±1 maps used here)."""
-    if isinstance(boxes, torch.Tensor):
-        s = torch.tensor(sign, dtype=boxes.dtype, device=boxes.device)
-        o = torch.tensor(shift, dtype=boxes.dtype, device=boxes.device)
-        return boxes[:, order] * s + o
-    mapped: npt.NDArray[Any] = boxes[:, order] * np.asarray(sign, dtype=boxes.dtype)
-    shifted: npt.NDArray[Any] = mapped + np.asarray(shift, dtype=boxes.dtype)
-    return shifted
-
-
-def hflip(frames: Arr, valid: Arr, boxes: Arr) -> tuple[Arr, Arr, Arr]:
-    """Mirror left-right: column ``j`` → ``W - 1 - j``; box ``[x1, y1, x2, y2]`` → ``[W - x2, y1, W - x1, y2]``.
-
-    Shapes: frames ``[..., H, W]``, valid ``[..., H, W]``, boxes ``[N, 4]``; all tensors or all
-    NumPy arrays (frames and mask come back as flipped *views* then; boxes are always new).
-    """
-    _check_boxes(boxes)
-    w = float(frames.shape[-1])
-    return (
-        _flip(frames, (-1,)),
-        _flip(valid, (-1,)),
-        _map_boxes(boxes, [2, 1, 0, 3], [-1, 1, -1, 1], [w, 0, w, 0]),
-    )
-
-
-def vflip(frames: Arr, valid: Arr, boxes: Arr) -> tuple[Arr, Arr, Arr]:
-    """Mirror top-bottom: row ``i`` → ``H - 1 - i``; box ``[x1, y1, x2, y2]`` → ``[x1, H - y2, x2, H - y1]``.
-
-    Shapes and types as in :func:`hflip`.
-    """
-    _check_boxes(boxes)
-    h = float(frames.shape[-2])
-    return (
-        _flip(frames, (-2,)),
-        _flip(valid, (-2,)),
-        _map_boxes(boxes, [0, 3, 2, 1], [1, -1, 1, -1], [0, h, 0, h]),
-    )
-
-
-def rotate180(frames: Arr, valid: Arr, boxes: Arr) -> tuple[Arr, Arr, Arr]:
-    """Half-turn about the frame centre (= :func:`hflip` then :func:`vflip`). Shapes as in :func:`hflip`."""
-    _check_boxes(boxes)
-    h, w = float(frames.shape[-2]), float(frames.shape[-1])
-    return (
-        _flip(frames, (-2, -1)),
-        _flip(valid, (-2, -1)),
-        _map_boxes(boxes, [2, 3, 0, 1], [-1, -1, -1, -1], [w, h, w, h]),
-    )
-
-
-def shift(frames: Arr, valid: Arr, boxes: Arr, dx: int, dy: int) -> tuple[Arr, Arr, Arr]:
-    """The clip moved by ``(dx, dy)`` pixels (content and boxes to the right / down for positive
-    values); the uncovered border repeats the edge pixels. Boxes are clipped to the frame."""
-    _check_boxes(boxes)
-    height, width = frames.shape[-2], frames.shape[-1]
-    rows = np.clip(np.arange(height) - dy, 0, height - 1)
-    cols = np.clip(np.arange(width) - dx, 0, width - 1)
-    moved = _map_boxes(boxes, [0, 1, 2, 3], [1.0, 1.0, 1.0, 1.0], [dx, dy, dx, dy])
-    frames, valid = _gather(frames, valid, rows[:, None], cols[None, :])
-    return frames, valid, _clip_to_frame(moved, height, width)
-
-
-def _gather(frames: Arr, valid: Arr, rows: npt.NDArray[Any], cols: npt.NDArray[Any]) -> tuple[Arr, Arr]:
-    """``frames[..., rows, cols]`` and the same of ``valid`` (index arrays broadcasting to ``[H, W]``)."""
-    if isinstance(frames, torch.Tensor):
-        r, c = torch.from_numpy(rows), torch.from_numpy(cols)
-        return frames[..., r, c], valid[..., r, c]
-    return frames[..., rows, cols], valid[..., rows, cols]
-
-
-def _clip_to_frame(boxes: Arr, height: int, width: int) -> Arr:
-    limits = [width, height, width, height]
-    if isinstance(boxes, torch.Tensor):
-        return torch.minimum(boxes.clamp_min(0), boxes.new_tensor(limits))
-    clipped: npt.NDArray[Any] = np.minimum(np.maximum(boxes, 0), np.array(limits, dtype=boxes.dtype))
-    return clipped
-
-
-def transpose(frames: Arr, valid: Arr, boxes: Arr, dx: int = 0, dy: int = 0) -> tuple[Arr, Arr, Arr]:
-    """Mirror about the main diagonal (x ↔ y; with :func:`hflip` or :func:`vflip` a quarter turn):
-    output pixel ``(i, j)`` is input pixel ``(j - dx, i + dy)``, indices clipped to the ``H x W``
-    frame (the edge pixels repeat into the uncovered border, as in :func:`shift`); box
-    ``[x1, y1, x2, y2]`` → ``[y1 + dx, x1 - dy, y2 + dx, x2 - dy]``, clipped to the frame. Shapes
-    and types as in :func:`hflip` (frames and mask come back as new arrays)."""
-    _check_boxes(boxes)
-    height, width = frames.shape[-2], frames.shape[-1]
-    rows = np.clip(np.arange(width) - dx, 0, height - 1)  # output column j reads input row j - dx
-    cols = np.clip(np.arange(height) + dy, 0, width - 1)  # output row i reads input column i + dy
-    moved = _map_boxes(boxes, [1, 0, 3, 2], [1.0, 1.0, 1.0, 1.0], [dx, -dy, dx, -dy])
-    frames, valid = _gather(frames, valid, rows[None, :], cols[:, None])
-    return frames, valid, _clip_to_frame(moved, height, width)
-
-
-def _transpose_offsets(boxes: Arr, height: int, width: int, u: float, v: float) -> tuple[int, int] | None:
-    """The ``(dx, dy)`` of :func:`transpose` in ``[0, W - H]`` (``[W - H, 0]`` for a tall frame) picked
-    by ``u, v`` in ``[0, 1)`` among those that keep every box centre inside the frame; None: none."""
-    lo, hi = sorted((0, width - height))
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    x_lo, x_hi = _centre_offsets(cy, width, lo, hi)  # cy becomes the column cy + dx
-    minus_lo, minus_hi = _centre_offsets(cx, height, -hi, -lo)  # cx becomes the row cx + (-dy)
-    if x_lo > x_hi or minus_lo > minus_hi:
-        return None
-    return _pick(x_lo, x_hi, u), _pick(-minus_hi, -minus_lo, v)
-
-
-def _shift_range(boxes: Arr, size: int, axis: int, most: int) -> tuple[int, int]:
-    """Integer shifts in ``[-most, most]`` along ``axis`` (0: x, 1: y) that keep every box centre
-    strictly inside ``[0, size]``."""
-    lo, hi = _centre_offsets((boxes[:, axis] + boxes[:, axis + 2]) / 2, size, -most, most)
-    return (lo, hi) if lo <= hi else (0, 0)
-
-
-def _centre_offsets(centres: Arr, size: int, lo: int, hi: int) -> tuple[int, int]:
-    """The integer offsets ``d`` in ``[lo, hi]`` with every ``0 < centre + d < size`` (returned lo > hi: none)."""
-    if centres.shape[0]:
-        lo = max(lo, int(np.floor(-float(centres.min()))) + 1)
-        hi = min(hi, int(np.ceil(size - float(centres.max()))) - 1)
-    return lo, hi
-
-
-def _pick(lo: int, hi: int, u: float) -> int:
-    """The integer of ``[lo, hi]`` that ``u`` in ``[0, 1)`` picks (uniform for a uniform ``u``)."""
-    return lo + min(int(u * (hi - lo + 1)), hi - lo)
+# Jitters
 
 
 def temperature_jitter(frames: Arr, offset_c: float, gain: float, center_c: float | None = None) -> Arr:
@@ -402,7 +270,7 @@ def jitter_boxes(
     Returns:
         new boxes of the same type and dtype.
     """
-    _check_boxes(boxes)
+    check_boxes(boxes)
     if not 0.0 <= max_shift_frac < 0.5:
         raise ValueError(f"max_shift_frac must be in [0, 0.5), got {max_shift_frac}")
     height, width = frame_size
@@ -422,60 +290,6 @@ def jitter_boxes(
     result_np = out.astype(boxes.dtype)
     bad_np = ((result_np[:, 2] - result_np[:, 0]) <= 0) | ((result_np[:, 3] - result_np[:, 1]) <= 0)
     return np.where(bad_np[:, None], boxes, result_np)
-
-
-def nearest_exact_indices(in_size: int, out_size: int) -> npt.NDArray[np.int64]:
-    """Source index of each output index for nearest resizing by pixel centres.
-
-    Output pixel ``i`` (centre ``i + 0.5``) takes the input pixel whose area contains its centre
-    mapped back, ``floor((i + 0.5) * in / out)``, computed in float32 exactly as
-    ``F.interpolate(mode="nearest-exact")`` does (so a centre landing exactly on a pixel border,
-    e.g. 40 → 33, goes the same way as in PyTorch).
-    """
-    scale = np.float32(in_size) / np.float32(out_size)
-    src = np.floor((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale)
-    idx: npt.NDArray[np.int64] = np.minimum(src.astype(np.int64), in_size - 1)
-    return idx
-
-
-def resize(
-    frames: torch.Tensor, valid: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Resize a clip to ``size = (h, w)``.
-
-    Frames: ``F.interpolate`` bilinear (``align_corners=False``, pixel centres at ``i + 0.5``, no
-    antialiasing); the validity mask: nearest by pixel centres (:func:`nearest_exact_indices`, as
-    ``"nearest-exact"``), done by indexing so a bool mask stays bool; boxes: scaled by ``w / W``
-    and ``h / H``, so they keep covering the same part of the scene.
-
-    Shapes: frames ``[T, H, W]`` float, valid ``[T, H, W]`` bool, boxes ``[N, 4]`` → the same
-    with ``h, w`` (new tensors; the inputs themselves when the size is unchanged).
-    """
-    _check_boxes(boxes)
-    if frames.ndim != 3 or valid.shape != frames.shape:
-        raise ValueError(
-            f"resize expects frames and valid of the same shape [T, H, W], got {list(frames.shape)} "
-            f"and {list(valid.shape)}"
-        )
-    new_h, new_w = int(size[0]), int(size[1])
-    if new_h < 1 or new_w < 1:
-        raise ValueError(f"size must be positive (h, w), got {size}")
-    height, width = frames.shape[-2], frames.shape[-1]
-    if (new_h, new_w) == (height, width):
-        return frames, valid, boxes
-    out_frames = F.interpolate(frames.unsqueeze(1), size=(new_h, new_w), mode="bilinear", align_corners=False)
-    rows, cols = nearest_exact_indices(height, new_h), nearest_exact_indices(width, new_w)
-    if valid.device.type == "cpu":
-        # NumPy gather: single-threaded, no intra-op synchronisation for a small mask.
-        out_valid = torch.from_numpy(np.ascontiguousarray(valid.numpy()[:, rows][:, :, cols]))
-    else:
-        r = torch.from_numpy(rows).to(valid.device)
-        c = torch.from_numpy(cols).to(valid.device)
-        out_valid = valid.index_select(1, r).index_select(2, c)
-    scale = torch.tensor(
-        [new_w / width, new_h / height, new_w / width, new_h / height], dtype=boxes.dtype, device=boxes.device
-    )
-    return out_frames.squeeze(1), out_valid, boxes * scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,10 +324,14 @@ class Augment:
         p_transpose: probability of a mirror about the diagonal (:func:`transpose`, after the
             flips: with them, every quarter turn of the room), placed uniformly among the offsets
             that keep every box centre in the frame (none: the clip is left as it is).
+        zoom: range ``(low, high)`` of a magnification (:func:`~thermact.data.geometry.zoom`,
+            after the mirrors), drawn log-uniformly, about a point drawn uniformly among those
+            that keep every box centre in the frame (none: the clip is left as it is); a sensor
+            mounted higher or lower. ``(1, 1)``: off.
 
     Randomness comes only from the ``generator`` passed to each call, and the same number of
     values is drawn whatever the probabilities (two more with ``shift_px > 0``, three more with
-    ``p_transpose > 0``), so a given generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
+    ``p_transpose > 0``, three more with a ``zoom`` range other than ``(1, 1)``), so a given generator state always gives the same result. The whole clip (all ``T`` frames) gets the same
     transform.
     """
 
@@ -527,6 +345,7 @@ class Augment:
         box_jitter: float = 0.05,
         shift_px: int = 0,
         p_transpose: float = 0.0,
+        zoom: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         self.p_hflip = _check_prob("p_hflip", p_hflip)
         self.p_vflip = _check_prob("p_vflip", p_vflip)
@@ -542,6 +361,9 @@ class Augment:
             raise ValueError(f"shift_px must be >= 0, got {shift_px}")
         self.shift_px = int(shift_px)
         self.p_transpose = _check_prob("p_transpose", p_transpose)
+        self.zoom = _check_range("zoom", zoom)
+        if self.zoom[0] <= 0:
+            raise ValueError(f"zoom must be positive, got {zoom}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
@@ -557,6 +379,7 @@ class Augment:
             "box_jitter": self.box_jitter,
             "shift_px": self.shift_px,
             "p_transpose": self.p_transpose,
+            "zoom": list(self.zoom),
         }
 
     def apply(
@@ -580,9 +403,11 @@ class Augment:
             frames, valid, boxes = rotate180(frames, valid, boxes)
         if self.p_transpose > 0:
             w = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
-            offsets = _transpose_offsets(boxes, frames.shape[-2], frames.shape[-1], w[1], w[2])
+            offsets = transpose_offsets(boxes, frames.shape[-2], frames.shape[-1], w[1], w[2])
             if w[0] < self.p_transpose and offsets is not None:
                 frames, valid, boxes = transpose(frames, valid, boxes, *offsets)
+        if self.zoom != (1.0, 1.0):
+            frames, valid, boxes = self._zoom(frames, valid, boxes, generator)
         offset = self.offset_c[0] + (self.offset_c[1] - self.offset_c[0]) * u[3]
         gain = self.gain[0] + (self.gain[1] - self.gain[0]) * u[4]
         if offset != 0.0 or gain != 1.0:
@@ -592,9 +417,21 @@ class Augment:
         if self.shift_px > 0:
             v = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
             (x_lo, x_hi), (y_lo, y_hi) = (
-                _shift_range(boxes, frames.shape[-1], 0, self.shift_px),
-                _shift_range(boxes, frames.shape[-2], 1, self.shift_px),
+                shift_range(boxes, frames.shape[-1], 0, self.shift_px),
+                shift_range(boxes, frames.shape[-2], 1, self.shift_px),
             )
-            dx, dy = _pick(x_lo, x_hi, v[0]), _pick(y_lo, y_hi, v[1])
+            dx, dy = pick_int(x_lo, x_hi, v[0]), pick_int(y_lo, y_hi, v[1])
             frames, valid, boxes = shift(frames, valid, boxes, dx, dy)
         return frames, valid, boxes
+
+    def _zoom(
+        self, frames: Arr, valid: Arr, boxes: Arr, generator: torch.Generator | None
+    ) -> tuple[Arr, Arr, Arr]:
+        w = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+        lo, hi = math.log(self.zoom[0]), math.log(self.zoom[1])
+        scale = math.exp(lo + (hi - lo) * w[0])
+        cx = zoom_centre(boxes, frames.shape[-1], 0, scale, w[1])
+        cy = zoom_centre(boxes, frames.shape[-2], 1, scale, w[2])
+        if scale == 1.0 or cx is None or cy is None:
+            return frames, valid, boxes
+        return zoom(frames, valid, boxes, scale, cx, cy)

@@ -24,7 +24,7 @@ and :class:`OptimSection` with their own defaults. YAML (every key optional)::
       num_workers: 0
       lenient: false
     augment: {p_hflip: 0.5, p_vflip: 0.5, p_rot180: 0.0, offset_c: [-1, 1], gain: [0.9, 1.1], box_jitter: 0.05, shift_px: 0,
-              p_transpose: 0.0, time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0, time_shift_s: 0.0}  # sensor_augment
+              p_transpose: 0.0, zoom: [1, 1], time_stretch: [1, 1], frame_drop: 0.0, p_stale_rows: 0.0, dead_pixels: 0.0, time_shift_s: 0.0}  # sensor_augment
     optim:
       optimizer: adamw           # adamw | sgd
       lr: 0.002
@@ -132,6 +132,9 @@ class AugmentSection:
     p_transpose: float = 0.0
     """Probability of a mirror about the diagonal (x and y swapped; with the flips, every quarter
     turn of the room), the picture cropped and edge-padded back to the frame, every box centre kept."""
+    zoom: tuple[float, float] = (1.0, 1.0)
+    """Range of a magnification of the whole clip, drawn log-uniformly (the sensor mounted higher or
+    lower: people look smaller or larger), about a point that keeps every box centre in the frame."""
     time_stretch: tuple[float, float] = (1.0, 1.0)
     """Range of a factor on the clip's time window (sensor behaviour, thermact.data.sensor_augment)."""
     frame_drop: float = 0.0
@@ -146,7 +149,7 @@ class AugmentSection:
     def __post_init__(self) -> None:
         for name in ("p_hflip", "p_vflip", "p_rot180", "p_transpose"):
             check_number(name, getattr(self, name), low=0.0, high=1.0)
-        for name, low in (("offset_c", None), ("gain", 0.0)):
+        for name, low in (("offset_c", None), ("gain", 0.0), ("zoom", 0.0)):
             a, b = getattr(self, name)
             check_number(name, a, low=low, low_open=low is not None)
             check_number(name, b, low=low, low_open=low is not None)

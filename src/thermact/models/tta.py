@@ -12,7 +12,7 @@ Shapes and box format (those of :class:`~thermact.models.action.ActionModel`):
     clip: ``[B, 1, T, H, W]`` float.
     rois: ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` in pixel coordinates of the clip, pixel
         ``i`` covering ``[i, i + 1)``; a left-right flip maps ``x`` to ``W - x`` (the convention of
-        :func:`thermact.data.transforms.hflip`).
+        :func:`thermact.data.geometry.hflip`).
     output: logits ``[K, C]`` whose scores (softmax or sigmoid, ``mode``) are the mean of the
         four views' scores, so that :func:`~thermact.models.postprocess.scores_from_logits` turns
         them into the averaged probabilities.

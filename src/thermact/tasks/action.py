@@ -293,6 +293,7 @@ def augment_of(section: AugmentSection) -> Augment | None:
         box_jitter=a.box_jitter,
         shift_px=a.shift_px,
         p_transpose=a.p_transpose,
+        zoom=a.zoom,
     )
 
 
