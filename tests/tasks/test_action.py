@@ -427,3 +427,29 @@ def test_trains_on_cuda_and_restores_on_the_cpu(tmp_path: Path, small_split: Pat
         want = on_cpu.model(clip, rois)
         got = on_gpu.model(clip.cuda(), rois.cuda()).cpu()
     torch.testing.assert_close(got, want, rtol=0.0, atol=2e-2)
+
+
+def test_every_augment_key_reaches_the_training_augmentation(tmp_path: Path, small_split: Path) -> None:
+    from thermact.tasks.action import augment_of
+
+    keys = [
+        "augment.shift_px=4",
+        "augment.p_transpose=0.25",
+        "augment.zoom=[0.8,1.25]",
+        "augment.p_rot180=0.5",
+    ]
+    aug = augment_of(_cfg(tmp_path, small_split, *keys).augment)
+    assert aug is not None and aug.to_dict() == {
+        "p_hflip": 0.5,
+        "p_vflip": 0.5,
+        "p_rot180": 0.5,
+        "offset_c": [-1.0, 1.0],
+        "gain": [0.9, 1.1],
+        "box_jitter": 0.05,
+        "shift_px": 4,
+        "p_transpose": 0.25,
+        "zoom": [0.8, 1.25],
+    }
+    assert augment_of(_cfg(tmp_path, small_split, "augment.enabled=false").augment) is None
+    with pytest.raises(ConfigError, match="augment.zoom"):
+        _cfg(tmp_path, small_split, "augment.zoom=[0.0,1.2]")
