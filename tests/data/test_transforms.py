@@ -65,6 +65,17 @@ def random_clip(seed: int, t: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     return frames, valid
 
 
+def keyframe_frame(data: ThermalData, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frame of keyframe ``index`` (``[1, H, W]`` °C and its mask) and its person boxes."""
+    kf = data.keyframes[index]
+    rec = data.recordings[kf.recording_id]
+    idx = rec.exact_index(kf.timestamp_ms)
+    assert idx is not None
+    frames = torch.from_numpy(rec.frames[idx : idx + 1].copy())
+    valid = torch.from_numpy(rec.valid[idx : idx + 1].copy())
+    return frames, valid, torch.from_numpy(boxes_array(kf.persons))
+
+
 # ---------------------------------------------------------------------------------------------
 # geometric ops
 
@@ -81,13 +92,7 @@ def test_transformed_boxes_cover_the_same_pixels(op: Op) -> None:
 
 @pytest.mark.parametrize("op", [hflip, vflip, rotate180])
 def test_real_boxes_see_the_same_temperatures_after_transform(data: ThermalData, op: Op) -> None:
-    kf = data.keyframes[10]
-    rec = data.recordings[kf.recording_id]
-    idx = rec.exact_index(kf.timestamp_ms)
-    assert idx is not None
-    frames = torch.from_numpy(rec.frames[idx : idx + 1].copy())
-    valid = torch.from_numpy(rec.valid[idx : idx + 1].copy())
-    boxes = torch.from_numpy(boxes_array(kf.persons))
+    frames, valid, boxes = keyframe_frame(data, 10)
     new_frames, _, new_boxes = op(frames, valid, boxes)
     for box, new_box in zip(boxes, new_boxes, strict=True):
         before = float((coverage(box) * frames[0].numpy()).sum())
@@ -536,13 +541,8 @@ def test_zoom_samples_between_pixel_centres_and_moves_boxes_with_the_scene() -> 
 
 
 def test_zoomed_real_person_keeps_its_heat_and_scales_its_box(data: ThermalData) -> None:
-    kf = data.keyframes[10]
-    rec = data.recordings[kf.recording_id]
-    idx = rec.exact_index(kf.timestamp_ms)
-    assert idx is not None
-    frames = torch.from_numpy(rec.frames[idx : idx + 1].copy())
-    valid = torch.from_numpy(rec.valid[idx : idx + 1].copy())
-    box = torch.from_numpy(boxes_array(kf.persons))[:1]
+    frames, valid, boxes = keyframe_frame(data, 10)
+    box = boxes[:1]
     cx, cy = float(box[0, 0] + box[0, 2]) / 2, float(box[0, 1] + box[0, 3]) / 2
     for s in (0.8, 1.25):
         f, _, b = zoom(frames, valid, box, s, cx, cy)
