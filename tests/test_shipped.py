@@ -67,7 +67,7 @@ def test_the_shipped_models_load_and_say_what_they_are() -> None:
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_the_default_action_model_averages_three_seeds_of_the_live_recipe() -> None:
+def test_the_default_action_models_are_three_seeds_averaged_and_one_network_distilled_from_them() -> None:
     from thermact.commands.detect import DetectOptions
     from thermact.commands.stream import StreamOptions
     from thermact.models.ensemble import ActionEnsemble
@@ -81,11 +81,17 @@ def test_the_default_action_model_averages_three_seeds_of_the_live_recipe() -> N
     assert ensemble.config.model == dataclasses.replace(single.config.model, members=3)
     assert ensemble.config.augment == single.config.augment and ensemble.classes == single.classes
     assert ensemble.checkpoint["dataset"] == single.checkpoint["dataset"]
-    # its first member is the shipped single model; the others are other seeds' runs
-    first = ensemble.model.members[0].state_dict()
-    assert all(torch.equal(v, first[k]) for k, v in single.model.state_dict().items())
-    other = ensemble.model.members[1].state_dict()
-    assert not torch.equal(other["head.classifier.weight"], first["head.classifier.weight"])
+    # the members are plain runs of three seeds; the single network learnt from their average too
+    assert ensemble.config.loss.distill_from is None
+    loss = single.config.loss
+    assert (loss.distill_from, loss.distill_weight, loss.distill_temperature) == (
+        "thermal_net_live_ens3",
+        0.9,
+        4.0,
+    )
+    weights = [m.state_dict()["head.classifier.weight"] for m in ensemble.model.members]
+    weights.append(single.model.state_dict()["head.classifier.weight"])
+    assert all(not torch.equal(a, b) for i, a in enumerate(weights) for b in weights[i + 1 :])
 
 
 @pytest.mark.usefixtures("one_thread")
