@@ -185,8 +185,8 @@ def zoom(frames: Arr, valid: Arr, boxes: Arr, scale: float, cx: float, cy: float
     r0, r1, wr, rn = _zoom_taps(height, scale, cy)
     c0, c1, wc, cn = _zoom_taps(width, scale, cx)
     if isinstance(frames, torch.Tensor):
-        wr_t = torch.from_numpy(wr).to(frames.dtype)[:, None]
-        wc_t = torch.from_numpy(wc).to(frames.dtype)
+        wr_t = torch.from_numpy(wr).to(frames.device, frames.dtype)[:, None]
+        wc_t = torch.from_numpy(wc).to(frames.device, frames.dtype)
         rows = frames[..., r0, :] * (1 - wr_t) + frames[..., r1, :] * wr_t
         out = rows[..., c0] * (1 - wc_t) + rows[..., c1] * wc_t
     else:
