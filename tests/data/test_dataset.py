@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from thermact.data.annotations import Box, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig, clip_times
-from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, sample_seed
+from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, sample_seed, swap_in_detected
 from thermact.data.geometry import hflip
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.transforms import Augment, NormStats
@@ -163,6 +163,59 @@ def test_normalisation_resize_and_augment(data: ThermalData) -> None:
     aug.set_epoch(1)
     assert not torch.equal(aug[1].boxes, first.boxes)
     assert sample_seed(3, 0, 1) != sample_seed(3, 1, 1) and sample_seed(3, 0, 1) == sample_seed(3, 0, 1)
+
+
+def test_swap_in_detected_replaces_found_boxes_only() -> None:
+    boxes = np.array([[0, 0, 4, 4], [10, 10, 20, 30], [5, 5, 9, 9]], dtype=np.float32)
+    detected = np.array([[1, 1, 5, 5], [np.nan] * 4, [4, 6, 9, 10]], dtype=np.float32)
+    gen = torch.Generator().manual_seed(0)
+    np.testing.assert_array_equal(
+        swap_in_detected(boxes, detected, 1.0, gen), [[1, 1, 5, 5], [10, 10, 20, 30], [4, 6, 9, 10]]
+    )
+    np.testing.assert_array_equal(swap_in_detected(boxes, detected, 0.0, gen), boxes)
+    # p = 0.5: each found box is swapped on its own draw, ~half of them over many draws
+    many = np.stack([swap_in_detected(boxes, detected, 0.5, gen) for _ in range(400)])
+    assert 0.4 < float((many[:, 0] == detected[0]).all(axis=1).mean()) < 0.6
+    assert (many[:, 1] == boxes[1]).all()
+    with pytest.raises(ValueError, match="do not match"):
+        swap_in_detected(boxes, detected[:2], 1.0, gen)
+
+
+def test_detected_boxes_reach_the_sample_before_the_augmentation(data: ThermalData) -> None:
+    kfs = [k for k in data.keyframes if len(k.persons) >= 2][:3]
+    detected = {k.keyframe_id: boxes_array(k.persons) + np.float32(1.5) for k in kfs}
+    detected[kfs[0].keyframe_id][0] = np.nan  # the detector missed that person
+    plain = ClipDataset.from_data(data, kfs, CLIP)
+    swapped = ClipDataset.from_data(data, kfs, CLIP, detected_boxes=detected, p_detected=1.0)
+    np.testing.assert_array_equal(swapped[1].boxes.numpy(), detected[kfs[1].keyframe_id])
+    first = swapped[0].boxes.numpy()
+    np.testing.assert_array_equal(first[0], plain[0].boxes.numpy()[0])
+    np.testing.assert_array_equal(first[1:], detected[kfs[0].keyframe_id][1:])
+    assert torch.equal(swapped[1].frames, plain[1].frames) and torch.equal(swapped[1].labels, plain[1].labels)
+    # mirrored with the clip
+    mirror = Augment(p_hflip=1.0, p_vflip=0.0, offset_c=(0.0, 0.0), gain=(1.0, 1.0), box_jitter=0.0)
+    m = ClipDataset.from_data(data, kfs, CLIP, augment=mirror, detected_boxes=detected, p_detected=1.0)[1]
+    _, _, expected = hflip(plain[1].frames[0], plain[1].valid, torch.from_numpy(detected[kfs[1].keyframe_id]))
+    torch.testing.assert_close(m.boxes, expected)
+    # the augmentation's own draws are those of a run without detected boxes
+    jitter = Augment(box_jitter=0.1)
+    a = ClipDataset.from_data(data, kfs, CLIP, augment=jitter, seed=5)[1]
+    b = ClipDataset.from_data(
+        data, kfs, CLIP, augment=jitter, seed=5, detected_boxes=detected, p_detected=1.0
+    )[1]
+    assert torch.equal(a.frames, b.frames) and not torch.equal(a.boxes, b.boxes)
+    off = ClipDataset.from_data(
+        data, kfs, CLIP, augment=jitter, seed=5, detected_boxes=detected, p_detected=0.0
+    )[1]
+    assert torch.equal(off.boxes, a.boxes)
+    with pytest.raises(DataError, match="detected boxes"):
+        ClipDataset.from_data(
+            data,
+            kfs[1:2],
+            CLIP,
+            detected_boxes={kfs[1].keyframe_id: detected[kfs[1].keyframe_id][:1]},
+            p_detected=0.5,
+        )
 
 
 def test_collate_builds_rois(data: ThermalData) -> None:

@@ -430,7 +430,7 @@ def test_trains_on_cuda_and_restores_on_the_cpu(tmp_path: Path, small_split: Pat
 
 
 def test_every_augment_key_reaches_the_training_augmentation(tmp_path: Path, small_split: Path) -> None:
-    from thermact.tasks.action import augment_of
+    from thermact.engine.config import augment_of
 
     keys = [
         "augment.shift_px=4",

@@ -10,7 +10,10 @@ Pipeline of :meth:`ClipDataset.__getitem__`, in this order:
    with a :class:`~thermact.data.sensor_augment.SensorAugment` the clip's frame timing is jittered
    and the frames get packet loss and dead pixels (its own generator, seeded from
    ``(seed + SENSOR_SEED, epoch, index)``, so the other draws stay those of a run without it);
-   with ``"background"`` normalisation the recording's background is subtracted;
+   with ``"background"`` normalisation the recording's background is subtracted; with
+   ``detected_boxes`` each annotated box that a detector found is replaced, with probability
+   ``p_detected``, by that detection's box (label and track kept; :func:`swap_in_detected`, its own
+   generator seeded from ``(seed + SWAP_SEED, epoch, index)``);
 2. augmentation (if given) at the sensor resolution, with a generator seeded from
    ``(seed, epoch, index)`` so a sample does not depend on the worker that loads it;
 3. normalisation (if given);
@@ -164,6 +167,22 @@ SENSOR_SEED = 7_919
 """Offset of the base seed of the :class:`SensorAugment` generators (a stream of their own)."""
 
 
+SWAP_SEED = 104_729
+"""Offset of the base seed of the generators of :func:`swap_in_detected` (a stream of their own)."""
+
+
+def swap_in_detected(
+    boxes: npt.NDArray[np.float32], detected: npt.NDArray[np.float32], p: float, gen: torch.Generator
+) -> npt.NDArray[np.float32]:
+    """Annotated boxes ``[N, 4]`` with each row whose ``detected [N, 4]`` row is finite (the
+    detector found that person) replaced by it with probability ``p``; rows of NaN keep their box.
+    Draws ``N`` uniforms from ``gen``."""
+    if detected.shape != boxes.shape:
+        raise ValueError(f"detected boxes {detected.shape} do not match the annotated boxes {boxes.shape}")
+    use = (torch.rand(boxes.shape[0], generator=gen).numpy() < p) & np.isfinite(detected).all(axis=1)
+    return np.where(use[:, None], detected, boxes).astype(np.float32)
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit seed for the augmentation of item ``index`` in ``epoch`` (independent of workers)."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
@@ -198,6 +217,10 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         input_size: ``(h, w)`` to resize the frames (and boxes) to; None keeps the sensor size.
         seed: base seed of the per-item augmentation generators.
         sensor: random sensor behaviour (training only); None (or all neutral) for evaluation.
+        detected_boxes: keyframe id → float32 ``[N, 4]`` pixel XYXY, per annotated person (in the
+            keyframe's order) the box a person detector gave it, NaN where it found none
+            (training only; see :func:`swap_in_detected`).
+        p_detected: probability that an annotated box is replaced by its detected box.
 
     Raises:
         DataError: a keyframe names an unknown recording, lies outside its recording's time span or
@@ -215,6 +238,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         input_size: tuple[int, int] | None = None,
         seed: int = 0,
         sensor: SensorAugment | None = None,
+        detected_boxes: Mapping[str, npt.NDArray[np.float32]] | None = None,
+        p_detected: float = 0.0,
     ) -> None:
         if input_size is not None and (len(input_size) != 2 or min(input_size) < 1):
             raise ValueError(f"input_size must be (h, w) with positive entries, got {input_size}")
@@ -227,6 +252,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         self.input_size = (int(input_size[0]), int(input_size[1])) if input_size is not None else None
         self.seed = int(seed)
         self.sensor = sensor if sensor is not None and sensor.enabled else None
+        self.detected_boxes = dict(detected_boxes or {}) if p_detected > 0 else {}
+        self.p_detected = float(p_detected)
         self.epoch = 0
         self._check_keyframes()
 
@@ -241,6 +268,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         input_size: tuple[int, int] | None = None,
         seed: int = 0,
         sensor: SensorAugment | None = None,
+        detected_boxes: Mapping[str, npt.NDArray[np.float32]] | None = None,
+        p_detected: float = 0.0,
     ) -> ClipDataset:
         """A dataset over ``keyframes`` (None: all keyframes) of a loaded :class:`ThermalData`."""
         return cls(
@@ -253,6 +282,8 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
             input_size=input_size,
             seed=seed,
             sensor=sensor,
+            detected_boxes=detected_boxes,
+            p_detected=p_detected,
         )
 
     def _check_keyframes(self) -> None:
@@ -264,6 +295,11 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
                 raise DataError(
                     f"keyframe {kf.keyframe_id}: time {kf.timestamp_ms} ms lies outside {rec.path.name} "
                     f"({rec.start_ms}..{rec.end_ms} ms)"
+                )
+            detected = self.detected_boxes.get(kf.keyframe_id)
+            if detected is not None and detected.shape != (len(kf.persons), 4):
+                raise DataError(
+                    f"keyframe {kf.keyframe_id}: detected boxes {detected.shape} for {len(kf.persons)} persons"
                 )
             for box in kf.persons:
                 if box.label is None or not 0 <= box.label < len(self.classes):
@@ -305,6 +341,10 @@ class ClipDataset(torch.utils.data.Dataset[ClipSample]):
         sensor_seed = sample_seed(self.seed + SENSOR_SEED, self.epoch, index)
         idx, frames_np, valid_np = read_clip(rec, kf.timestamp_ms, self.clip, self.sensor, sensor_seed)
         boxes_np = boxes_array(kf.persons)
+        detected = self.detected_boxes.get(kf.keyframe_id)
+        if detected is not None:
+            swap_gen = torch.Generator().manual_seed(sample_seed(self.seed + SWAP_SEED, self.epoch, index))
+            boxes_np = swap_in_detected(boxes_np, detected, self.p_detected, swap_gen)
         if self.norm is not None and self.norm.reference == "background":
             frames_np = frames_np - rec.background
         if self.augment is not None:

@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from thermact.config import build_config, check_number, parse_overrides, read_yaml
+from thermact.data.sensor_augment import SensorAugment
+from thermact.data.transforms import Augment
 from thermact.errors import ConfigError
 
 T = TypeVar("T")
@@ -164,6 +166,31 @@ class AugmentSection:
         check_number("p_stale_rows", self.p_stale_rows, low=0.0, high=1.0)
         check_number("dead_pixels", self.dead_pixels, low=0.0, high=0.5)
         check_number("time_shift_s", self.time_shift_s, low=0.0)
+
+
+def augment_of(section: AugmentSection) -> Augment | None:
+    """The training augmentation of an ``augment:`` section (None when disabled)."""
+    if not section.enabled:
+        return None
+    a = section
+    return Augment(
+        p_hflip=a.p_hflip,
+        p_vflip=a.p_vflip,
+        p_rot180=a.p_rot180,
+        offset_c=a.offset_c,
+        gain=a.gain,
+        box_jitter=a.box_jitter,
+        shift_px=a.shift_px,
+        p_transpose=a.p_transpose,
+        zoom=a.zoom,
+    )
+
+
+def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
+    """The training sensor augmentation of an ``augment:`` section (None when disabled or neutral)."""
+    a = section
+    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels, a.time_shift_s)
+    return sensor if section.enabled and sensor.enabled else None
 
 
 @dataclasses.dataclass

@@ -39,11 +39,17 @@ from thermact.config import check_number, embedded
 from thermact.data.annotations import Keyframe
 from thermact.data.clips import ClipConfig
 from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_clips
-from thermact.data.sensor_augment import SensorAugment
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
-from thermact.data.transforms import Augment, NormStats, compute_norm_stats
-from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
+from thermact.data.transforms import NormStats, compute_norm_stats
+from thermact.engine.config import (
+    AugmentSection,
+    DataSection,
+    OptimSection,
+    RunSection,
+    augment_of,
+    sensor_augment_of,
+)
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
@@ -57,6 +63,7 @@ from thermact.models.losses import ActionLoss, class_groups, class_weights_from_
 from thermact.models.memory import FeatureBank
 from thermact.models.tta import TTA, with_tta
 from thermact.ops.fuse import prepare_for_inference
+from thermact.tasks.detected_boxes import TrainBoxesSection, detected_training_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +145,7 @@ class ActionRunConfig:
     run: RunSection = embedded(RunSection)
     data: DataSection = dataclasses.field(default_factory=DataSection)
     augment: AugmentSection = dataclasses.field(default_factory=AugmentSection)
+    train_boxes: TrainBoxesSection = dataclasses.field(default_factory=TrainBoxesSection)
     optim: OptimSection = dataclasses.field(default_factory=OptimSection)
     loss: LossSection = dataclasses.field(default_factory=LossSection)
     eval: EvalSection = dataclasses.field(default_factory=EvalSection)
@@ -279,31 +287,6 @@ def loss_targets(loss: ActionLoss, labels: torch.Tensor, num_classes: int) -> to
     return labels
 
 
-def augment_of(section: AugmentSection) -> Augment | None:
-    """The training augmentation of an ``augment:`` section (None when disabled)."""
-    if not section.enabled:
-        return None
-    a = section
-    return Augment(
-        p_hflip=a.p_hflip,
-        p_vflip=a.p_vflip,
-        p_rot180=a.p_rot180,
-        offset_c=a.offset_c,
-        gain=a.gain,
-        box_jitter=a.box_jitter,
-        shift_px=a.shift_px,
-        p_transpose=a.p_transpose,
-        zoom=a.zoom,
-    )
-
-
-def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
-    """The training sensor augmentation of an ``augment:`` section (None when disabled or neutral)."""
-    a = section
-    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels, a.time_shift_s)
-    return sensor if section.enabled and sensor.enabled else None
-
-
 class ActionRun:
     """One training run of an action model (a :class:`~thermact.engine.task.TaskRun`)."""
 
@@ -337,6 +320,8 @@ class ActionRun:
             augment=augment_of(cfg.augment),
             seed=cfg.run.seed,
             sensor=sensor_augment_of(cfg.augment),
+            detected_boxes=detected_training_boxes(cfg.train_boxes, self.data, train_kfs, val_kfs, device),
+            p_detected=cfg.train_boxes.p_detected,
         )
         val_set = ClipDataset.from_data(self.data, val_kfs, self.clip, norm=self.norm)
         weights = balanced_weights(train_kfs, self.counts) if cfg.loss.sampler == "balanced" else None

@@ -34,7 +34,14 @@ from thermact.data.detection import (
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import compute_norm_stats
-from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
+from thermact.engine.config import (
+    AugmentSection,
+    DataSection,
+    OptimSection,
+    RunSection,
+    augment_of,
+    sensor_augment_of,
+)
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
@@ -50,7 +57,6 @@ from thermact.models.person_detector import (
 from thermact.models.person_loss import CenterNetLoss
 from thermact.models.person_targets import encode_batch
 from thermact.models.postprocess import Detections, decode
-from thermact.tasks.action import augment_of, sensor_augment_of
 
 __all__ = [
     "DETECTOR_CLASSES",

@@ -34,7 +34,14 @@ from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, resolve_split
 from thermact.data.transforms import compute_norm_stats
-from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
+from thermact.engine.config import (
+    AugmentSection,
+    DataSection,
+    OptimSection,
+    RunSection,
+    augment_of,
+    sensor_augment_of,
+)
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import make_loaders, select_fold
@@ -43,7 +50,6 @@ from thermact.errors import ConfigError, DataError
 from thermact.models.factory import ModelConfig, build_backbone
 from thermact.models.masked_clip import PRETRAIN_TASK, MaskedClipModel, masked_mse, tube_mask
 from thermact.models.thermal_net import ThermalNet
-from thermact.tasks.action import augment_of, sensor_augment_of
 
 __all__ = [
     "PRETRAIN",
