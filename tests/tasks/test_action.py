@@ -430,7 +430,6 @@ def test_trains_on_cuda_and_restores_on_the_cpu(tmp_path: Path, small_split: Pat
 
 
 def test_every_augment_key_reaches_the_training_augmentation(tmp_path: Path, small_split: Path) -> None:
-    from thermact.engine.config import augment_of
 
     keys = [
         "augment.shift_px=4",
@@ -438,7 +437,7 @@ def test_every_augment_key_reaches_the_training_augmentation(tmp_path: Path, sma
         "augment.zoom=[0.8,1.25]",
         "augment.p_rot180=0.5",
     ]
-    aug = augment_of(_cfg(tmp_path, small_split, *keys).augment)
+    aug = _cfg(tmp_path, small_split, *keys).augment.build()
     assert aug is not None and aug.to_dict() == {
         "p_hflip": 0.5,
         "p_vflip": 0.5,
@@ -450,6 +449,6 @@ def test_every_augment_key_reaches_the_training_augmentation(tmp_path: Path, sma
         "p_transpose": 0.25,
         "zoom": [0.8, 1.25],
     }
-    assert augment_of(_cfg(tmp_path, small_split, "augment.enabled=false").augment) is None
+    assert _cfg(tmp_path, small_split, "augment.enabled=false").augment.build() is None
     with pytest.raises(ConfigError, match="augment.zoom"):
         _cfg(tmp_path, small_split, "augment.zoom=[0.0,1.2]")

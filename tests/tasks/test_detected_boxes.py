@@ -112,7 +112,9 @@ def sl14_split(real_data: ThermalData, tmp_path_factory: pytest.TempPathFactory)
     """24 training and 12 validation keyframes, all of V1's SL14 (a session the fixture detector never saw)."""
     ids = [k.keyframe_id for k in real_data.keyframes if k.recording_id.startswith("SL14") and k.persons]
     full = session_split(real_data, ClipConfig(window_s=2.7, num_frames=8))
-    small = dataclasses.replace(full, name="sl14", folds=[Fold("SL14->SL14", ids[0::7][:24], ids[1::7][-12:])])
+    small = dataclasses.replace(
+        full, name="sl14", folds=[Fold("SL14->SL14", ids[0::7][:24], ids[1::7][-12:])]
+    )
     path = tmp_path_factory.mktemp("split") / "sl14.json"
     save_split(small, path)
     return path

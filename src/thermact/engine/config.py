@@ -167,30 +167,28 @@ class AugmentSection:
         check_number("dead_pixels", self.dead_pixels, low=0.0, high=0.5)
         check_number("time_shift_s", self.time_shift_s, low=0.0)
 
+    def build(self) -> Augment | None:
+        """The training augmentation of these keys (None when disabled)."""
+        if not self.enabled:
+            return None
+        return Augment(
+            p_hflip=self.p_hflip,
+            p_vflip=self.p_vflip,
+            p_rot180=self.p_rot180,
+            offset_c=self.offset_c,
+            gain=self.gain,
+            box_jitter=self.box_jitter,
+            shift_px=self.shift_px,
+            p_transpose=self.p_transpose,
+            zoom=self.zoom,
+        )
 
-def augment_of(section: AugmentSection) -> Augment | None:
-    """The training augmentation of an ``augment:`` section (None when disabled)."""
-    if not section.enabled:
-        return None
-    a = section
-    return Augment(
-        p_hflip=a.p_hflip,
-        p_vflip=a.p_vflip,
-        p_rot180=a.p_rot180,
-        offset_c=a.offset_c,
-        gain=a.gain,
-        box_jitter=a.box_jitter,
-        shift_px=a.shift_px,
-        p_transpose=a.p_transpose,
-        zoom=a.zoom,
-    )
-
-
-def sensor_augment_of(section: AugmentSection) -> SensorAugment | None:
-    """The training sensor augmentation of an ``augment:`` section (None when disabled or neutral)."""
-    a = section
-    sensor = SensorAugment(a.time_stretch, a.frame_drop, a.p_stale_rows, a.dead_pixels, a.time_shift_s)
-    return sensor if section.enabled and sensor.enabled else None
+    def build_sensor(self) -> SensorAugment | None:
+        """The training sensor augmentation of these keys (None when disabled or neutral)."""
+        sensor = SensorAugment(
+            self.time_stretch, self.frame_drop, self.p_stale_rows, self.dead_pixels, self.time_shift_s
+        )
+        return sensor if self.enabled and sensor.enabled else None
 
 
 @dataclasses.dataclass

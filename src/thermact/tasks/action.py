@@ -42,14 +42,7 @@ from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips, real_cl
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import NormStats, compute_norm_stats
-from thermact.engine.config import (
-    AugmentSection,
-    DataSection,
-    OptimSection,
-    RunSection,
-    augment_of,
-    sensor_augment_of,
-)
+from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
@@ -317,9 +310,9 @@ class ActionRun:
             train_kfs,
             self.clip,
             norm=self.norm,
-            augment=augment_of(cfg.augment),
+            augment=cfg.augment.build(),
             seed=cfg.run.seed,
-            sensor=sensor_augment_of(cfg.augment),
+            sensor=cfg.augment.build_sensor(),
             detected_boxes=detected_training_boxes(cfg.train_boxes, self.data, train_kfs, val_kfs, device),
             p_detected=cfg.train_boxes.p_detected,
         )

@@ -34,14 +34,7 @@ from thermact.data.detection import (
 from thermact.data.source import ThermalData, fingerprint_dataset, load_dataset
 from thermact.data.splits import resolve_split
 from thermact.data.transforms import compute_norm_stats
-from thermact.engine.config import (
-    AugmentSection,
-    DataSection,
-    OptimSection,
-    RunSection,
-    augment_of,
-    sensor_augment_of,
-)
+from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import keyframes_by_id, make_loaders, select_fold
@@ -246,10 +239,10 @@ class DetectorRun:
             train_kfs,
             self.clip,
             self.norm,
-            augment_of(cfg.augment),
+            cfg.augment.build(),
             with_others,
             cfg.run.seed,
-            sensor_augment_of(cfg.augment),
+            cfg.augment.build_sensor(),
         )
         val_set = DetectionClipDataset(data.recordings, self.val_keyframes, self.clip, self.norm)
         self.sampler = EpochSampler(len(self.train_set), cfg.run.seed, None, ctx.world_size, ctx.rank)

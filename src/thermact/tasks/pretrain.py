@@ -34,14 +34,7 @@ from thermact.data.dataset import ClipBatch, ClipDataset, collate_clips
 from thermact.data.source import ThermalData, load_dataset
 from thermact.data.splits import Fold, resolve_split
 from thermact.data.transforms import compute_norm_stats
-from thermact.engine.config import (
-    AugmentSection,
-    DataSection,
-    OptimSection,
-    RunSection,
-    augment_of,
-    sensor_augment_of,
-)
+from thermact.engine.config import AugmentSection, DataSection, OptimSection, RunSection
 from thermact.engine.distributed import DistContext
 from thermact.engine.restore import TrainedModel, restore
 from thermact.engine.run import make_loaders, select_fold
@@ -174,8 +167,8 @@ class PretrainRun:
         self.fold = select_fold(resolve_split(data, cfg.data.split, self.clip), cfg.data.fold)
         frames = unlabelled_keyframes(data, self.fold, self.clip, cfg.pretrain.frame_stride)
         self.norm = compute_norm_stats(data.recordings, frames, self.clip, cfg.data.normalize)
-        augment = augment_of(dataclasses.replace(cfg.augment, box_jitter=0.0))
-        sensor = sensor_augment_of(cfg.augment)
+        augment = dataclasses.replace(cfg.augment, box_jitter=0.0).build()
+        sensor = cfg.augment.build_sensor()
         self.train_set = ClipDataset.from_data(
             data, frames, self.clip, norm=self.norm, augment=augment, seed=cfg.run.seed, sensor=sensor
         )
