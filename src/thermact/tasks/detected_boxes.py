@@ -130,19 +130,16 @@ def _detect(
     e = trained.config.eval
     dataset = DetectionClipDataset(data.recordings, keyframes, trained.clip, trained.norm)
     loader = DataLoader(dataset, batch_size=32, shuffle=False, collate_fn=collate_detection)
-    device = next(trained.model.parameters()).device
-    stride = trained.model.stride
     return predict_detections(
         trained.model,
         loader,
-        device,
-        stride,
-        e.top_k,
-        0.01,
-        e.nms_iou,
-        None,
-        e.heat_growth,
-        trained.norm.std_c,
+        next(trained.model.parameters()).device,
+        trained.model.stride,
+        top_k=e.top_k,
+        min_score=0.01,
+        nms_iou=e.nms_iou,
+        growth=e.heat_growth,
+        unit_c=trained.norm.std_c,
     )
 
 
