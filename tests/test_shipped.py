@@ -79,7 +79,10 @@ def test_the_default_action_models_are_three_seeds_averaged_and_one_network_dist
     ensemble, single = restore_model(DEFAULT_ACTION_MODEL), restore_model("thermal_net_live")
     assert isinstance(ensemble.model, ActionEnsemble) and len(ensemble.model.members) == 3
     assert ensemble.config.model == dataclasses.replace(single.config.model, members=3)
-    assert ensemble.config.augment == single.config.augment and ensemble.classes == single.classes
+    # the single network's recipe adds the zoom to the members' augmentations
+    assert single.config.augment.zoom == (0.8, 1.25) and ensemble.config.augment.zoom == (1.0, 1.0)
+    assert ensemble.config.augment == dataclasses.replace(single.config.augment, zoom=(1.0, 1.0))
+    assert ensemble.classes == single.classes
     assert ensemble.checkpoint["dataset"] == single.checkpoint["dataset"]
     # the members are plain runs of three seeds; the single network learnt from their average too
     assert ensemble.config.loss.distill_from is None
