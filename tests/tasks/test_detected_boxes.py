@@ -14,7 +14,7 @@ from thermact.config import build_config
 from thermact.data.annotations import Box, Keyframe, boxes_array
 from thermact.data.clips import ClipConfig
 from thermact.data.sessions import find_sessions, session_groups
-from thermact.data.source import ThermalData
+from thermact.data.source import ThermalData, fingerprint_dataset
 from thermact.data.split_file import Fold
 from thermact.data.splits import save_split, session_split
 from thermact.engine.distributed import DistContext
@@ -72,7 +72,8 @@ def test_a_real_detector_gives_unseen_boxes_and_refuses_its_own_sessions(
 ) -> None:
     """The fixture detector was trained on V1's SL18: it may serve SL14 unless SL18 is validated on."""
     groups = session_groups(find_sessions(real_data.recordings))
-    assert detector_sessions(restore_detector(detector_ckpt), real_data, groups) == {"SL18"}
+    digest = fingerprint_dataset(real_data).digest
+    assert detector_sessions(restore_detector(detector_ckpt), real_data, groups, digest) == {"SL18"}
     sl14 = [k for k in real_data.keyframes if groups[k.recording_id] == "SL14" and k.persons]
     sl18 = [k for k in real_data.keyframes if groups[k.recording_id] == "SL18"]
     section = TrainBoxesSection(detectors=(str(detector_ckpt),))

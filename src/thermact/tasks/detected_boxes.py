@@ -74,8 +74,11 @@ class TrainBoxesSection:
         check_number("min_score", self.min_score, low=0.0, high=1.0)
 
 
-def detector_sessions(trained: TrainedDetector, data: ThermalData, groups: Mapping[str, str]) -> set[str]:
-    """The sessions (``groups``: recording id → session) of the keyframes ``trained`` was trained on.
+def detector_sessions(
+    trained: TrainedDetector, data: ThermalData, groups: Mapping[str, str], digest: str
+) -> set[str]:
+    """The sessions (``groups``: recording id → session) of the keyframes ``trained`` was trained on;
+    ``digest``: the :class:`DatasetFingerprint` digest of ``data`` (computed once by the caller).
 
     Raises:
         ConfigError: it was trained on another dataset, or its split cannot be resolved here.
@@ -85,7 +88,7 @@ def detector_sessions(trained: TrainedDetector, data: ThermalData, groups: Mappi
     if not isinstance(stored, dict):
         raise ConfigError(f"{where} does not record its training dataset")
     seen = DatasetFingerprint.from_dict(stored, where=f"{trained.path}: dataset")
-    if seen.digest != fingerprint_dataset(data).digest:
+    if seen.digest != digest:
         raise ConfigError(
             f"{where} was trained on another dataset ({seen.name}): its training sessions are unknown"
         )
@@ -160,7 +163,8 @@ def detected_training_boxes(
         return {}
     groups = session_groups(find_sessions(data.recordings))
     detectors = [restore_detector(path, device) for path in section.detectors]
-    trained_on = [detector_sessions(d, data, groups) for d in detectors]
+    digest = fingerprint_dataset(data).digest
+    trained_on = [detector_sessions(d, data, groups, digest) for d in detectors]
     train_sessions = {groups[k.recording_id] for k in train_kfs}
     val_sessions = {groups[k.recording_id] for k in val_kfs}
     served = assign_detectors(trained_on, train_sessions, val_sessions)
