@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from thermact.baselines.classifier import FeatureTable, feature_table, fit_predict, prior_scores
+from thermact.baselines.classifier import (
+    FeatureTable,
+    cue_matrix,
+    feature_table,
+    fit_predict,
+    prior_scores,
+)
 from thermact.data.clips import ClipConfig
 from thermact.data.source import ThermalData
 from thermact.data.splits import resolve_split
 from thermact.engine.run import keyframes_by_id
+from thermact.errors import ConfigError
 from thermact.evaluation.evaluate import score_predictions
-from thermact.models.box_cues import CUE_NAMES
+from thermact.models.box_cues import CUE_NAMES, NETWORK_CUES, radial_cues
 
 CLIP = ClipConfig(2.7, 8, "causal")
 
@@ -81,3 +89,23 @@ def test_fit_predict_refuses_an_empty_training_table(session_fold: tuple[Feature
     assert len(empty) == 0 and empty.features.shape == (0, len(CUE_NAMES))
     with pytest.raises(ValueError, match="no labelled person boxes"):
         fit_predict("prior", empty, test, 14)
+
+
+def test_cue_sets_are_columns_of_the_table(session_fold: tuple[FeatureTable, FeatureTable]) -> None:
+    test = session_fold[1]
+    np.testing.assert_array_equal(cue_matrix(test, "all"), test.features)
+    network = cue_matrix(test, "network")
+    assert network.shape == (284, len(NETWORK_CUES))
+    np.testing.assert_array_equal(network[:, 0], test.features[:, CUE_NAMES.index("width_px")])
+    np.testing.assert_array_equal(network[:, -1], test.features[:, CUE_NAMES.index("warming")])
+    radial = cue_matrix(test, "radial")
+    assert test.frame_size == (40, 60) and radial.shape == (284, len(NETWORK_CUES) + 2)
+    np.testing.assert_array_equal(radial[:, : len(NETWORK_CUES)], network)
+    expected = radial_cues(torch.from_numpy(test.boxes).double(), (40, 60)).numpy()
+    np.testing.assert_allclose(radial[:, -2:], expected, rtol=1e-12)
+    with pytest.raises(ConfigError, match="unknown cue set 'box'"):
+        cue_matrix(test, "box")  # type: ignore[arg-type]
+    # the gradient boosting fits what it is given: fewer cues, other scores
+    full = fit_predict("box_gbm", session_fold[0], test, 14).scores
+    fewer = fit_predict("box_gbm", session_fold[0], test, 14, cues="network").scores
+    assert np.abs(full - fewer).max() > 0.1

@@ -35,6 +35,12 @@ def test_box_gbm_baseline_on_leave_one_recording_out(tmp_path: Path) -> None:
     assert len(gbm["folds"]) == len(prior["folds"]) == 8  # one per V1 recording
     assert [f["name"] for f in gbm["folds"]] == [f["name"] for f in prior["folds"]]
     assert gbm["last_epoch"]["frame_map"]["mean"] > prior["last_epoch"]["frame_map"]["mean"] + 0.05
+    assert gbm["model"] == "baseline box_gbm (cues: all)"
+    assert main(["baseline", "box_gbm", "protocol=recording", "cues=network", f"run_dir={tmp_path}"]) == 0
+    network = json.loads((tmp_path / "recording" / "baseline_box_gbm_network.json").read_text())
+    assert network["model"] == "baseline box_gbm (cues: network)"
+    assert [f["name"] for f in network["folds"]] == [f["name"] for f in gbm["folds"]]
+    assert network["last_epoch"]["frame_map"]["mean"] != gbm["last_epoch"]["frame_map"]["mean"]
 
 
 def test_box_gbm_without_scikit_learn_says_how_to_install(
@@ -60,6 +66,7 @@ def test_bad_options_are_one_error_line(tmp_path: Path, capsys: pytest.CaptureFi
     for arg, words in (
         ("kind=svm", ("'kind'", "prior")),
         ("protocol=sessions", ("'protocol'", "session")),
+        ("cues=radius", ("'cues'", "radial")),
         ("data.window_s=0", ("'data.window_s'",)),
         ("data.root=no_such_dataset", ("no_such_dataset",)),
         (f"run_dir={tmp_path / 'file'}/x", ("run_dir",)),
@@ -72,6 +79,15 @@ def test_bad_options_are_one_error_line(tmp_path: Path, capsys: pytest.CaptureFi
 def test_help_lists_every_key(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["baseline", "--help"]) == 0
     out = capsys.readouterr().out
-    for key in ("kind", "protocol", "run_dir", "seed", "data.root", "data.window_s", "data.num_frames"):
+    for key in (
+        "kind",
+        "protocol",
+        "run_dir",
+        "seed",
+        "cues",
+        "data.root",
+        "data.window_s",
+        "data.num_frames",
+    ):
         assert f"\n  {key} " in out
     assert "gradient boosting on box cues" in out

@@ -302,9 +302,14 @@ def test_interaction_models_are_refused_with_a_clear_error(tmp_path: Path) -> No
     assert not (tmp_path / "ia.onnx").exists()
 
 
-@pytest.mark.parametrize("position", [False, True], ids=["cues", "cues_and_position"])
+@pytest.mark.parametrize(
+    ("position", "radial"),
+    [(False, False), (True, False), (False, True)],
+    ids=["cues", "cues_and_position", "cues_and_radial"],
+)
 def test_box_cue_model_onnx_matches_torch_on_real_clips(
     position: bool,
+    radial: bool,
     batches: tuple[list[Tensor], list[Tensor]],
     make_informative: Callable[[nn.Module, int], None],
     tmp_path: Path,
@@ -312,7 +317,7 @@ def test_box_cue_model_onnx_matches_torch_on_real_clips(
     """The box cues (masks, room background as a median, motion) export: onnxruntime equals torch on
     real clips with their real person boxes and boxes at the frame border, batch sizes 3 and 1."""
     torch.manual_seed(0)
-    head = HeadConfig(mlp_dim=32, box_cues=True, box_cue_dim=16, box_position=position)
+    head = HeadConfig(mlp_dim=32, box_cues=True, box_cue_dim=16, box_position=position, box_radial=radial)
     cfg = ModelConfig(num_frames=T, head=head)
     model = build_model(cfg, CLIP, verbose=False)
     make_informative(model, 2)
@@ -323,7 +328,7 @@ def test_box_cue_model_onnx_matches_torch_on_real_clips(
             torch.cat(batches[0]), torch.cat([batches[1][0], batches[1][1] + torch.tensor([3.0, 0, 0, 0, 0])])
         )
     model.eval()
-    assert model.cues.norm.num_features == (14 if position else 12)
+    assert model.cues.norm.num_features == 12 + 2 * position + 2 * radial
     path = export_action_model(model, tmp_path / "cues.onnx", T, (H, W))
     runner = OnnxActionModel(path)
     for clips, rois in zip(*batches, strict=True):

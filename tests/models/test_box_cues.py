@@ -10,16 +10,18 @@ from torch import nn
 
 from thermact.baselines.classifier import feature_table
 from thermact.data.clips import ClipConfig, clip_indices
-from thermact.data.geometry import hflip, rotate180
+from thermact.data.geometry import hflip, rotate180, vflip
 from thermact.data.source import ThermalData
 from thermact.errors import ConfigError
 from thermact.models.box_cues import (
     CUE_NAMES,
     NETWORK_CUES,
+    RADIAL_CUE_NAMES,
     BoxCueEncoder,
     box_cues,
     box_pixel_masks,
     midpoint_median,
+    radial_cues,
 )
 from thermact.models.factory import HeadConfig, InteractionConfig, ModelConfig, build_model
 
@@ -198,3 +200,71 @@ def test_midpoint_median_is_numpys_median_of_the_kept_values() -> None:
         got = midpoint_median(values, keep)
         want = [np.median(v[k]) for v, k in zip(values.numpy(), keep.numpy(), strict=True)]
         assert got.tolist() == pytest.approx(want, abs=0) and got.dtype == values.dtype
+
+
+def test_radial_cues_on_hand_boxes() -> None:
+    boxes = torch.tensor(
+        [
+            [28.0, 18, 32, 22],  # on the optical axis of a 40 x 60 frame
+            [50.0, 18, 58, 22],  # 24 px right of it, twice as wide as high: stretched away from it
+            [28.0, 0, 32, 10],  # 15 px above it, taller than wide
+            [0.0, 0, 4, 4],  # a corner
+        ],
+        dtype=torch.float64,
+    )
+    half_diagonal = 0.5 * (60.0**2 + 40.0**2) ** 0.5
+    expected = torch.tensor(
+        [
+            [0.0, 1.0],
+            [24.0 / half_diagonal, 2.0],
+            [15.0 / half_diagonal, 2.5],
+            [(28.0**2 + 18.0**2) ** 0.5 / half_diagonal, 1.0],
+        ],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(radial_cues(boxes, (40, 60)), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_radial_cues_do_not_change_under_the_mirrors_and_the_half_turn(real_data: ThermalData) -> None:
+    frames, rois = _real_clips(real_data, 2)
+    base = radial_cues(rois[:, 1:], (40, 60))
+    assert base[:, 0].min() > 0 and base[:, 0].max() < 1
+    for op in (hflip, vflip, rotate180):
+        _, _, boxes = op(frames[0], torch.ones_like(frames[0], dtype=torch.bool), rois[:, 1:])
+        torch.testing.assert_close(radial_cues(boxes, (40, 60)), base, rtol=1e-9, atol=1e-9)
+
+
+def test_radial_cues_of_real_boxes(real_data_v2: ThermalData) -> None:
+    """In the three sessions people lie on the floor near the optical axis and stand near the walls;
+    a bed, seen obliquely away from the axis, is stretched along the direction from it."""
+    names = real_data_v2.classes.names
+    rows = [(p.label, *p.xyxy) for k in real_data_v2.keyframes for p in k.persons if p.label is not None]
+    labels = np.asarray([r[0] for r in rows])
+    cues = radial_cues(torch.tensor([r[1:] for r in rows], dtype=torch.float64), (40, 60)).numpy()
+    lying = cues[labels == names.index("lying down-lying with risk")]
+    standing = cues[labels == names.index("standing")]
+    on_bed = cues[labels == names.index("lying down-lying on the bed/couch")]
+    assert (len(lying), len(standing), len(on_bed)) == (715, 291, 44)
+    assert np.median(lying[:, 0]) < 0.3 < 0.6 < np.median(standing[:, 0])
+    assert np.median(on_bed[:, 1]) > 1.5 > 1.0 > np.median(lying[:, 1])
+
+
+def test_box_radial_appends_the_radial_cues() -> None:
+    enc = BoxCueEncoder(4, radial=True).eval()
+    assert enc.norm.num_features == len(NETWORK_CUES) + len(RADIAL_CUE_NAMES)
+    # the same warm blob on the axis and towards a corner: different embeddings with the cues
+    clip = torch.full((2, 1, 8, 40, 60), 18.0)
+    clip[0, ..., 16:24, 27:33] = 30.0
+    clip[1, ..., 2:10, 2:8] = 30.0
+    boxes = torch.tensor([[0.0, 27, 16, 33, 24], [1.0, 2, 2, 8, 10]])
+    with torch.no_grad():
+        seen = enc(clip, boxes)
+        plain = BoxCueEncoder(4).eval()(clip, boxes)
+    assert (seen[0] - seen[1]).abs().max() > 1e-3
+    torch.testing.assert_close(plain[0], plain[1], rtol=0, atol=1e-6)
+    model = build_model(
+        ModelConfig(name="thermal_net_t", num_frames=8, head=HeadConfig(box_cues=True, box_radial=True)), CLIP
+    )
+    assert isinstance(model.cues, BoxCueEncoder) and model.cues.radial
+    with pytest.raises(ValueError, match="box_radial needs head.box_cues"):
+        HeadConfig(box_radial=True)

@@ -9,8 +9,11 @@ results table shows what a network adds over the box and its heat:
     chance gives, its arg-max is the majority class.
 ``box_gbm``
     :class:`sklearn.ensemble.HistGradientBoostingClassifier` with balanced class weights on the
-    :data:`~thermact.models.box_cues.CUE_NAMES` of each box in °C (scikit-learn is the optional
-    extra ``thermact[baselines]``).
+    box cues of each box in °C (scikit-learn is the optional extra ``thermact[baselines]``); which
+    cues is a :data:`CueSet` (:func:`cue_matrix`): ``all`` the
+    :data:`~thermact.models.box_cues.CUE_NAMES` (the box centre included), ``network`` the
+    :data:`~thermact.models.box_cues.NETWORK_CUES` (no position), ``radial`` those and the
+    :data:`~thermact.models.box_cues.RADIAL_CUE_NAMES` (the place relative to the optical axis).
 
 :func:`feature_table` computes the cues of a set of keyframes once; :func:`fit_predict` fits a
 baseline on one table and scores the boxes of another. ``thermact baseline``
@@ -33,12 +36,15 @@ from thermact.data.clips import ClipConfig, clip_indices
 from thermact.data.recording import Recording
 from thermact.errors import ConfigError
 from thermact.evaluation.evaluate import Predictions
-from thermact.models.box_cues import CUE_NAMES, HOT_DELTA_C, box_cues
+from thermact.models.box_cues import CUE_NAMES, HOT_DELTA_C, NETWORK_CUES, box_cues, radial_cues
 
 __all__ = [
     "BASELINE_KINDS",
+    "CUE_SETS",
     "BaselineKind",
+    "CueSet",
     "FeatureTable",
+    "cue_matrix",
     "feature_table",
     "fit_predict",
     "gbm_scores",
@@ -48,6 +54,8 @@ __all__ = [
 
 BaselineKind = Literal["prior", "box_gbm"]
 BASELINE_KINDS: tuple[BaselineKind, ...] = get_args(BaselineKind)
+CueSet = Literal["all", "network", "radial"]
+CUE_SETS: tuple[CueSet, ...] = get_args(CueSet)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,6 +74,8 @@ class FeatureTable:
     boxes: npt.NDArray[np.float32]
     """``[K, 4]`` pixel XYXY."""
     track_ids: npt.NDArray[np.int64]
+    frame_size: tuple[int, int] = (40, 60)
+    """``(H, W)`` of the frames the boxes lie in."""
 
     def __len__(self) -> int:
         return len(self.keyframe_ids)
@@ -85,6 +95,7 @@ class FeatureTable:
             keyframe_ms=self.keyframe_ms[rows],
             boxes=self.boxes[rows],
             track_ids=self.track_ids[rows],
+            frame_size=self.frame_size,
         )
 
     def predictions(self, scores: npt.NDArray[np.floating[Any]]) -> Predictions:
@@ -117,6 +128,7 @@ def feature_table(
     kf_ms: list[int] = []
     boxes: list[npt.NDArray[np.float32]] = []
     tracks: list[int] = []
+    frame_size = (40, 60)
     for kf in keyframes:
         persons = [b for b in kf.persons if b.label is not None]
         if not persons:
@@ -126,6 +138,7 @@ def feature_table(
         key_index = int(np.argmin(np.abs(rec.timestamps[idx] - kf.timestamp_ms)))
         xyxy = boxes_array(persons)
         frames = torch.from_numpy(np.ascontiguousarray(rec.frames[idx], dtype=np.float64))
+        frame_size = (int(frames.shape[-2]), int(frames.shape[-1]))
         rois = torch.cat(
             [torch.zeros(len(persons), 1, dtype=torch.float64), torch.from_numpy(xyxy).double()], 1
         )
@@ -145,7 +158,23 @@ def feature_table(
         keyframe_ms=np.asarray(kf_ms, dtype=np.int64),
         boxes=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         track_ids=np.asarray(tracks, dtype=np.int64),
+        frame_size=frame_size,
     )
+
+
+def cue_matrix(table: FeatureTable, cues: CueSet = "all") -> FloatArray:
+    """``[len(table), n]`` the ``cues`` columns of ``table`` (``radial`` computes its two cues
+    from the boxes)."""
+    match cues:
+        case "all":
+            return table.features
+        case "network":
+            return table.features[:, [CUE_NAMES.index(n) for n in NETWORK_CUES]]
+        case "radial":
+            radial = radial_cues(torch.from_numpy(table.boxes).double(), table.frame_size).numpy()
+            return np.concatenate([cue_matrix(table, "network"), radial], axis=1)
+        case _:
+            raise ConfigError(f"unknown cue set {cues!r}; use one of {', '.join(CUE_SETS)}")
 
 
 def prior_scores(train_labels: npt.NDArray[np.int64], num_classes: int, num_rows: int) -> FloatArray:
@@ -165,30 +194,39 @@ def sklearn_ensemble() -> Any:
         ) from err
 
 
-def gbm_scores(train: FeatureTable, test: FeatureTable, num_classes: int, seed: int = 0) -> FloatArray:
-    """Class probabilities ``[len(test), num_classes]`` of gradient boosting fit on ``train``.
+def gbm_scores(
+    train: FeatureTable, test: FeatureTable, num_classes: int, seed: int = 0, cues: CueSet = "all"
+) -> FloatArray:
+    """Class probabilities ``[len(test), num_classes]`` of gradient boosting fit on the ``cues`` of
+    ``train``.
 
     Balanced class weights (each class contributes equally to the loss); classes absent from
     ``train`` get probability 0. Without scikit-learn a :class:`ConfigError` says how to install it.
     """
     model = sklearn_ensemble().HistGradientBoostingClassifier(class_weight="balanced", random_state=seed)
-    model.fit(train.features, train.labels)
+    model.fit(cue_matrix(train, cues), train.labels)
     out = np.zeros((len(test), num_classes), dtype=np.float64)
-    out[:, model.classes_] = model.predict_proba(test.features)
+    out[:, model.classes_] = model.predict_proba(cue_matrix(test, cues))
     return out
 
 
 def fit_predict(
-    kind: BaselineKind, train: FeatureTable, test: FeatureTable, num_classes: int, seed: int = 0
+    kind: BaselineKind,
+    train: FeatureTable,
+    test: FeatureTable,
+    num_classes: int,
+    seed: int = 0,
+    cues: CueSet = "all",
 ) -> Predictions:
-    """Fit baseline ``kind`` on ``train``; its predictions for every box of ``test``."""
+    """Fit baseline ``kind`` on ``train`` (``box_gbm``: on its ``cues``); its predictions for every
+    box of ``test``."""
     if len(train) == 0:
         raise ValueError("no labelled person boxes to fit the baseline on")
     match kind:
         case "prior":
             scores = prior_scores(train.labels, num_classes, len(test))
         case "box_gbm":
-            scores = gbm_scores(train, test, num_classes, seed)
+            scores = gbm_scores(train, test, num_classes, seed, cues)
         case _:
             raise ConfigError(f"unknown baseline {kind!r}; use one of {', '.join(BASELINE_KINDS)}")
     return test.predictions(scores)

@@ -4,7 +4,7 @@ cv`` reports a network (same folds, same metrics, mean ± standard deviation ove
 
 A baseline is fitted, not trained for epochs: each fold's number is the only one there is (no
 epoch to pick on the test fold). Written atomically to ``<run_dir>/<protocol>/baseline_<kind>.json``
-and ``.md``.
+and ``.md`` (``baseline_box_gbm_<cues>`` for other cues than ``all``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from thermact.baselines.classifier import BaselineKind, feature_table, fit_predict, sklearn_ensemble
+from thermact.baselines.classifier import BaselineKind, CueSet, feature_table, fit_predict, sklearn_ensemble
 from thermact.commands._common import load_with_progress
 from thermact.commands.cv import PROTOCOL_SPLITS, FoldResult, aggregate, format_cv_markdown
 from thermact.config import build_options, check_number
@@ -24,7 +24,7 @@ from thermact.engine.run import keyframes_by_id
 from thermact.evaluation.evaluate import score_predictions
 from thermact.io import check_writable, write_json_atomic, write_text_atomic
 
-__all__ = ["BaselineData", "BaselineOptions", "main", "run_baseline"]
+__all__ = ["BaselineData", "BaselineOptions", "main", "report_stem", "run_baseline"]
 
 
 @dataclasses.dataclass
@@ -62,7 +62,16 @@ class BaselineOptions:
     """Reports go to <run_dir>/<protocol>/baseline_<kind>.json and .md."""
     seed: int = 0
     """Seed of the gradient boosting."""
+    cues: CueSet = "all"
+    """box_gbm's cues: all (the box centre included), network (the network's: no position) or radial
+    (network + the place relative to the optical axis)."""
     data: BaselineData = dataclasses.field(default_factory=BaselineData)
+
+
+def report_stem(opts: BaselineOptions) -> str:
+    """``baseline_<kind>``, and ``_<cues>`` for box_gbm on other cues than all."""
+    suffix = f"_{opts.cues}" if opts.kind == "box_gbm" and opts.cues != "all" else ""
+    return f"baseline_{opts.kind}{suffix}"
 
 
 def run_baseline(opts: BaselineOptions, lenient: bool = False) -> dict[str, Any]:
@@ -86,7 +95,7 @@ def run_baseline(opts: BaselineOptions, lenient: bool = False) -> dict[str, Any]
     for index, fold in enumerate(split.folds):
         t0 = time.perf_counter()
         train, test = table.of_keyframes(fold.train), table.of_keyframes(fold.test)
-        preds = fit_predict(opts.kind, train, test, num_classes, opts.seed)
+        preds = fit_predict(opts.kind, train, test, num_classes, opts.seed, opts.cues)
         metrics = dict(score_predictions(preds, num_classes).summary())
         folds.append(FoldResult(index, fold.name, "", metrics, metrics, -1, time.perf_counter() - t0))
     names = list(folds[0].last) if folds else []
@@ -95,15 +104,15 @@ def run_baseline(opts: BaselineOptions, lenient: bool = False) -> dict[str, Any]
         "task": "baseline",
         "metrics": names,
         "split": split.name,
-        "model": f"baseline {opts.kind}",
+        "model": f"baseline {opts.kind}" + (f" (cues: {opts.cues})" if opts.kind == "box_gbm" else ""),
         "epochs": 0,
         "headline": "a fitted baseline (no epochs, nothing picked on the test fold)",
         "last_epoch": aggregate(folds, "last", names),
         "best_epoch_optimistic": None,
         "folds": [dataclasses.asdict(f) for f in folds],
     }
-    write_json_atomic(base / f"baseline_{opts.kind}.json", report)
-    write_text_atomic(base / f"baseline_{opts.kind}.md", format_cv_markdown(report))
+    write_json_atomic(base / f"{report_stem(opts)}.json", report)
+    write_text_atomic(base / f"{report_stem(opts)}.md", format_cv_markdown(report))
     return report
 
 
@@ -112,5 +121,5 @@ def main(target: str | None, overrides: list[str], lenient: bool) -> int:
     opts = build_options(BaselineOptions, "kind", target, overrides)
     report = run_baseline(opts, lenient)
     print(format_cv_markdown(report))
-    print(f"wrote {Path(opts.run_dir) / opts.protocol / f'baseline_{opts.kind}.json'} and .md")
+    print(f"wrote {Path(opts.run_dir) / opts.protocol / f'{report_stem(opts)}.json'} and .md")
     return 0

@@ -45,11 +45,13 @@ __all__ = [
     "CUE_NAMES",
     "HOT_DELTA_C",
     "NETWORK_CUES",
+    "RADIAL_CUE_NAMES",
     "BoxCueEncoder",
     "box_cues",
     "box_pixel_masks",
     "frame_backgrounds",
     "midpoint_median",
+    "radial_cues",
 ]
 
 CUE_NAMES: tuple[str, ...] = (
@@ -71,6 +73,10 @@ CUE_NAMES: tuple[str, ...] = (
 
 NETWORK_CUES: tuple[str, ...] = tuple(n for n in CUE_NAMES if not n.startswith("center_"))
 """The cues :class:`BoxCueEncoder` uses: the position in the frame is a cue about one room's layout."""
+
+RADIAL_CUE_NAMES: tuple[str, ...] = ("radius", "radial_elongation")
+"""Where a box lies relative to the optical axis (:func:`radial_cues`): the same in any room the
+sensor looks straight down on, unlike the box centre (one room's layout)."""
 
 HOT_DELTA_C = 1.5
 """A pixel this much warmer than the background counts as body heat (°C)."""
@@ -193,9 +199,31 @@ def box_cues(frames: Tensor, rois: Tensor, key_index: int, hot_delta: float = HO
     return torch.stack(cues, dim=1)
 
 
+def radial_cues(boxes: Tensor, frame_size: tuple[int, int]) -> Tensor:
+    """``[K, 2]`` :data:`RADIAL_CUE_NAMES` of pixel-XYXY ``boxes [K, 4]`` in a frame of ``(H, W)``.
+
+    A sensor looking straight down sees a person under it from above (a compact blob) and one
+    towards the edge of its view obliquely (a blob stretched away from the centre). ``radius``: the
+    distance of the box centre from the frame centre over half the frame diagonal (0 at the optical
+    axis, 1 in a corner). ``radial_elongation``: the box's extent along the direction from the
+    frame centre over its extent across it, ``(|dx| w + |dy| h) / (|dy| w + |dx| h)`` for the offset
+    ``(dx, dy)`` of the box centre and its size ``w x h`` (1 at the centre). Both are unchanged by
+    the mirrors and the half-turn about the frame centre.
+    """
+    height, width = frame_size
+    dx = (boxes[:, 0] + boxes[:, 2]) / 2 - width / 2
+    dy = (boxes[:, 1] + boxes[:, 3]) / 2 - height / 2
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    radius = (dx.square() + dy.square()).sqrt() / (0.5 * (width**2 + height**2) ** 0.5)
+    along = (dx.abs() * w + dy.abs() * h).clamp_min(1e-6)
+    across = (dy.abs() * w + dx.abs() * h).clamp_min(1e-6)
+    return torch.stack([radius, along / across], dim=1)
+
+
 class BoxCueEncoder(nn.Module):
     """Embeds the :data:`NETWORK_CUES` of each person box: ``relu(linear(batchnorm(cues)))``
-    (with ``position``, all the :data:`CUE_NAMES`: the box centre too, as a fraction of the frame).
+    (with ``position``, all the :data:`CUE_NAMES`: the box centre too, as a fraction of the frame;
+    with ``radial``, the :data:`RADIAL_CUE_NAMES` after them).
 
     Sizes enter as logarithms (a different ceiling height scales them, which becomes a shift).
 
@@ -204,6 +232,7 @@ class BoxCueEncoder(nn.Module):
         keyframe_position: ``"causal"`` (keyframe = last clip frame) or ``"center"`` (frame ``T // 2``).
         hot_delta: the body-heat threshold in the units of the clips the model gets.
         position: also embed the box centre (``center_x``, ``center_y``).
+        radial: also embed the box's place relative to the optical axis (:func:`radial_cues`).
 
     Shapes: ``forward(frames [B, 1, T, H, W], rois [K, 5])`` → ``[K, dim]``.
     """
@@ -214,16 +243,19 @@ class BoxCueEncoder(nn.Module):
         keyframe_position: Literal["center", "causal"] = "causal",
         hot_delta: float = 1.0,
         position: bool = False,
+        radial: bool = False,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.keyframe_position = keyframe_position
         self.hot_delta = hot_delta
+        self.radial = radial
         names = CUE_NAMES if position else NETWORK_CUES
         self.columns = [CUE_NAMES.index(n) for n in names]
         self.log_columns = [i for i, n in enumerate(names) if n in _LOG_CUES]
-        self.norm = nn.BatchNorm1d(len(names))
-        self.proj = nn.Linear(len(names), dim)
+        width = len(names) + (len(RADIAL_CUE_NAMES) if radial else 0)
+        self.norm = nn.BatchNorm1d(width)
+        self.proj = nn.Linear(width, dim)
         self.relu = nn.ReLU(inplace=False)
 
     def forward(self, clip: Tensor, rois: Tensor) -> Tensor:
@@ -232,5 +264,9 @@ class BoxCueEncoder(nn.Module):
         cues = box_cues(clip[:, 0].float(), rois.float(), key_index, self.hot_delta)[:, self.columns]
         logs = cues[:, self.log_columns].clamp_min(0).log1p()
         cues = cues.index_copy(1, torch.tensor(self.log_columns, device=cues.device), logs)
+        if self.radial:
+            cues = torch.cat(
+                [cues, radial_cues(rois[:, 1:].float(), (clip.shape[-2], clip.shape[-1]))], dim=1
+            )
         out: Tensor = self.relu(self.proj(self.norm(cues.to(clip.dtype))))
         return out

@@ -25,6 +25,7 @@
         box_cues: false            # append an embedding of each box's size and heat (models.box_cues)
         box_cue_dim: 32
         box_position: false        # the cues include the box centre in the frame (a room-layout cue)
+        box_radial: false          # the cues include the box's place relative to the optical axis
         interaction:               # AlphAction's IA structure (thermact.models.interaction)
           structure: none          # none | parallel | serial | dense_serial
           blocks: [P, M, P, M]     # P: other persons of the clip, M: memory of neighbouring keyframes
@@ -184,6 +185,10 @@ class HeadConfig:
     box_position: bool = False
     """The cues include the box centre as a fraction of the frame (with box_cues): where a person is
     says much in a known room, less in another (flips turn it into the distance from the edges)."""
+    box_radial: bool = False
+    """The cues include the box's distance from the frame centre and its elongation away from it
+    (with box_cues; models.box_cues.radial_cues): how a person looks from above depends on where
+    they are under the sensor, in any room."""
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
@@ -199,6 +204,8 @@ class HeadConfig:
             raise ValueError("head.box_cues is not combined with an interaction structure (head.interaction)")
         if self.box_position and not self.box_cues:
             raise ValueError("head.box_position needs head.box_cues: true")
+        if self.box_radial and not self.box_cues:
+            raise ValueError("head.box_radial needs head.box_cues: true")
 
 
 @dataclass
@@ -393,7 +400,12 @@ def build_model(cfg: ModelConfig, clip: ClipConfig | None = None, verbose: bool 
     )
     interaction = build_interaction(cfg.head.interaction, head.dim_in)
     cues = (
-        BoxCueEncoder(cfg.head.box_cue_dim, clip.keyframe_position, position=cfg.head.box_position)
+        BoxCueEncoder(
+            cfg.head.box_cue_dim,
+            clip.keyframe_position,
+            position=cfg.head.box_position,
+            radial=cfg.head.box_radial,
+        )
         if cfg.head.box_cues
         else None
     )
