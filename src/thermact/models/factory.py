@@ -187,8 +187,8 @@ class HeadConfig:
     says much in a known room, less in another (flips turn it into the distance from the edges)."""
     box_radial: bool = False
     """The cues include the box's distance from the frame centre and its elongation away from it
-    (with box_cues; models.box_cues.radial_cues): how a person looks from above depends on where
-    they are under the sensor, in any room."""
+    (with box_cues; models.box_cues.radial_cues): the place relative to the sensor's axis, which
+    means the same in any room (unlike the box centre) and is unchanged by flips and half-turns."""
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self) -> None:
