@@ -46,7 +46,7 @@ models: $(STAMP)
 	$(BIN)/thermact model ensemble exist_ok=true out=src/thermact/weights/thermal_net_live_ens3.pt \
 		"members=[$(MODELS_DIR)/thermal_net_live/last.pt,$(MODELS_DIR)/thermal_net_live_s1/last.pt,$(MODELS_DIR)/thermal_net_live_s2/last.pt]"
 	$(BIN)/thermact train $(ACTION_RECIPE) loss.distill_from=thermal_net_live_ens3 \
-		loss.distill_weight=0.9 loss.distill_temperature=4.0 "augment.zoom=[0.8,1.25]" \
+		loss.distill_weight=0.9 loss.distill_temperature=4.0 "augment.zoom=[0.8,1.25]" model.head.box_radial=true \
 		run_dir=$(MODELS_DIR)/thermal_net_live_kd exist_ok=true
 	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live_kd/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/thermal_net_live.pt
