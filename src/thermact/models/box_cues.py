@@ -203,7 +203,10 @@ def radial_cues(boxes: Tensor, frame_size: tuple[int, int]) -> Tensor:
     """``[K, 2]`` :data:`RADIAL_CUE_NAMES` of pixel-XYXY ``boxes [K, 4]`` in a frame of ``(H, W)``.
 
     A sensor looking straight down sees a person under it from above (a compact blob) and one
-    towards the edge of its view obliquely (a blob stretched away from the centre). ``radius``: the
+    towards the edge of its view obliquely (a blob stretched away from the centre: in the bundled
+    data the boxes of people on a bed are; those of standing people are not). And a room has its
+    free floor under a ceiling-centred sensor, its furniture and doors by the walls, so the
+    distance from the centre is also a prior about rooms in general, not a map of one. ``radius``: the
     distance of the box centre from the frame centre over half the frame diagonal (0 at the optical
     axis, 1 in a corner). ``radial_elongation``: the box's extent along the direction from the
     frame centre over its extent across it, ``(|dx| w + |dy| h) / (|dy| w + |dx| h)`` for the offset
