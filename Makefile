@@ -32,7 +32,7 @@ demo: $(STAMP)
 # 19 thermal_v2 recordings, no validation; their inference checkpoints replace src/thermact/weights/.
 # The single live model is distilled from the three-seed ensemble, so the ensemble comes first.
 MODELS_DIR ?= runs/models
-ACTION_RECIPE = config=thermal_net_live data.root=thermal_v2 data.split=all model.head.box_cues=true \
+ACTION_RECIPE = config=thermal_net_live data.root=thermal_v2 data.split=all model.head.box_cues=true model.head.box_radial=true \
 	"augment.time_stretch=[0.8,1.25]" augment.frame_drop=0.5 augment.p_stale_rows=0.05 augment.dead_pixels=0.01
 
 models: $(STAMP)
@@ -46,7 +46,7 @@ models: $(STAMP)
 	$(BIN)/thermact model ensemble exist_ok=true out=src/thermact/weights/thermal_net_live_ens3.pt \
 		"members=[$(MODELS_DIR)/thermal_net_live/last.pt,$(MODELS_DIR)/thermal_net_live_s1/last.pt,$(MODELS_DIR)/thermal_net_live_s2/last.pt]"
 	$(BIN)/thermact train $(ACTION_RECIPE) loss.distill_from=thermal_net_live_ens3 \
-		loss.distill_weight=0.9 loss.distill_temperature=4.0 "augment.zoom=[0.8,1.25]" model.head.box_radial=true \
+		loss.distill_weight=0.9 loss.distill_temperature=4.0 "augment.zoom=[0.8,1.25]" \
 		run_dir=$(MODELS_DIR)/thermal_net_live_kd exist_ok=true
 	$(BIN)/thermact export $(MODELS_DIR)/thermal_net_live_kd/last.pt format=weights exist_ok=true \
 		out=src/thermact/weights/thermal_net_live.pt

@@ -78,11 +78,10 @@ def test_the_default_action_models_are_three_seeds_averaged_and_one_network_dist
     assert StreamOptions().checkpoint == "thermal_net_live"
     ensemble, single = restore_model(DEFAULT_ACTION_MODEL), restore_model("thermal_net_live")
     assert isinstance(ensemble.model, ActionEnsemble) and len(ensemble.model.members) == 3
-    # the single network's recipe adds the radial box cues and the zoom to the members' recipe
+    # all take the box cues with the radial ones; the single network's recipe adds the zoom
     head = single.config.model.head
-    assert head.box_cues and head.box_radial and not ensemble.config.model.head.box_radial
-    plain_head = dataclasses.replace(head, box_radial=False)
-    assert ensemble.config.model == dataclasses.replace(single.config.model, members=3, head=plain_head)
+    assert head.box_cues and head.box_radial
+    assert ensemble.config.model == dataclasses.replace(single.config.model, members=3)
     assert single.config.augment.zoom == (0.8, 1.25) and ensemble.config.augment.zoom == (1.0, 1.0)
     assert ensemble.config.augment == dataclasses.replace(single.config.augment, zoom=(1.0, 1.0))
     assert ensemble.classes == single.classes

@@ -3,9 +3,9 @@
 =========================  ========  ===========================================================
 name                       task      model
 =========================  ========  ===========================================================
-``thermal_net_live_ens3``  action    three ``thermal_net_live`` runs (seeds 0, 1, 2) averaged
-``thermal_net_live``       action    ThermalNet-T with box cues on causal 8-frame clips (2.7 s),
-                                     distilled from ``thermal_net_live_ens3``
+``thermal_net_live_ens3``  action    three runs of the live action recipe (seeds 0, 1, 2) averaged
+``thermal_net_live``       action    ThermalNet-T with box cues and radial cues on causal 8-frame
+                                     clips (2.7 s), distilled from ``thermal_net_live_ens3``
 ``person_detector_live``   detector  PersonDetector-T on causal 3-frame clips (0.5 s)
 =========================  ========  ===========================================================
 
@@ -68,13 +68,14 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
             "thermal_net_live_ens3",
             "action",
             "thermal_net_live_ens3.pt",
-            "three thermal_net_live runs (seeds 0, 1, 2) averaged: the default of offline analysis",
+            "three runs of the live action recipe (ThermalNet-T + box and radial cues; seeds 0, 1, 2) "
+            "averaged: the default of offline analysis",
         ),
         ShippedModel(
             "thermal_net_live",
             "action",
             "thermal_net_live.pt",
-            "ThermalNet-T + box cues, causal 8-frame clips (2.7 s), 14 classes, trained on thermal_v2 "
+            "ThermalNet-T + box and radial cues, causal 8-frame clips (2.7 s), 14 classes, trained on thermal_v2 "
             "and distilled from thermal_net_live_ens3: the default of live streams",
         ),
         ShippedModel(
