@@ -29,7 +29,7 @@ from thermact.evaluation.end_to_end import (
 )
 from thermact.evaluation.evaluate import predict, score_predictions
 from thermact.evaluation.report import format_number
-from thermact.inference.falls import lying_episodes
+from thermact.inference.falls import annotated_spans, lying_episodes
 from thermact.inference.runners import DetectorRunner
 from thermact.models.postprocess import Detections
 from thermact.tasks.action import ActionRunConfig, restore_model
@@ -172,12 +172,18 @@ def test_action_eval_with_detector_option(
     evaluated = set(outcome.predictions.keyframe_ids)
     episodes = lying_episodes(k for k in real_data.keyframes if k.keyframe_id in evaluated)
     falls = e2e["fall_alerts"]
-    assert [r["min_duration_s"] for r in falls] == [0.0, 2.0, 5.0, 10.0]
+    assert [r["min_duration_s"] for r in falls] == [0.0, 1.0, 2.0, 5.0, 10.0]
     assert {r["episodes"] for r in falls} == {len(episodes)} and len(episodes) >= 5
     assert 0.03 < falls[0]["sensor_hours"] < 0.2
     alerts = [r["alerts"] for r in falls]
     assert alerts == sorted(alerts, reverse=True)  # a longer rule raises no more alerts
     assert all(r["alerted_in_time"] + len(r["missed"]) == len(episodes) for r in falls)
+    # judged in annotated time: no more false alerts, in the hours between the evaluated keyframes
+    assert all(r["false_alerts_annotated"] <= r["false_alerts"] for r in falls)
+    spans = annotated_spans(k for k in real_data.keyframes if k.keyframe_id in evaluated)
+    annotated_hours = sum(hi - lo for lo, hi in spans.values()) / 3.6e6
+    assert falls[0]["annotated_hours"] == pytest.approx(annotated_hours)
+    assert falls[0]["annotated_hours"] < 0.8 * falls[0]["sensor_hours"]
     assert "Fall alerts" in (tmp_path / "e" / "report.md").read_text()
     lines = outcome_lines(outcome)  # what the command prints: the score formatted, below the header
     assert lines[0].startswith("evaluated ") and lines[1].startswith("frame-mAP@0.5 ")

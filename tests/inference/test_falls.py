@@ -12,6 +12,8 @@ from thermact.inference.falls import (
     Alert,
     Episode,
     alerts_from_classifications,
+    annotated_spans,
+    fall_alerts_markdown,
     lying_episodes,
     score_alerts,
 )
@@ -88,3 +90,33 @@ def test_matching_counts_in_time_late_and_false_alerts() -> None:
     assert early.delays_s == (0.0,) and early.to_dict()["median_delay_s"] == 0.0
     gone = score_alerts([ep], [Alert("r", 1, 5_000, 9_000, BOX)], 0.5, 0.0)  # cleared before it
     assert gone.alerted_in_time == 0 and gone.false_alerts == 1
+
+
+def test_annotated_spans_of_the_bundled_recordings(real_data: ThermalData) -> None:
+    spans = annotated_spans(real_data.keyframes)
+    assert len(spans) == 8 and spans["SL14_R1"] == (1760482260170, 1760482319014)
+    first = int(real_data.recordings["SL14_R1"].timestamps[0])
+    assert spans["SL14_R1"][0] - first == 12_795  # the first ~13 s of a recording are not annotated
+    assert sum(hi - lo for lo, hi in spans.values()) == 471_565  # of 674 s of recordings
+
+
+def test_false_alerts_in_annotated_time_leave_out_alerts_nobody_could_judge() -> None:
+    ep = Episode("r", 0, 10_000, 40_000, ((10_000, BOX), (40_000, BOX)))
+    far = (40.0, 0.0, 50.0, 10.0)
+    alerts = [
+        Alert("r", 1, 12_000, None, BOX),  # the episode's
+        Alert("r", 2, 2_000, None, far),  # before the first keyframe: false, not judged
+        Alert("r", 3, 20_000, None, far),  # within the span: false and judged
+        Alert("r", 4, 50_000, None, far),  # after the last keyframe: false, not judged
+    ]
+    spans = annotated_spans([_kf(5, "standing"), _kf(10, LYING_WITH_RISK), _kf(41, "standing")])
+    assert spans == {"r": (5_000, 41_000)}
+    report = score_alerts([ep], alerts, 0.5, 0.0, spans=spans)
+    assert (report.false_alerts, report.false_alerts_annotated) == (3, 1)
+    assert report.annotated_hours == pytest.approx(36 / 3600)
+    assert report.false_alerts_per_annotated_hour == pytest.approx(100.0)
+    assert report.false_alerts_per_hour == pytest.approx(6.0)
+    row = fall_alerts_markdown([report.to_dict()]).splitlines()[-1]
+    assert row == "| 0 | 1/1 (100%) | 2.0 | 4 | 3 | 6.0 | 1 / 100.0 |"
+    without = score_alerts([ep], alerts, 0.5, 0.0)
+    assert without.false_alerts_annotated is None and without.false_alerts_per_annotated_hour is None

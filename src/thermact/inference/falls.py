@@ -17,6 +17,12 @@ cleared before ``start``) and its box overlaps the person's annotated box (IoU >
 an alert belonging to it was raised no later than ``start + deadline_s``; its delay is
 ``max(0, raised - start)`` of the earliest such alert. An alert belonging to no episode is a
 *false alert*. Rates are per sensor-hour of the replayed recordings.
+
+Annotated time: the keyframes of a recording cover only part of it (in ``thermal_v2`` about the
+middle 60 s of each 84 s recording), and an alert raised where nobody labelled the frames cannot be
+judged — the person may well be lying. So each report also counts the false alerts raised within
+the *annotated span* of their recording (first to last keyframe, :func:`annotated_spans`) per hour
+of those spans.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ __all__ = [
     "Episode",
     "FallReport",
     "alerts_from_classifications",
+    "annotated_spans",
     "fall_alert_reports",
     "fall_alerts_markdown",
     "lying_episodes",
@@ -156,6 +163,10 @@ class FallReport:
     alerts: int
     false_alerts: int
     sensor_hours: float
+    false_alerts_annotated: int | None = None
+    """False alerts raised within the annotated span of their recording (None: no spans given)."""
+    annotated_hours: float | None = None
+    """Hours of the annotated spans of the replayed recordings."""
 
     @property
     def share_alerted(self) -> float | None:
@@ -165,12 +176,19 @@ class FallReport:
     def false_alerts_per_hour(self) -> float | None:
         return self.false_alerts / self.sensor_hours if self.sensor_hours > 0 else None
 
+    @property
+    def false_alerts_per_annotated_hour(self) -> float | None:
+        if self.false_alerts_annotated is None or not self.annotated_hours:
+            return None
+        return self.false_alerts_annotated / self.annotated_hours
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["delays_s"] = [round(d, 3) for d in self.delays_s]
         out["share_alerted"] = self.share_alerted
         out["median_delay_s"] = float(np.median(self.delays_s)) if self.delays_s else None
         out["false_alerts_per_hour"] = self.false_alerts_per_hour
+        out["false_alerts_per_annotated_hour"] = self.false_alerts_per_annotated_hour
         return out
 
 
@@ -184,6 +202,15 @@ def _belongs(alert: Alert, episode: Episode, deadline_ms: float, min_iou: float)
     return _iou(alert.box, episode.box_near(alert.raised_ms)) >= min_iou
 
 
+def annotated_spans(keyframes: Iterable[Keyframe]) -> dict[str, tuple[int, int]]:
+    """Per recording id, the times (ms) of its first and last annotated keyframe."""
+    spans: dict[str, tuple[int, int]] = {}
+    for kf in keyframes:
+        lo, hi = spans.get(kf.recording_id, (kf.timestamp_ms, kf.timestamp_ms))
+        spans[kf.recording_id] = (min(lo, kf.timestamp_ms), max(hi, kf.timestamp_ms))
+    return spans
+
+
 def score_alerts(
     episodes: Sequence[Episode],
     alerts: Sequence[Alert],
@@ -191,8 +218,10 @@ def score_alerts(
     min_duration_s: float,
     deadline_s: float = 5.0,
     min_iou: float = 0.1,
+    spans: Mapping[str, tuple[int, int]] | None = None,
 ) -> FallReport:
-    """Match ``alerts`` to ``episodes`` and count (module docstring)."""
+    """Match ``alerts`` to ``episodes`` and count (module docstring); with ``spans``
+    (:func:`annotated_spans` of the replayed recordings) also the false alerts within them."""
     deadline_ms = deadline_s * 1000.0
     used: set[int] = set()
     delays: list[float] = []
@@ -205,13 +234,24 @@ def score_alerts(
             delays.append(max(0.0, (min(in_time) - ep.start_ms) / 1000.0))
         else:
             missed.append(f"{ep.recording_id}:{ep.track_id}@{ep.start_ms}")
+    in_span = annotated = None
+    if spans is not None:
+        unused = [a for i, a in enumerate(alerts) if i not in used]
+        in_span = sum(
+            1 for a in unused if a.recording_id in spans and _within(a.raised_ms, spans[a.recording_id])
+        )
+        annotated = sum(hi - lo for lo, hi in spans.values()) / 3.6e6
     return FallReport(
         min_duration_s, deadline_s, len(episodes), len(delays), tuple(delays), tuple(missed),
-        len(alerts), len(alerts) - len(used), sensor_hours,
+        len(alerts), len(alerts) - len(used), sensor_hours, in_span, annotated,
     )  # fmt: skip
 
 
-FALL_RULE_SECONDS = (0.0, 2.0, 5.0, 10.0)
+def _within(t: int, span: tuple[int, int]) -> bool:
+    return span[0] <= t <= span[1]
+
+
+FALL_RULE_SECONDS = (0.0, 1.0, 2.0, 5.0, 10.0)
 """The alert rules ``eval`` reports (seconds of lying with risk before an alert, ``lying_min_s``)."""
 
 
@@ -226,9 +266,9 @@ def fall_alert_reports(
         rec = data.recordings[rid]
         results += predictor.replay(rid, rec.timestamps, raw_frames(rec.frames, rec.valid))
         hours += float(rec.timestamps[-1] - rec.timestamps[0]) / 3.6e6
-    episodes = lying_episodes(test_kfs)
+    episodes, spans = lying_episodes(test_kfs), annotated_spans(test_kfs)
     return [
-        score_alerts(episodes, alerts_from_classifications(results, s), hours, s).to_dict()
+        score_alerts(episodes, alerts_from_classifications(results, s), hours, s, spans=spans).to_dict()
         for s in FALL_RULE_SECONDS
     ]
 
@@ -240,11 +280,14 @@ def fall_alerts_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
     first = reports[0]
     lines = [
         "\n## Fall alerts (live pipeline replayed over the test recordings)\n",
-        f"{first['episodes']} annotated lying-with-risk episodes, {first['sensor_hours']:.3f} sensor-hours; "
+        f"{first['episodes']} annotated lying-with-risk episodes, {first['sensor_hours']:.3f} sensor-hours "
+        f"({_hours(first.get('annotated_hours'))} of them between a recording's first and last keyframe); "
         f"an episode counts as alerted when an alert on that person is raised within {first['deadline_s']:g} s "
-        "of its first annotated keyframe (thermact.inference.falls).\n",
-        "| lying_min_s | episodes alerted in time | median delay (s) | alerts | false alerts | false alerts / sensor-hour |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "of its first annotated keyframe; the last column counts only the false alerts raised in annotated "
+        "time (thermact.inference.falls).\n",
+        "| lying_min_s | episodes alerted in time | median delay (s) | alerts | false alerts | false alerts / sensor-hour "
+        "| in annotated time: false alerts / hour |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in reports:
         share = "N/A" if r["share_alerted"] is None else f"{r['share_alerted']:.0%}"
@@ -252,6 +295,15 @@ def fall_alerts_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
         rate = "N/A" if r["false_alerts_per_hour"] is None else f"{r['false_alerts_per_hour']:.1f}"
         lines.append(
             f"| {r['min_duration_s']:g} | {r['alerted_in_time']}/{r['episodes']} ({share}) | {delay} | "
-            f"{r['alerts']} | {r['false_alerts']} | {rate} |"
+            f"{r['alerts']} | {r['false_alerts']} | {rate} | {_annotated_rate(r)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _hours(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:.3f}"
+
+
+def _annotated_rate(report: Mapping[str, Any]) -> str:
+    count, rate = report.get("false_alerts_annotated"), report.get("false_alerts_per_annotated_hour")
+    return "N/A" if count is None or rate is None else f"{count} / {rate:.1f}"
