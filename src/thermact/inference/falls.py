@@ -18,8 +18,8 @@ an alert belonging to it was raised no later than ``start + deadline_s``; its de
 ``max(0, raised - start)`` of the earliest such alert. An alert belonging to no episode is a
 *false alert*. Rates are per sensor-hour of the replayed recordings.
 
-Annotated time: the keyframes of a recording cover only part of it (in ``thermal_v2`` about the
-middle 60 s of each 84 s recording), and an alert raised where nobody labelled the frames cannot be
+Annotated time: the keyframes of a recording cover only part of it (in ``thermal_v2`` the first
+and last ~13 s of most recordings carry no keyframe), and an alert raised where nobody labelled the frames cannot be
 judged — the person may well be lying. So each report also counts the false alerts raised within
 the *annotated span* of their recording (first to last keyframe, :func:`annotated_spans`) per hour
 of those spans.
@@ -236,19 +236,18 @@ def score_alerts(
             missed.append(f"{ep.recording_id}:{ep.track_id}@{ep.start_ms}")
     in_span = annotated = None
     if spans is not None:
-        unused = [a for i, a in enumerate(alerts) if i not in used]
         in_span = sum(
-            1 for a in unused if a.recording_id in spans and _within(a.raised_ms, spans[a.recording_id])
+            1
+            for i, a in enumerate(alerts)
+            if i not in used
+            and a.recording_id in spans
+            and spans[a.recording_id][0] <= a.raised_ms <= spans[a.recording_id][1]
         )
         annotated = sum(hi - lo for lo, hi in spans.values()) / 3.6e6
     return FallReport(
         min_duration_s, deadline_s, len(episodes), len(delays), tuple(delays), tuple(missed),
         len(alerts), len(alerts) - len(used), sensor_hours, in_span, annotated,
     )  # fmt: skip
-
-
-def _within(t: int, span: tuple[int, int]) -> bool:
-    return span[0] <= t <= span[1]
 
 
 FALL_RULE_SECONDS = (0.0, 1.0, 2.0, 5.0, 10.0)
